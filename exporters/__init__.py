@@ -1,0 +1,42 @@
+"""Exporters: one module per static form (route). Route modules import their framework lazily."""
+
+from __future__ import annotations
+
+import importlib
+
+from exporters.base import Artifact, ExportContext, ExportResult, Route, Strategy
+
+__all__ = [
+    "ROUTE_MODULES",
+    "Artifact",
+    "ExportContext",
+    "ExportResult",
+    "Route",
+    "Strategy",
+    "default_routes",
+    "get_route",
+    "routes_for",
+]
+
+#: (framework, route name) -> module defining ROUTE; in the order routes run
+ROUTE_MODULES: dict[tuple[str, str], str] = {
+    ("torch", "torchscript-trace"): "exporters.torchscript_trace",
+    ("torch", "torchscript-script"): "exporters.torchscript_script",
+    ("torch", "torch-export"): "exporters.torch_export",
+    ("torch", "torch-compile"): "exporters.torch_compile",
+    ("torch", "aot-inductor"): "exporters.aot_inductor",
+    ("torch", "onnx"): "exporters.onnx_torch",
+}
+
+
+def get_route(framework: str, name: str) -> Route:
+    route: Route = importlib.import_module(ROUTE_MODULES[(framework, name)]).ROUTE
+    return route
+
+
+def routes_for(framework: str) -> list[Route]:
+    return [get_route(fw, name) for fw, name in ROUTE_MODULES if fw == framework]
+
+
+def default_routes(framework: str) -> list[str]:
+    return [r.name for r in routes_for(framework) if r.default]

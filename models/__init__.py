@@ -1,0 +1,1 @@
+"""The built-in zoo. Each model is a factory (`module:callable`) plus an entry in graphmint.toml."""

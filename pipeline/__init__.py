@@ -1,0 +1,42 @@
+"""graphmint: export eager models to static graphs and prove, from disk, that they compute the same thing.
+
+Importing this package loads neither PyTorch nor TensorFlow; frameworks load when a model needs them.
+"""
+
+from pipeline.config import load_config
+from pipeline.errors import (
+    ConfigError,
+    GraphmintError,
+    InputMismatchError,
+    ModelLoadError,
+    SpecError,
+    UsageError,
+)
+from pipeline.inputs import GridPoint, make_inputs, shape_grid
+from pipeline.results import ModelResult, RouteResult
+from pipeline.run import RunOptions, run_model, run_models
+from pipeline.specs import DimRange, InputSpec, ModelSpec, ValueRange, make_model_spec, parse_input_spec
+
+__all__ = [
+    "ConfigError",
+    "DimRange",
+    "GraphmintError",
+    "GridPoint",
+    "InputMismatchError",
+    "InputSpec",
+    "ModelLoadError",
+    "ModelResult",
+    "ModelSpec",
+    "RouteResult",
+    "RunOptions",
+    "SpecError",
+    "UsageError",
+    "ValueRange",
+    "load_config",
+    "make_inputs",
+    "make_model_spec",
+    "parse_input_spec",
+    "run_model",
+    "run_models",
+    "shape_grid",
+]

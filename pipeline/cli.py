@@ -1,0 +1,130 @@
+"""The `graphmint` command: a thin layer over pipeline.run, pipeline.config and exporters."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from pipeline.errors import UsageError
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="graphmint", description="Export eager models to static graphs and prove they match.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    export = sub.add_parser("export", help="export and check one model given as module:callable")
+    export.add_argument("ref", help="module:callable returning the eager model")
+    export.add_argument("--input", action="append", default=[], metavar="SPEC",
+                        help="an input, name:dtype[d0,d1,...] (repeat for several)")
+    export.add_argument("--dim", action="append", default=[], metavar="N=A..B",
+                        help="range of a dynamic dim, inclusive; N=A..B@E also picks the traced size")
+    export.add_argument("--range", action="append", default=[], metavar="N=A..B",
+                        help="value range of an integer input, inclusive")
+    export.add_argument("--routes", type=_csv, help="comma-separated routes (default: the framework's)")
+    export.add_argument("--name", help="folder name under --out (default: the callable's name)")
+    export.add_argument("--seed", type=int, default=0, help="seed for weights and inputs (default 0)")
+    export.add_argument("--out", type=Path, default=Path("artifacts"), help="output folder (default artifacts/)")
+
+    run = sub.add_parser("run", help="run every model of a config (default graphmint.toml)")
+    run.add_argument("config", nargs="?", type=Path, default=Path("graphmint.toml"))
+    run.add_argument("--models", type=_csv, help="comma-separated model names (default: all)")
+    run.add_argument("--routes", type=_csv, help="comma-separated routes, replacing each model's own")
+    run.add_argument("--out", type=Path, default=Path("artifacts"), help="output folder (default artifacts/)")
+
+    lst = sub.add_parser("list", help="list a config's models and every framework's routes")
+    lst.add_argument("config", nargs="?", type=Path, default=Path("graphmint.toml"))
+    return parser
+
+
+def _report(results: Sequence[object]) -> int:
+    from pipeline.summary import summary_table
+
+    print(summary_table(results))  # type: ignore[arg-type]
+    return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED  # type: ignore[attr-defined]
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from pipeline.progress import ConsoleProgress
+    from pipeline.run import RunOptions, run_model
+    from pipeline.specs import make_model_spec
+
+    if not args.input:
+        raise UsageError("no --input given: declare each model input, e.g. --input x:float32[batch,10]")
+    name = args.name or args.ref.partition(":")[2].split(".")[-1] or "model"
+    spec = make_model_spec(name=name, ref=args.ref, inputs=args.input, dims=args.dim, ranges=args.range,
+                           seed=args.seed)
+    result = run_model(spec, RunOptions(out=args.out, routes=args.routes), ConsoleProgress())
+    return _report([result])
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.config import load_config
+    from pipeline.progress import ConsoleProgress
+    from pipeline.run import RunOptions, run_models
+
+    specs = load_config(args.config)
+    if args.models:
+        known = {s.name for s in specs}
+        unknown = [m for m in args.models if m not in known]
+        if unknown:
+            raise UsageError(f"unknown model(s) {', '.join(unknown)}; the config has: {', '.join(sorted(known))}")
+        specs = [s for s in specs if s.name in args.models]
+    results = run_models(specs, RunOptions(out=args.out, routes=args.routes), ConsoleProgress())
+    return _report(results)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from exporters import ROUTE_MODULES, get_route
+    from pipeline.config import load_config
+
+    print("routes:")
+    for framework, name in ROUTE_MODULES:
+        route = get_route(framework, name)
+        flag = "" if route.default else " (opt-in)"
+        print(f"  {framework:<10} {name:<20} {route.description}{flag}")
+    if args.config.exists():
+        print(f"models ({args.config}):")
+        for spec in load_config(args.config):
+            routes = ",".join(spec.routes) if spec.routes else "default routes"
+            print(f"  {spec.name:<18} {spec.ref:<40} {' '.join(map(str, spec.inputs))}  [{routes}]")
+    return EXIT_OK
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code (0 passed, 1 a route failed, 2 bad usage or input)."""
+    signal.signal(signal.SIGTERM, _terminate)  # unwind (and clean staging) on `kill`, as on Ctrl-C
+    try:
+        args = build_parser().parse_args(argv)
+        handler = {"export": cmd_export, "run": cmd_run, "list": cmd_list}[args.command]
+        return handler(args)
+    except UsageError as exc:
+        print(f"graphmint: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("graphmint: interrupted; nothing was published for the model in progress", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

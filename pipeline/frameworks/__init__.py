@@ -1,0 +1,87 @@
+"""Framework adapters: the few things the pipeline must do differently for PyTorch and TensorFlow.
+
+Adapters import their framework lazily, and `detect` only looks at frameworks the user's code has
+already imported, so a PyTorch model never makes graphmint import TensorFlow (and vice versa).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+
+__all__ = ["FRAMEWORKS", "Framework", "detect", "get_framework", "imported_frameworks", "package_versions"]
+
+
+def package_versions(*names: str) -> dict[str, str]:
+    """Installed versions of the named distributions (those not installed are left out)."""
+    found: dict[str, str] = {}
+    for name in names:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+class Framework(ABC):
+    """What the pipeline needs from a deep-learning framework."""
+
+    name: str
+    #: distributions reported in the manifest's "versions"
+    packages: tuple[str, ...]
+
+    @abstractmethod
+    def owns(self, obj: Any) -> bool:
+        """Whether `obj` is a model of this framework (called only when one of `modules` is imported)."""
+
+    @abstractmethod
+    def seeded(self, seed: int) -> AbstractContextManager[None]:
+        """Make weight initialisation inside the block deterministic."""
+
+    @abstractmethod
+    def prepare(self, model: Any) -> Any:
+        """Put a freshly built model in inference mode."""
+
+    @abstractmethod
+    def run_eager(self, model: Any, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run the eager model; outputs flattened in a stable order and named."""
+
+    def versions(self) -> dict[str, str]:
+        return package_versions(*self.packages)
+
+
+#: name -> (adapter "module:class", top-level modules whose import means user code may hold its models)
+_ADAPTERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "torch": ("pipeline.frameworks.torch_fw:TorchFramework", ("torch",)),
+    "tensorflow": ("pipeline.frameworks.tensorflow_fw:TensorFlowFramework", ("tensorflow", "keras")),
+}
+FRAMEWORKS = tuple(_ADAPTERS)
+_cache: dict[str, Framework] = {}
+
+
+def get_framework(name: str) -> Framework:
+    if name not in _cache:
+        module, _, attr = _ADAPTERS[name][0].partition(":")
+        _cache[name] = getattr(importlib.import_module(module), attr)()
+    return _cache[name]
+
+
+def _imported(name: str) -> bool:
+    return any(m in sys.modules for m in _ADAPTERS[name][1])
+
+
+def imported_frameworks() -> list[Framework]:
+    """The frameworks that user code has imported so far."""
+    return [get_framework(name) for name in FRAMEWORKS if _imported(name)]
+
+
+def detect(obj: Any) -> Framework | None:
+    """The framework `obj` belongs to, among those already imported; None if it is no model."""
+    return next((fw for fw in imported_frameworks() if fw.owns(obj)), None)

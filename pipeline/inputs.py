@@ -1,0 +1,65 @@
+"""The shape grid every artifact is checked on, and seeded, dtype-aware example inputs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pipeline.specs import InputSpec, ModelSpec
+
+__all__ = ["GridPoint", "make_inputs", "shape_grid"]
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """One set of sizes for the dynamic dims. `varied` names the dim moved off its example size."""
+
+    label: str
+    sizes: dict[str, int] = field(default_factory=dict)
+    varied: str | None = None
+
+
+def _is_prime(n: int) -> bool:
+    return n >= 2 and all(n % k for k in range(2, int(n**0.5) + 1))
+
+
+def _prime_between(low: int, high: int) -> int | None:
+    """The largest prime strictly inside (low, high), searched downward from the midpoint."""
+    for n in range((low + high) // 2, low, -1):
+        if low < n < high and _is_prime(n):
+            return n
+    return None
+
+
+def shape_grid(spec: ModelSpec) -> list[GridPoint]:
+    """The example point, then for each dynamic dim: its min, max, 1 and a prime in between.
+
+    Every other dynamic dim stays at its example size, so a failure points at one dimension.
+    """
+    examples = {d: r.example for d, r in spec.dims.items()}
+    points = [GridPoint("example", dict(examples))]
+    for dim, r in spec.dims.items():
+        candidates = [r.min, r.max, 1, _prime_between(r.min, r.max)]
+        sizes = sorted({c for c in candidates if c is not None and r.min <= c <= r.max} - {r.example})
+        for size in sizes:
+            points.append(GridPoint(f"{dim}={size}", {**examples, dim: size}, varied=dim))
+    return points
+
+
+def _generate(spec: InputSpec, shape: tuple[int, ...], low_high: tuple[int, int], rng: np.random.Generator):
+    if spec.dtype == "bool":
+        return rng.random(shape) < 0.5
+    if spec.dtype.startswith(("int", "uint")):
+        low, high = low_high
+        return rng.integers(low, high, size=shape, endpoint=True).astype(spec.dtype)
+    return rng.standard_normal(shape).astype(spec.dtype)
+
+
+def make_inputs(spec: ModelSpec, point: GridPoint, index: int) -> dict[str, np.ndarray]:
+    """Inputs for grid point number `index`: the same seed and point always give the same arrays."""
+    rng = np.random.default_rng([spec.seed, index])
+    return {
+        i.name: _generate(i, spec.shape_at(i, point.sizes), spec.value_range(i.name), rng)
+        for i in spec.inputs
+    }

@@ -1,0 +1,70 @@
+"""Resolve a `module:callable` reference and build the eager model it returns."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+from contextlib import ExitStack
+from typing import Any
+
+from pipeline.errors import ModelLoadError
+from pipeline.frameworks import Framework, detect, imported_frameworks
+
+__all__ = ["build_model", "resolve_callable"]
+
+
+def resolve_callable(ref: str) -> Callable[[], Any]:
+    """Import `module:callable` (module from the current directory or PYTHONPATH)."""
+    module_name, sep, attr = ref.partition(":")
+    if not sep or not module_name or not attr:
+        raise ModelLoadError(f"model reference {ref!r} is not of the form module:callable (e.g. mymodels:build)")
+    if "" not in sys.path:
+        sys.path.insert(0, "")  # the current directory, as `python -m` would have it
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise ModelLoadError(
+                f"cannot import module {module_name!r} of {ref!r}: run from the folder that holds it "
+                "or add that folder to PYTHONPATH"
+            ) from None
+        raise ModelLoadError(f"importing {module_name!r} failed: {exc}") from None
+    except Exception as exc:
+        raise ModelLoadError(f"importing {module_name!r} raised {type(exc).__name__}: {exc}") from None
+    target: Any = module
+    for part in attr.split("."):
+        if not hasattr(target, part):
+            raise ModelLoadError(f"module {module_name!r} has no attribute {attr!r} (from {ref!r})")
+        target = getattr(target, part)
+    if not callable(target):
+        raise ModelLoadError(f"{ref!r} is not callable: it should be a function or class returning a model")
+    fn: Callable[[], Any] = target
+    return fn
+
+
+def build_model(ref: str, seed: int) -> tuple[Framework, Any]:
+    """Call the model factory with every imported framework's RNG seeded; return (framework, model)."""
+    factory = resolve_callable(ref)
+    frameworks = imported_frameworks()
+    model = _call(factory, ref, frameworks, seed)
+    framework = detect(model)
+    if framework is not None and framework not in frameworks:
+        # the factory imported its framework itself: build again, now that its RNG can be seeded
+        model = _call(factory, ref, [framework], seed)
+    if framework is None:
+        raise ModelLoadError(
+            f"{ref!r} returned a {type(model).__module__}.{type(model).__qualname__}, not a model: "
+            "it must return a torch.nn.Module, a keras.Model or a tf.Module"
+        )
+    return framework, framework.prepare(model)
+
+
+def _call(factory: Callable[[], Any], ref: str, frameworks: list[Framework], seed: int) -> Any:
+    try:
+        with ExitStack() as stack:
+            for framework in frameworks:
+                stack.enter_context(framework.seeded(seed))
+            return factory()
+    except Exception as exc:
+        raise ModelLoadError(f"calling {ref!r} raised {type(exc).__name__}: {exc}") from None

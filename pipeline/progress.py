@@ -1,0 +1,61 @@
+"""Progress as a run goes: one line per model × route on stderr."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from pipeline.results import ModelResult, RouteResult
+
+__all__ = ["ConsoleProgress", "Progress", "SilentProgress"]
+
+
+class Progress:
+    """Hooks the pipeline calls; the base class does nothing."""
+
+    def model_started(self, model: str, framework: str, routes: list[str]) -> None: ...
+
+    def route_started(self, model: str, route: str) -> None: ...
+
+    def route_finished(self, model: str, result: RouteResult) -> None: ...
+
+    def model_finished(self, result: ModelResult) -> None: ...
+
+
+SilentProgress = Progress
+
+
+class ConsoleProgress(Progress):
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.total = 0
+        self.index = 0
+        self.started = 0.0
+
+    def _write(self, text: str) -> None:
+        self.stream.write(text)
+        self.stream.flush()
+
+    def model_started(self, model: str, framework: str, routes: list[str]) -> None:
+        self.total, self.index = len(routes), 0
+        self._write(f"{model} ({framework}): {', '.join(routes)}\n")
+
+    def route_started(self, model: str, route: str) -> None:
+        self.index += 1
+        self.started = time.perf_counter()
+        self._write(f"  [{self.index}/{self.total}] {model} × {route} ... ")
+
+    def route_finished(self, model: str, result: RouteResult) -> None:
+        line = f"{result.status} ({result.seconds:.1f}s)"
+        if result.max_abs_error is not None and result.status == "passed":
+            line += f" max abs err {result.max_abs_error:.2e}"
+        if result.status != "passed" and result.reason:
+            line += f": {result.reason}"
+        elif result.rejected:
+            line += f" [fallback: {result.exporter}]"
+        self._write(line + "\n")
+
+    def model_finished(self, result: ModelResult) -> None:
+        where = f"published to {result.published}" if result.published else "not published (a route failed)"
+        self._write(f"  {result.name}: {where}\n")

@@ -1,0 +1,100 @@
+"""Typed results of a run: one per route, one per model. Formatting lives in pipeline.summary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from validators.results import ArtifactCheck
+
+__all__ = ["STATUSES", "FileEntry", "ModelResult", "RouteResult"]
+
+#: every status a route can end in; skipped counts as a success when it carries a reason
+STATUSES = ("passed", "failed", "error", "skipped")
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str
+    sha256: str
+    bytes: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "sha256": self.sha256, "bytes": self.bytes}
+
+
+@dataclass
+class RouteResult:
+    """How one route went. `stage` names the step that decided a non-passing status."""
+
+    route: str
+    status: str
+    stage: str = ""
+    reason: str = ""
+    exporter: str | None = None
+    files: list[FileEntry] = field(default_factory=list)
+    check: ArtifactCheck | None = None
+    #: candidates of the fallback chain that were tried and rejected, in order
+    rejected: list[dict[str, str]] = field(default_factory=list)
+    atol: float | None = None
+    rtol: float | None = None
+    seconds: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "passed" or (self.status == "skipped" and bool(self.reason))
+
+    @property
+    def max_abs_error(self) -> float | None:
+        return self.check.max_abs_error if self.check else None
+
+    @property
+    def max_rel_error(self) -> float | None:
+        return self.check.max_rel_error if self.check else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "route": self.route,
+            "status": self.status,
+            "stage": self.stage,
+            "exporter": self.exporter,
+            "files": [f.to_json() for f in self.files],
+            "max_abs_error": self.max_abs_error,
+            "max_rel_error": self.max_rel_error,
+            "atol": self.atol,
+            "rtol": self.rtol,
+            "reason": self.reason,
+            "rejected": self.rejected,
+            "seconds": round(self.seconds, 3),
+            **self.details,
+            "checks": self.check.to_json() if self.check else None,
+        }
+
+
+@dataclass
+class ModelResult:
+    """A model's run: its interface, the versions it ran with, every route's result."""
+
+    name: str
+    framework: str
+    inputs: list[dict[str, Any]]
+    outputs: list[dict[str, Any]]
+    versions: dict[str, str]
+    routes: list[RouteResult] = field(default_factory=list)
+    published: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.routes)
+
+    def manifest(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "framework": self.framework,
+            "inputs": self.inputs,
+            "outputs": self.outputs,
+            "versions": self.versions,
+            "routes": [r.to_json() for r in self.routes],
+        }

@@ -1,0 +1,223 @@
+"""The stage sequence: build → reference outputs → export each route → check it from disk → publish."""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exporters import ROUTE_MODULES, ExportContext, Route, default_routes, get_route
+from exporters.base import first_line
+from pipeline.errors import InputMismatchError, SpecError
+from pipeline.frameworks import Framework
+from pipeline.inputs import make_inputs, shape_grid
+from pipeline.loader import build_model
+from pipeline.progress import Progress, SilentProgress
+from pipeline.publish import Staging, hash_files
+from pipeline.results import ModelResult, RouteResult
+from pipeline.specs import ModelSpec
+from validators.check import Case, check_artifact
+
+__all__ = ["RunOptions", "reference_cases", "resolve_routes", "run_model", "run_models"]
+
+GRAPHMINT_VERSION = "0.1.0"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Where results go and which routes run (None: each model's own list, else the defaults)."""
+
+    out: Path = Path("artifacts")
+    routes: tuple[str, ...] | None = None
+
+
+def resolve_routes(spec: ModelSpec, framework: Framework, requested: Sequence[str] | None) -> list[Route]:
+    names = list(requested) if requested is not None else list(spec.routes or default_routes(framework.name))
+    known = [name for fw, name in ROUTE_MODULES if fw == framework.name]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SpecError(
+            f"unknown route {', '.join(map(repr, unknown))} for a {framework.name} model; "
+            f"choose from: {', '.join(known)}"
+        )
+    return [get_route(framework.name, n) for n in dict.fromkeys(names)]
+
+
+def reference_cases(spec: ModelSpec, framework: Framework, model: Any) -> list[Case]:
+    """Seeded inputs at every grid point, and the eager model's outputs on them."""
+    cases = []
+    for index, point in enumerate(shape_grid(spec)):
+        feeds = make_inputs(spec, point, index)
+        try:
+            expected = framework.run_eager(model, feeds)
+        except Exception as exc:
+            shapes = ", ".join(f"{k}{list(v.shape)}:{v.dtype}" for k, v in feeds.items())
+            if index == 0:
+                raise InputMismatchError(
+                    f"model {spec.name!r} rejects its declared inputs ({shapes}): {first_line(exc)}; "
+                    "fix the --input specs to match what the model's forward takes"
+                ) from None
+            raise InputMismatchError(
+                f"model {spec.name!r} fails eagerly at {point.label} ({shapes}): {first_line(exc)}; "
+                "narrow that dim's range with --dim NAME=MIN..MAX"
+            ) from None
+        cases.append(Case(point.label, point.sizes, point.varied, feeds, expected))
+    return cases
+
+
+def _output_specs(spec: ModelSpec, cases: Sequence[Case]) -> list[dict[str, Any]]:
+    """Output names, dtypes and shapes; an axis that follows a dynamic input dim takes its name."""
+    outputs = []
+    for name, first in cases[0].expected.items():
+        shape: list[int | str] = []
+        for axis, size in enumerate(first.shape):
+            sizes = [c.expected[name].shape[axis] for c in cases]
+            if len(set(sizes)) == 1:
+                shape.append(size)
+                continue
+            match = next((d for d in spec.dims if all(c.sizes[d] == s for c, s in zip(cases, sizes))), None)
+            shape.append(match or f"{name}_dim{axis}")
+        outputs.append({"name": name, "dtype": str(first.dtype), "shape": shape})
+    return outputs
+
+
+def _export_context(spec: ModelSpec, framework: Framework, model: Any, cases: Sequence[Case]) -> ExportContext:
+    dynamic_axes = {
+        i.name: {a: (d, spec.dims[d].min, spec.dims[d].max) for a, d in enumerate(i.dims) if isinstance(d, str)}
+        for i in spec.inputs
+    }
+    return ExportContext(
+        model=model,
+        framework=framework.name,
+        workdir=Path(),
+        input_names=tuple(i.name for i in spec.inputs),
+        output_names=tuple(cases[0].expected),
+        example_inputs=cases[0].feeds,
+        dynamic_axes={k: v for k, v in dynamic_axes.items() if v},
+        dtypes={i.name: i.dtype for i in spec.inputs},
+    )
+
+
+def _fresh(path: Path) -> Path:
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path
+
+
+def run_route(route: Route, spec: ModelSpec, base: ExportContext, cases: Sequence[Case], root: Path) -> RouteResult:
+    """Try the route's strategies in order until one's artifact passes its check from disk."""
+    start = time.perf_counter()
+    workdir = root / route.name
+    ctx = ExportContext(**{**base.__dict__, "workdir": workdir, "route": route.name})
+    first_output, first_dtype = next(iter((k, str(v.dtype)) for k, v in cases[0].expected.items()))
+    tol = spec.tolerances.resolve(route.name, first_output, first_dtype)
+    result = RouteResult(route=route.name, status="error", stage="export", atol=tol.atol, rtol=tol.rtol)
+
+    def tolerance_for(output: str, dtype: str) -> Any:
+        return spec.tolerances.resolve(route.name, output, dtype)
+
+    for label, strategy in route.strategies:
+        _fresh(workdir)
+        exported = strategy(ctx)
+        if exported.artifact is None:
+            if exported.skipped:
+                result.status, result.stage, result.reason = "skipped", "export", exported.error or ""
+                break
+            result.rejected.append({"exporter": label, "stage": "export", "reason": exported.error or ""})
+            result.status, result.stage = "error", "export"
+            continue
+        artifact = exported.artifact
+        check = check_artifact(artifact, cases, tolerance_for)
+        result.check, result.exporter = check, artifact.exporter
+        result.details = {k: v for k, v in artifact.details.items() if v is not None}
+        if check.status == "passed":
+            result.status, result.stage = "passed", ""
+            result.files = hash_files(root, workdir)
+            break
+        result.rejected.append({"exporter": label, "stage": check.stage, "reason": check.reason})
+        result.status, result.stage = check.status, check.stage
+    if result.status != "passed":
+        shutil.rmtree(workdir, ignore_errors=True)
+        if result.status != "skipped":
+            result.reason = "; ".join(f"{r['exporter']}: {r['reason']}" for r in result.rejected)
+            if len(result.rejected) == 1:
+                result.reason = result.rejected[0]["reason"]
+    elif result.rejected:
+        rejected = "; ".join(f"{r['exporter']} rejected at {r['stage']}: {r['reason']}" for r in result.rejected)
+        result.reason = f"fallback used: {rejected}"
+    result.seconds = time.perf_counter() - start
+    return _apply_known_failure(spec, result)
+
+
+def _apply_known_failure(spec: ModelSpec, result: RouteResult) -> RouteResult:
+    why = spec.known_failures.get(result.route)
+    if why is None:
+        return result
+    if result.status == "passed":
+        result.reason = f"listed as a known failure ({why}) but passed: remove it from known_failures"
+        return result
+    observed = f"{result.stage}: {result.reason}" if result.reason else result.stage
+    result.status, result.reason = "skipped", f"known limitation: {why} (observed at {observed})"
+    return result
+
+
+def run_model(spec: ModelSpec, options: RunOptions = RunOptions(), progress: Progress | None = None) -> ModelResult:
+    """Build one model, run every route, publish the passing artifacts if no route failed.
+
+    Raises `UsageError` subclasses for a model or spec the user must fix; route failures are results.
+    """
+    progress = progress or SilentProgress()
+    framework, model = build_model(spec.ref, spec.seed)
+    routes = resolve_routes(spec, framework, options.routes)
+    cases = reference_cases(spec, framework, model)
+    versions = {"graphmint": GRAPHMINT_VERSION, "python": platform.python_version(), **framework.versions()}
+    result = ModelResult(
+        name=spec.name,
+        framework=framework.name,
+        inputs=[i.to_json() for i in spec.inputs],
+        outputs=_output_specs(spec, cases),
+        versions=versions,
+    )
+    base = _export_context(spec, framework, model, cases)
+    progress.model_started(spec.name, framework.name, [r.name for r in routes])
+    with Staging(options.out, spec.name) as staging:
+        assert staging.path is not None
+        for route in routes:
+            progress.route_started(spec.name, route.name)
+            route_result = run_route(route, spec, base, cases, staging.path)
+            result.routes.append(route_result)
+            progress.route_finished(spec.name, route_result)
+        if result.ok:
+            write_manifest(staging.path, result.manifest())
+            result.published = staging.commit()
+    progress.model_finished(result)
+    return result
+
+
+def write_manifest(folder: Path, manifest: Mapping[str, Any]) -> Path:
+    import json
+
+    path = folder / "manifest.json"
+    path.write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n")
+    return path
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
+
+
+def run_models(
+    specs: Sequence[ModelSpec], options: RunOptions = RunOptions(), progress: Progress | None = None
+) -> list[ModelResult]:
+    return [run_model(spec, options, progress) for spec in specs]

@@ -1,0 +1,233 @@
+"""Input specs (`x:float32[batch,10]`), dimension ranges (`batch=1..64`), value ranges and model specs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from pipeline.errors import SpecError
+from validators.tolerance import TolerancePolicy
+
+__all__ = [
+    "DTYPES",
+    "DimRange",
+    "InputSpec",
+    "ModelSpec",
+    "ValueRange",
+    "make_model_spec",
+    "parse_dim",
+    "parse_input_spec",
+    "parse_range",
+]
+
+DTYPES = ("float32", "float64", "float16", "int64", "int32", "int16", "int8", "uint8", "bool")
+DEFAULT_DIM_MIN = 1
+DEFAULT_DIM_MAX = 64
+DEFAULT_INT_RANGE = (0, 9)
+
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_INPUT_RE = re.compile(rf"^\s*({_NAME})\s*:\s*([a-z0-9]+)\s*\[(.*)\]\s*$")
+_RANGE_RE = re.compile(rf"^\s*({_NAME})\s*=\s*(-?\d+)\s*\.\.\s*(-?\d+)\s*(?:@\s*(\d+))?\s*$")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One model input: a name, a dtype and dims that are fixed sizes (int) or dynamic names (str)."""
+
+    name: str
+    dtype: str
+    dims: tuple[int | str, ...]
+
+    @property
+    def dynamic_dims(self) -> tuple[str, ...]:
+        return tuple(d for d in self.dims if isinstance(d, str))
+
+    def __str__(self) -> str:
+        return f"{self.name}:{self.dtype}[{','.join(str(d) for d in self.dims)}]"
+
+    def to_json(self) -> dict[str, object]:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.dims)}
+
+
+@dataclass(frozen=True)
+class DimRange:
+    """Inclusive range of a dynamic dimension and the size used to trace/export (`example`)."""
+
+    name: str
+    min: int
+    max: int
+    example: int
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.min}..{self.max}@{self.example}"
+
+
+@dataclass(frozen=True)
+class ValueRange:
+    """Inclusive range of the values generated for an integer input."""
+
+    name: str
+    low: int
+    high: int
+
+
+def parse_input_spec(text: str) -> InputSpec:
+    """Parse `name:dtype[d0,d1,...]`; an integer is a fixed size, a name a dynamic dimension."""
+    match = _INPUT_RE.match(text)
+    if not match:
+        raise SpecError(
+            f"input spec {text!r} does not parse: write it as name:dtype[d0,d1,...], "
+            "e.g. x:float32[batch,10]"
+        )
+    name, dtype, body = match.groups()
+    if dtype not in DTYPES:
+        raise SpecError(f"input spec {text!r}: unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}")
+    dims: list[int | str] = []
+    for raw in (part.strip() for part in body.split(",")) if body.strip() else ():
+        if re.fullmatch(r"\d+", raw):
+            if int(raw) < 1:
+                raise SpecError(f"input spec {text!r}: fixed dimension sizes must be >= 1")
+            dims.append(int(raw))
+        elif re.fullmatch(_NAME, raw):
+            dims.append(raw)
+        else:
+            raise SpecError(
+                f"input spec {text!r}: dimension {raw!r} is neither a size nor a name (e.g. batch)"
+            )
+    return InputSpec(name=name, dtype=dtype, dims=tuple(dims))
+
+
+def _parse_pair(text: str, what: str, example: str) -> tuple[str, int, int, int | None]:
+    match = _RANGE_RE.match(text)
+    if not match:
+        raise SpecError(f"{what} {text!r} does not parse: write it as {example}")
+    name, low, high, at = match.groups()
+    if int(low) > int(high):
+        raise SpecError(f"{what} {text!r}: the lower bound is above the upper bound")
+    return name, int(low), int(high), None if at is None else int(at)
+
+
+def parse_dim(text: str) -> tuple[str, int, int, int | None]:
+    """Parse `name=min..max` or `name=min..max@example` (bounds inclusive)."""
+    name, low, high, example = _parse_pair(text, "dimension range", "batch=1..64 (or batch=1..64@8)")
+    if low < 1:
+        raise SpecError(f"dimension range {text!r}: sizes start at 1")
+    if example is not None and not low <= example <= high:
+        raise SpecError(f"dimension range {text!r}: the example size {example} is outside {low}..{high}")
+    return name, low, high, example
+
+
+def parse_range(text: str) -> ValueRange:
+    """Parse `name=low..high` (both inclusive) for an integer input's values."""
+    name, low, high, at = _parse_pair(text, "value range", "ids=0..999")
+    if at is not None:
+        raise SpecError(f"value range {text!r}: '@' only applies to dimension ranges")
+    return ValueRange(name=name, low=low, high=high)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything graphmint needs to build, export and check one model."""
+
+    name: str
+    ref: str
+    inputs: tuple[InputSpec, ...]
+    dims: Mapping[str, DimRange]
+    ranges: Mapping[str, ValueRange] = field(default_factory=dict)
+    seed: int = 0
+    routes: tuple[str, ...] | None = None
+    tolerances: TolerancePolicy = field(default_factory=TolerancePolicy)
+    known_failures: Mapping[str, str] = field(default_factory=dict)
+
+    def example_shape(self, spec: InputSpec) -> tuple[int, ...]:
+        return self.shape_at(spec, {})
+
+    def shape_at(self, spec: InputSpec, sizes: Mapping[str, int]) -> tuple[int, ...]:
+        return tuple(
+            d if isinstance(d, int) else sizes.get(d, self.dims[d].example) for d in spec.dims
+        )
+
+    def value_range(self, name: str) -> tuple[int, int]:
+        vr = self.ranges.get(name)
+        return (vr.low, vr.high) if vr else DEFAULT_INT_RANGE
+
+
+def _pick_examples(
+    names: Iterable[str], bounds: Mapping[str, tuple[int, int, int | None]], taken: set[int]
+) -> dict[str, int]:
+    """Give every dynamic dim an example size: the one asked for, else the smallest free size >= 2.
+
+    Distinct sizes keep exporters from unifying two dims that merely happen to be equal, and sizes
+    above 1 keep tracers from specializing on 0/1.
+    """
+    picked: dict[str, int] = {}
+    for name in names:
+        low, high, example = bounds[name]
+        if example is None:
+            example = max(low, 2)
+            while example in taken and example < high:
+                example += 1
+            example = min(example, high)
+        picked[name] = example
+        taken.add(example)
+    return picked
+
+
+def make_model_spec(
+    *,
+    name: str,
+    ref: str,
+    inputs: Iterable[str | InputSpec],
+    dims: Iterable[str] = (),
+    ranges: Iterable[str] = (),
+    seed: int = 0,
+    routes: Iterable[str] | None = None,
+    tolerances: TolerancePolicy | None = None,
+    known_failures: Mapping[str, str] | None = None,
+) -> ModelSpec:
+    """Parse and cross-check the pieces of a model spec (CLI flags or a config entry)."""
+    parsed = tuple(i if isinstance(i, InputSpec) else parse_input_spec(i) for i in inputs)
+    if not parsed:
+        raise SpecError(f"model {name!r} declares no inputs: add --input name:dtype[dims]")
+    seen: set[str] = set()
+    for spec in parsed:
+        if spec.name in seen:
+            raise SpecError(f"model {name!r}: input {spec.name!r} is declared twice")
+        seen.add(spec.name)
+    dynamic = list(dict.fromkeys(d for spec in parsed for d in spec.dynamic_dims))
+    bounds: dict[str, tuple[int, int, int | None]] = {
+        d: (DEFAULT_DIM_MIN, DEFAULT_DIM_MAX, None) for d in dynamic
+    }
+    for text in dims:
+        dim, low, high, example = parse_dim(text)
+        if dim not in bounds:
+            known = ", ".join(dynamic) or "none"
+            raise SpecError(
+                f"dimension range {text!r} names {dim!r}, which no input uses (dynamic dims: {known})"
+            )
+        bounds[dim] = (low, high, example)
+    fixed = {d for spec in parsed for d in spec.dims if isinstance(d, int)}
+    examples = _pick_examples(dynamic, bounds, set(fixed))
+    dim_ranges = {d: DimRange(d, bounds[d][0], bounds[d][1], examples[d]) for d in dynamic}
+    value_ranges: dict[str, ValueRange] = {}
+    by_name = {spec.name: spec for spec in parsed}
+    for text in ranges:
+        vr = parse_range(text)
+        target = by_name.get(vr.name)
+        if target is None:
+            raise SpecError(f"value range {text!r} names {vr.name!r}, which is not an input")
+        if not target.dtype.startswith(("int", "uint")):
+            raise SpecError(f"value range {text!r}: input {vr.name!r} is {target.dtype}, not an integer")
+        value_ranges[vr.name] = vr
+    return ModelSpec(
+        name=name,
+        ref=ref,
+        inputs=parsed,
+        dims=dim_ranges,
+        ranges=value_ranges,
+        seed=seed,
+        routes=None if routes is None else tuple(routes),
+        tolerances=tolerances or TolerancePolicy(),
+        known_failures=dict(known_failures or {}),
+    )

@@ -1,0 +1,41 @@
+"""The part all PyTorch runners share: numpy in, torch call, flattened numpy out."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from validators.base import Runner
+
+
+class TorchRunner(Runner):
+    """A runner whose artifact loads into a torch callable."""
+
+    def __init__(self, artifact: Any) -> None:
+        super().__init__(artifact)
+        self.fn: Callable[..., Any] | None = None
+
+    @abstractmethod
+    def load(self) -> Callable[..., Any]:
+        """Load the artifact from disk into something callable on tensors."""
+
+    def activate_impl(self) -> None:
+        import torch
+
+        self.runtime = f"torch {torch.__version__} CPU"
+        self.fn = self.load()
+
+    def deactivate_impl(self) -> None:
+        self.fn = None
+
+    def infer_impl(self, feeds: Mapping[str, np.ndarray]) -> list[Any]:
+        import torch
+
+        from pipeline.frameworks.torch_fw import flatten_torch_outputs, to_torch
+
+        assert self.fn is not None
+        with torch.inference_mode():
+            return list(flatten_torch_outputs(self.fn(*to_torch(feeds))).values())

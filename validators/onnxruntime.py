@@ -1,0 +1,57 @@
+"""Runner for ONNX files: onnx.checker, then ONNX Runtime on the CPU execution provider."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from validators.base import Runner
+
+
+class OnnxRuntimeRunner(Runner):
+    name = "onnxruntime"
+    providers = ("CPUExecutionProvider",)
+
+    def __init__(self, artifact: Any) -> None:
+        super().__init__(artifact)
+        self.session: Any = None
+
+    def activate_impl(self) -> None:
+        import onnx
+        import onnxruntime as ort
+
+        path = str(self.artifact.path)
+        onnx.checker.check_model(path, full_check=True)
+        self.notes.extend(frozen_dims(onnx.load(path, load_external_data=False), self.artifact))
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(path, options, providers=list(self.providers))
+        self.runtime = f"onnxruntime {ort.__version__} {self.providers[0]}"
+
+    def deactivate_impl(self) -> None:
+        self.session = None
+
+    def infer_impl(self, feeds: Mapping[str, np.ndarray]) -> list[Any]:
+        names = [i.name for i in self.session.get_inputs()]
+        if sorted(names) != sorted(feeds):
+            raise ValueError(f"the ONNX graph's inputs are {names}, the spec declares {list(feeds)}")
+        outputs: list[Any] = self.session.run(None, dict(feeds))
+        return outputs
+
+
+def frozen_dims(model: Any, artifact: Any) -> list[str]:
+    """Notes for every declared dynamic dim that the ONNX graph's inputs hold as a fixed number."""
+    declared: Mapping[str, Mapping[int, str]] = artifact.dynamic_axes
+    notes = []
+    for graph_input in model.graph.input:
+        axes = declared.get(graph_input.name, {})
+        shape = graph_input.type.tensor_type.shape.dim
+        for axis, dim_name in axes.items():
+            if axis < len(shape) and shape[axis].HasField("dim_value"):
+                notes.append(
+                    f"the ONNX graph froze dim {dim_name!r} of input {graph_input.name!r} "
+                    f"(axis {axis}) to {shape[axis].dim_value}"
+                )
+    return notes

@@ -1,0 +1,71 @@
+"""Typed validation results. They serialize to JSON; formatting lives elsewhere."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["ArtifactCheck", "OutputComparison", "PointCheck"]
+
+
+@dataclass
+class OutputComparison:
+    """One output of one artifact at one grid point, against the eager output."""
+
+    name: str
+    dtype: str
+    expected_dtype: str
+    shape: list[int]
+    expected_shape: list[int]
+    atol: float
+    rtol: float
+    max_abs_error: float | None = None
+    max_rel_error: float | None = None
+    mismatch_fraction: float | None = None
+    nan_count: int = 0
+    inf_count: int = 0
+    passed: bool = False
+    message: str = ""
+
+
+@dataclass
+class PointCheck:
+    """One grid point: status 'passed', 'failed' (numbers off) or 'error' (it did not run)."""
+
+    label: str
+    sizes: dict[str, int]
+    status: str
+    seconds: float = 0.0
+    outputs: list[OutputComparison] = field(default_factory=list)
+    reason: str = ""
+
+
+@dataclass
+class ArtifactCheck:
+    """An artifact loaded by one runner and checked on the whole grid."""
+
+    runner: str
+    runtime: str
+    status: str
+    stage: str
+    reason: str = ""
+    points: list[PointCheck] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def _worst(self, attr: str) -> float | None:
+        values = [getattr(o, attr) for p in self.points for o in p.outputs if getattr(o, attr) is not None]
+        return max(values) if values else None
+
+    @property
+    def max_abs_error(self) -> float | None:
+        return self._worst("max_abs_error")
+
+    @property
+    def max_rel_error(self) -> float | None:
+        return self._worst("max_rel_error")
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["max_abs_error"] = self.max_abs_error
+        data["max_rel_error"] = self.max_rel_error
+        return data
