@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="export and check one model given as module:callable")
     export.add_argument("ref", help="module:callable returning the eager model")
     export.add_argument("--input", action="append", default=[], metavar="SPEC",
-                        help="an input, name:dtype[d0,d1,...] (repeat for several)")
+                        help="an input, name:dtype[d0,d1,...] (repeat for several; optional for Keras "
+                        "models with known input shapes)")
     export.add_argument("--dim", action="append", default=[], metavar="N=A..B",
                         help="range of a dynamic dim, inclusive; N=A..B@E also picks the traced size")
     export.add_argument("--range", action="append", default=[], metavar="N=A..B",
@@ -65,8 +66,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     from pipeline.run import RunOptions, run_model
     from pipeline.specs import make_model_spec
 
-    if not args.input:
-        raise UsageError("no --input given: declare each model input, e.g. --input x:float32[batch,10]")
     name = args.name or args.ref.partition(":")[2].split(".")[-1] or "model"
     spec = make_model_spec(name=name, ref=args.ref, inputs=args.input, dims=args.dim, ranges=args.range,
                            seed=args.seed)

@@ -21,7 +21,7 @@ from pipeline.loader import build_model
 from pipeline.progress import Progress, SilentProgress
 from pipeline.publish import Staging, hash_files
 from pipeline.results import ModelResult, RouteResult
-from pipeline.specs import ModelSpec
+from pipeline.specs import ModelSpec, make_model_spec
 from validators.check import Case, check_artifact
 
 __all__ = ["RunOptions", "reference_cases", "resolve_routes", "run_model", "run_models"]
@@ -168,6 +168,29 @@ def _apply_known_failure(spec: ModelSpec, result: RouteResult) -> RouteResult:
     return result
 
 
+def _with_inputs(spec: ModelSpec, framework: Framework, model: Any) -> ModelSpec:
+    """The spec itself, or for one that declares no inputs, the spec with inputs the model declares."""
+    if spec.inputs:
+        return spec
+    inferred = framework.infer_inputs(model)
+    if not inferred:
+        raise SpecError(
+            f"model {spec.name!r} declares no inputs and its {framework.name} model does not say what it "
+            "takes: add --input name:dtype[dims] for each input"
+        )
+    return make_model_spec(
+        name=spec.name,
+        ref=spec.ref,
+        inputs=inferred,
+        dims=spec.deferred[0],
+        ranges=spec.deferred[1],
+        seed=spec.seed,
+        routes=spec.routes,
+        tolerances=spec.tolerances,
+        known_failures=spec.known_failures,
+    )
+
+
 def run_model(spec: ModelSpec, options: RunOptions = RunOptions(), progress: Progress | None = None) -> ModelResult:
     """Build one model, run every route, publish the passing artifacts if no route failed.
 
@@ -175,6 +198,7 @@ def run_model(spec: ModelSpec, options: RunOptions = RunOptions(), progress: Pro
     """
     progress = progress or SilentProgress()
     framework, model = build_model(spec.ref, spec.seed)
+    spec = _with_inputs(spec, framework, model)
     routes = resolve_routes(spec, framework, options.routes)
     cases = reference_cases(spec, framework, model)
     versions = {"graphmint": GRAPHMINT_VERSION, "python": platform.python_version(), **framework.versions()}

@@ -139,6 +139,8 @@ class ModelSpec:
     routes: tuple[str, ...] | None = None
     tolerances: TolerancePolicy = field(default_factory=TolerancePolicy)
     known_failures: Mapping[str, str] = field(default_factory=dict)
+    #: --dim / --range texts kept, unchecked, until inputs read off the model let them be checked
+    deferred: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
 
     def example_shape(self, spec: InputSpec) -> tuple[int, ...]:
         return self.shape_at(spec, {})
@@ -186,10 +188,28 @@ def make_model_spec(
     tolerances: TolerancePolicy | None = None,
     known_failures: Mapping[str, str] | None = None,
 ) -> ModelSpec:
-    """Parse and cross-check the pieces of a model spec (CLI flags or a config entry)."""
+    """Parse and cross-check the pieces of a model spec (CLI flags or a config entry).
+
+    `inputs` may be empty: the pipeline then asks the framework to read them off the built model.
+    """
     parsed = tuple(i if isinstance(i, InputSpec) else parse_input_spec(i) for i in inputs)
+    dims, ranges = tuple(dims), tuple(ranges)
     if not parsed:
-        raise SpecError(f"model {name!r} declares no inputs: add --input name:dtype[dims]")
+        for text in dims:
+            parse_dim(text)
+        for text in ranges:
+            parse_range(text)
+        return ModelSpec(
+            name=name,
+            ref=ref,
+            inputs=(),
+            dims={},
+            seed=seed,
+            routes=None if routes is None else tuple(routes),
+            tolerances=tolerances or TolerancePolicy(),
+            known_failures=dict(known_failures or {}),
+            deferred=(dims, ranges),
+        )
     seen: set[str] = set()
     for spec in parsed:
         if spec.name in seen:

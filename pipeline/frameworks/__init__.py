@@ -53,6 +53,10 @@ class Framework(ABC):
     def run_eager(self, model: Any, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run the eager model; outputs flattened in a stable order and named."""
 
+    def infer_inputs(self, model: Any) -> list[str]:
+        """Input specs (`name:dtype[dims]`) read off the model itself; [] where it cannot tell."""
+        return []
+
     def versions(self) -> dict[str, str]:
         return package_versions(*self.packages)
 
