@@ -16,8 +16,14 @@ def _artifact(ctx: ExportContext, exporter: str) -> Artifact:
     import onnx
 
     path = ctx.workdir / "model.onnx"
-    opset = next((o.version for o in onnx.load(str(path), load_external_data=False).opset_import
-                  if o.domain in ("", "ai.onnx")), None)
+    opset = next(
+        (
+            o.version
+            for o in onnx.load(str(path), load_external_data=False).opset_import
+            if o.domain in ("", "ai.onnx")
+        ),
+        None,
+    )
     return ctx.artifact(exporter=exporter, runner="onnxruntime", path=path, details={"opset": opset})
 
 

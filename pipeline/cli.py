@@ -26,22 +26,41 @@ def _csv(text: str) -> tuple[str, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="graphmint", description="Export eager models to static graphs and prove they match.")
+    parser = _Parser(
+        prog="graphmint", description="Export eager models to static graphs and prove they match."
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     export = sub.add_parser("export", help="export and check one model given as module:callable")
     export.add_argument("ref", help="module:callable returning the eager model")
-    export.add_argument("--input", action="append", default=[], metavar="SPEC",
-                        help="an input, name:dtype[d0,d1,...] (repeat for several; optional for Keras "
-                        "models with known input shapes)")
-    export.add_argument("--dim", action="append", default=[], metavar="N=A..B",
-                        help="range of a dynamic dim, inclusive; N=A..B@E also picks the traced size")
-    export.add_argument("--range", action="append", default=[], metavar="N=A..B",
-                        help="value range of an integer input, inclusive")
+    export.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="an input, name:dtype[d0,d1,...] (repeat for several; optional for Keras "
+        "models with known input shapes)",
+    )
+    export.add_argument(
+        "--dim",
+        action="append",
+        default=[],
+        metavar="N=A..B",
+        help="range of a dynamic dim, inclusive; N=A..B@E also picks the traced size",
+    )
+    export.add_argument(
+        "--range",
+        action="append",
+        default=[],
+        metavar="N=A..B",
+        help="value range of an integer input, inclusive",
+    )
     export.add_argument("--routes", type=_csv, help="comma-separated routes (default: the framework's)")
     export.add_argument("--name", help="folder name under --out (default: the callable's name)")
     export.add_argument("--seed", type=int, default=0, help="seed for weights and inputs (default 0)")
-    export.add_argument("--out", type=Path, default=Path("artifacts"), help="output folder (default artifacts/)")
+    export.add_argument(
+        "--out", type=Path, default=Path("artifacts"), help="output folder (default artifacts/)"
+    )
 
     run = sub.add_parser("run", help="run every model of a config (default graphmint.toml)")
     run.add_argument("config", nargs="?", type=Path, default=Path("graphmint.toml"))
@@ -67,8 +86,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     from pipeline.specs import make_model_spec
 
     name = args.name or args.ref.partition(":")[2].split(".")[-1] or "model"
-    spec = make_model_spec(name=name, ref=args.ref, inputs=args.input, dims=args.dim, ranges=args.range,
-                           seed=args.seed)
+    spec = make_model_spec(
+        name=name, ref=args.ref, inputs=args.input, dims=args.dim, ranges=args.range, seed=args.seed
+    )
     result = run_model(spec, RunOptions(out=args.out, routes=args.routes), ConsoleProgress())
     return _report([result])
 
@@ -83,7 +103,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         known = {s.name for s in specs}
         unknown = [m for m in args.models if m not in known]
         if unknown:
-            raise UsageError(f"unknown model(s) {', '.join(unknown)}; the config has: {', '.join(sorted(known))}")
+            raise UsageError(
+                f"unknown model(s) {', '.join(unknown)}; the config has: {', '.join(sorted(known))}"
+            )
         specs = [s for s in specs if s.name in args.models]
     results = run_models(specs, RunOptions(out=args.out, routes=args.routes), ConsoleProgress())
     return _report(results)

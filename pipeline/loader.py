@@ -18,7 +18,9 @@ def resolve_callable(ref: str) -> Callable[[], Any]:
     """Import `module:callable` (module from the current directory or PYTHONPATH)."""
     module_name, sep, attr = ref.partition(":")
     if not sep or not module_name or not attr:
-        raise ModelLoadError(f"model reference {ref!r} is not of the form module:callable (e.g. mymodels:build)")
+        raise ModelLoadError(
+            f"model reference {ref!r} is not of the form module:callable (e.g. mymodels:build)"
+        )
     if "" not in sys.path:
         sys.path.insert(0, "")  # the current directory, as `python -m` would have it
     try:

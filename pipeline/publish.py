@@ -119,7 +119,9 @@ class Staging:
         else:
             old = None
             if self.target.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".graphmint-old-{self.name}-{os.getpid()}-", dir=self.out))
+                old = Path(
+                    tempfile.mkdtemp(prefix=f".graphmint-old-{self.name}-{os.getpid()}-", dir=self.out)
+                )
                 os.rename(self.target, old / "prev")
             os.rename(self.path, self.target)
             if old is not None:

@@ -81,15 +81,22 @@ def _output_specs(spec: ModelSpec, cases: Sequence[Case]) -> list[dict[str, Any]
             if len(set(sizes)) == 1:
                 shape.append(size)
                 continue
-            match = next((d for d in spec.dims if all(c.sizes[d] == s for c, s in zip(cases, sizes))), None)
+            match = next(
+                (d for d in spec.dims if all(c.sizes[d] == s for c, s in zip(cases, sizes, strict=True))),
+                None,
+            )
             shape.append(match or f"{name}_dim{axis}")
         outputs.append({"name": name, "dtype": str(first.dtype), "shape": shape})
     return outputs
 
 
-def _export_context(spec: ModelSpec, framework: Framework, model: Any, cases: Sequence[Case]) -> ExportContext:
+def _export_context(
+    spec: ModelSpec, framework: Framework, model: Any, cases: Sequence[Case]
+) -> ExportContext:
     dynamic_axes = {
-        i.name: {a: (d, spec.dims[d].min, spec.dims[d].max) for a, d in enumerate(i.dims) if isinstance(d, str)}
+        i.name: {
+            a: (d, spec.dims[d].min, spec.dims[d].max) for a, d in enumerate(i.dims) if isinstance(d, str)
+        }
         for i in spec.inputs
     }
     return ExportContext(
@@ -111,7 +118,9 @@ def _fresh(path: Path) -> Path:
     return path
 
 
-def run_route(route: Route, spec: ModelSpec, base: ExportContext, cases: Sequence[Case], root: Path) -> RouteResult:
+def run_route(
+    route: Route, spec: ModelSpec, base: ExportContext, cases: Sequence[Case], root: Path
+) -> RouteResult:
     """Try the route's strategies in order until one's artifact passes its check from disk."""
     start = time.perf_counter()
     workdir = root / route.name
@@ -150,7 +159,9 @@ def run_route(route: Route, spec: ModelSpec, base: ExportContext, cases: Sequenc
             if len(result.rejected) == 1:
                 result.reason = result.rejected[0]["reason"]
     elif result.rejected:
-        rejected = "; ".join(f"{r['exporter']} rejected at {r['stage']}: {r['reason']}" for r in result.rejected)
+        rejected = "; ".join(
+            f"{r['exporter']} rejected at {r['stage']}: {r['reason']}" for r in result.rejected
+        )
         result.reason = f"fallback used: {rejected}"
     result.seconds = time.perf_counter() - start
     return _apply_known_failure(spec, result)
@@ -191,7 +202,9 @@ def _with_inputs(spec: ModelSpec, framework: Framework, model: Any) -> ModelSpec
     )
 
 
-def run_model(spec: ModelSpec, options: RunOptions = RunOptions(), progress: Progress | None = None) -> ModelResult:
+def run_model(
+    spec: ModelSpec, options: RunOptions = RunOptions(), progress: Progress | None = None
+) -> ModelResult:
     """Build one model, run every route, publish the passing artifacts if no route failed.
 
     Raises `UsageError` subclasses for a model or spec the user must fix; route failures are results.

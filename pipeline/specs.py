@@ -77,8 +77,7 @@ def parse_input_spec(text: str) -> InputSpec:
     match = _INPUT_RE.match(text)
     if not match:
         raise SpecError(
-            f"input spec {text!r} does not parse: write it as name:dtype[d0,d1,...], "
-            "e.g. x:float32[batch,10]"
+            f"input spec {text!r} does not parse: write it as name:dtype[d0,d1,...], e.g. x:float32[batch,10]"
         )
     name, dtype, body = match.groups()
     if dtype not in DTYPES:
@@ -146,9 +145,7 @@ class ModelSpec:
         return self.shape_at(spec, {})
 
     def shape_at(self, spec: InputSpec, sizes: Mapping[str, int]) -> tuple[int, ...]:
-        return tuple(
-            d if isinstance(d, int) else sizes.get(d, self.dims[d].example) for d in spec.dims
-        )
+        return tuple(d if isinstance(d, int) else sizes.get(d, self.dims[d].example) for d in spec.dims)
 
     def value_range(self, name: str) -> tuple[int, int]:
         vr = self.ranges.get(name)

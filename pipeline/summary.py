@@ -21,14 +21,24 @@ def summary_table(results: Sequence[ModelResult], width: int = 70) -> str:
     for model in results:
         for r in model.routes:
             status = r.status + ("*" if r.rejected and r.status == "passed" else "")
-            rows.append((model.name, r.route, status, _err(r.max_abs_error), _err(r.max_rel_error),
-                         f"{r.seconds:.1f}s"))
+            rows.append(
+                (
+                    model.name,
+                    r.route,
+                    status,
+                    _err(r.max_abs_error),
+                    _err(r.max_rel_error),
+                    f"{r.seconds:.1f}s",
+                )
+            )
             if r.reason:
                 text = r.reason if len(r.reason) <= width * 3 else r.reason[: width * 3 - 1] + "…"
                 notes.append(f"- {model.name} × {r.route}: {text}")
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-             for row in [header, *rows]]
+    lines = [
+        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     counts: dict[str, int] = {}
     for model in results:
@@ -38,4 +48,4 @@ def summary_table(results: Sequence[ModelResult], width: int = 70) -> str:
     lines.append(", ".join(f"{n} {s}" for s, n in counts.items()) or "no routes ran")
     if any(r.rejected and r.status == "passed" for m in results for r in m.routes):
         lines.append("* passed with a fallback exporter")
-    return "\n".join(lines + ([""] + notes if notes else []))
+    return "\n".join([*lines, "", *notes] if notes else lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +15,9 @@ class TorchScriptRunner(TorchRunner):
     def load(self) -> Callable[..., Any]:
         import torch
 
-        module = torch.jit.load(str(self.artifact.path), map_location="cpu")
+        with warnings.catch_warnings():
+            # TorchScript is deprecated upstream; the route still ships and is still checked
+            warnings.filterwarnings("ignore", category=DeprecationWarning, message=r".*torch\.jit")
+            module = torch.jit.load(str(self.artifact.path), map_location="cpu")
         module.eval()
         return module

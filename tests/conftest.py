@@ -1,0 +1,52 @@
+"""Shared fixtures: the zoo is run once per session and every test reads from that run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import load_config
+from pipeline.results import ModelResult
+from pipeline.specs import ModelSpec
+
+ROOT = Path(__file__).resolve().parent.parent
+ZOO_CONFIG = ROOT / "graphmint.toml"
+
+
+def zoo_specs(framework: str) -> list[ModelSpec]:
+    """Zoo models of one framework, told apart by their factory module (no framework is imported)."""
+    module = {"torch": "models.torch_zoo", "tensorflow": "models.keras_zoo"}[framework]
+    return [s for s in load_config(ZOO_CONFIG) if s.ref.partition(":")[0] == module]
+
+
+@pytest.fixture(scope="session")
+def torch_zoo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, ModelResult]]:
+    """Every PyTorch zoo model through every route its config entry names, published once."""
+    from pipeline.run import RunOptions, run_models
+
+    out = tmp_path_factory.mktemp("torch-zoo")
+    results = run_models(zoo_specs("torch"), RunOptions(out=out))
+    return out, {r.name: r for r in results}
+
+
+@pytest.fixture
+def graphmint_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run `python -m pipeline ARGS` in a subprocess, in `cwd` (default: a fresh temporary folder)."""
+
+    def run(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+        return subprocess.run(
+            [sys.executable, "-m", "pipeline", *args],
+            cwd=cwd or tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    return run

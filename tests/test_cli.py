@@ -1,0 +1,202 @@
+"""The CLI contract: user models by module:callable, exit codes, one-line errors, frozen dims."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from subprocess import CompletedProcess
+
+import pytest
+
+from pipeline.cli import main
+
+Cli = Callable[..., CompletedProcess[str]]
+
+USER_MODELS = textwrap.dedent(
+    """
+    import torch
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(6, 3)
+
+        def forward(self, x, scale):
+            return self.proj(x) * scale, x.sum(dim=-1)
+
+    def build():
+        return Net()
+
+    class Frozen(nn.Module):
+        # int() turns the traced size into a constant: the trace only works at the example size
+        def forward(self, x):
+            return x.reshape(x.shape[0], int(x.shape[1]) * 4).sum(dim=1)
+
+    def frozen():
+        return Frozen()
+
+    def broken():
+        raise RuntimeError("weights file missing")
+
+    def not_a_model():
+        return 42
+
+    NOT_CALLABLE = 3
+    """
+)
+
+
+@pytest.fixture
+def user_dir(tmp_path: Path) -> Path:
+    (tmp_path / "usermodels.py").write_text(USER_MODELS)
+    return tmp_path
+
+
+def test_user_model_from_a_temporary_directory(graphmint_cli: Cli, user_dir: Path) -> None:
+    proc = graphmint_cli(
+        "export",
+        "usermodels:build",
+        "--input",
+        "x:float32[batch,6]",
+        "--input",
+        "scale:float32[1]",
+        "--routes",
+        "torchscript-trace,torch-export,onnx",
+        "--out",
+        "out",
+        cwd=user_dir,
+    )
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((user_dir / "out" / "build" / "manifest.json").read_text())
+    assert manifest["framework"] == "torch"
+    assert [o["name"] for o in manifest["outputs"]] == ["output_0", "output_1"]
+    assert manifest["outputs"][0]["shape"] == ["batch", 3]
+    assert [r["status"] for r in manifest["routes"]] == ["passed"] * 3
+    assert "onnx" in proc.stdout and "passed" in proc.stdout  # the summary table
+    assert "[3/3]" in proc.stderr  # progress
+
+
+def test_frozen_dimension_fails_and_says_which(graphmint_cli: Cli, user_dir: Path) -> None:
+    proc = graphmint_cli(
+        "export",
+        "usermodels:frozen",
+        "--input",
+        "x:float32[batch,seq,4]",
+        "--dim",
+        "seq=1..9@3",
+        "--routes",
+        "torchscript-trace",
+        "--out",
+        "out",
+        cwd=user_dir,
+    )
+    assert proc.returncode == 1
+    assert "'seq' looks frozen at its example size 3" in proc.stdout
+    assert not (user_dir / "out" / "frozen").exists(), "a failing model must not be published"
+    assert not list((user_dir / "out").iterdir()), "no staging folder may be left behind"
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["export", "nosuchmodule:build", "--input", "x:float32[2]"], "cannot import module 'nosuchmodule'"),
+        (["export", "usermodels:nothing", "--input", "x:float32[2]"], "has no attribute 'nothing'"),
+        (["export", "usermodels:NOT_CALLABLE", "--input", "x:float32[2]"], "is not callable"),
+        (["export", "usermodels", "--input", "x:float32[2]"], "module:callable"),
+        (["export", "usermodels:broken", "--input", "x:float32[2]"], "weights file missing"),
+        (["export", "usermodels:not_a_model", "--input", "x:float32[2]"], "not a model"),
+        (["export", "usermodels:build", "--input", "x:float32[batch;6]"], "neither a size nor a name"),
+        (["export", "usermodels:build", "--input", "x:float32[batch,6]"], "rejects its declared inputs"),
+        (
+            ["export", "usermodels:build", "--input", "x:float32[batch,7]", "--input", "scale:float32[1]"],
+            "rejects its declared inputs",
+        ),
+        (
+            ["export", "usermodels:build", "--input", "x:float32[batch,6]", "--dim", "seq=1..4"],
+            "which no input uses",
+        ),
+        (
+            [
+                "export",
+                "usermodels:build",
+                "--input",
+                "x:float32[b,6]",
+                "--input",
+                "scale:float32[1]",
+                "--routes",
+                "tflite",
+            ],
+            "unknown route 'tflite' for a torch model",
+        ),
+        (["run", "missing.toml"], "not found"),
+        (["export"], "required"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(
+    user_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    fragment: str,
+) -> None:
+    monkeypatch.chdir(user_dir)
+    code = main([*args, "--out", "out"] if args[0] == "export" and len(args) > 1 else args)
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = [ln for ln in err.splitlines() if ln.startswith("graphmint: error:")]
+    assert len(lines) == 1 and fragment in lines[0], err
+    assert not (user_dir / "out").exists() or not list((user_dir / "out").iterdir())
+
+
+def test_bad_input_has_no_traceback_in_a_real_process(graphmint_cli: Cli, user_dir: Path) -> None:
+    proc = graphmint_cli("export", "usermodels:broken", "--input", "x:float32[2]", cwd=user_dir)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "graphmint: error: calling 'usermodels:broken' raised RuntimeError: weights file missing"
+    ]
+
+
+def test_list_shows_models_and_routes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", str(Path(__file__).parent.parent / "graphmint.toml")]) == 0
+    out = capsys.readouterr().out
+    for route in (
+        "torchscript-trace",
+        "torchscript-script",
+        "torch-export",
+        "torch-compile",
+        "onnx",
+        "aot-inductor",
+    ):
+        assert route in out
+    assert "SimpleNet" in out and "TransformerBlock" in out
+
+
+def test_two_runs_give_the_same_numbers(graphmint_cli: Cli, user_dir: Path) -> None:
+    import torch
+
+    weights = []
+    for out, seed in (("a", "3"), ("b", "3"), ("c", "4")):
+        proc = graphmint_cli(
+            "export",
+            "usermodels:build",
+            "--input",
+            "x:float32[batch,6]",
+            "--input",
+            "scale:float32[1]",
+            "--routes",
+            "torchscript-trace",
+            "--seed",
+            seed,
+            "--out",
+            out,
+            cwd=user_dir,
+        )
+        assert proc.returncode == 0, proc.stderr
+        module = torch.jit.load(str(user_dir / out / "build" / "torchscript-trace" / "model.pt"))
+        weights.append(module.state_dict()["proj.weight"])
+    assert torch.equal(weights[0], weights[1]), "the same seed must give the same weights"
+    assert not torch.equal(weights[0], weights[2]), "another seed must give other weights"

@@ -1,0 +1,187 @@
+"""Atomic publishing: a failed, interrupted or killed run leaves the previous artifacts as they were."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+from subprocess import CompletedProcess
+
+import pytest
+
+from pipeline.publish import STAGING_PREFIX, Staging
+from tests.conftest import ROOT
+
+Cli = Callable[..., CompletedProcess[str]]
+
+MODELS = textwrap.dedent(
+    """
+    import time
+    import torch
+    from torch import nn
+
+    class Slow(nn.Linear):
+        def forward(self, x):
+            time.sleep(0.4)
+            return super().forward(x)
+
+    def fast():
+        return nn.Linear(4, 2)
+
+    def slow():
+        return Slow(4, 2)
+
+
+    def wrong():
+        return nn.Sequential(nn.Linear(4, 2), Frozen())
+
+    class Frozen(nn.Module):
+        def forward(self, x):
+            return x.reshape(int(x.shape[0]), 2)
+    """
+)
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture
+def published(tmp_path: Path, graphmint_cli: Cli) -> tuple[Path, dict[str, str]]:
+    (tmp_path / "pubmodels.py").write_text(MODELS)
+    proc = graphmint_cli(
+        "export",
+        "pubmodels:fast",
+        "--input",
+        "x:float32[batch,4]",
+        "--name",
+        "m",
+        "--routes",
+        "torchscript-trace",
+        "--out",
+        "out",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return tmp_path, tree_digest(tmp_path / "out" / "m")
+
+
+def _start_slow(workdir: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "export",
+            "pubmodels:slow",
+            "--input",
+            "x:float32[batch,4]",
+            "--name",
+            "m",
+            "--routes",
+            "torchscript-trace",
+            "--out",
+            "out",
+        ],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _wait_for_route_work(out: Path, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if list(out.glob(f"{STAGING_PREFIX}m-*/torchscript-trace")):
+            time.sleep(0.3)  # well inside the route: the model sleeps at every call
+            return
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        time.sleep(0.05)
+    raise AssertionError("the run never started its route")
+
+
+def test_failing_run_keeps_previous(published: tuple[Path, dict[str, str]], graphmint_cli: Cli) -> None:
+    workdir, before = published
+    proc = graphmint_cli(
+        "export",
+        "pubmodels:wrong",
+        "--input",
+        "x:float32[batch,4]",
+        "--name",
+        "m",
+        "--routes",
+        "torchscript-trace",
+        "--out",
+        "out",
+        cwd=workdir,
+    )
+    assert proc.returncode == 1
+    assert tree_digest(workdir / "out" / "m") == before
+    assert sorted(p.name for p in (workdir / "out").iterdir()) == ["m"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_killed_run_keeps_previous(
+    published: tuple[Path, dict[str, str]], graphmint_cli: Cli, sig: signal.Signals
+) -> None:
+    workdir, before = published
+    out = workdir / "out"
+    proc = _start_slow(workdir)
+    try:
+        _wait_for_route_work(out, proc)
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0
+    assert tree_digest(out / "m") == before
+    leftovers = [p.name for p in out.iterdir() if p.name != "m"]
+    if sig == signal.SIGTERM:
+        assert leftovers == [], "a terminated run must clean its staging folder"
+    else:
+        assert all(name.startswith(STAGING_PREFIX) for name in leftovers)  # hidden, never at out/m
+        again = graphmint_cli(
+            "export",
+            "pubmodels:fast",
+            "--input",
+            "x:float32[batch,4]",
+            "--name",
+            "m",
+            "--routes",
+            "torchscript-trace",
+            "--out",
+            "out",
+            cwd=workdir,
+        )
+        assert again.returncode == 0, again.stderr
+        assert [p.name for p in out.iterdir()] == ["m"], "the next run sweeps what a killed run left"
+
+
+def test_staging_commit_swaps_and_failure_cleans(tmp_path: Path) -> None:
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError), Staging(tmp_path, "m") as staging:
+        assert staging.path is not None
+        (staging.path / "new.txt").write_text("new")
+        raise RuntimeError("export blew up")
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]
+    assert (tmp_path / "m" / "old.txt").read_text() == "old"
+    with Staging(tmp_path, "m") as staging:
+        assert staging.path is not None
+        (staging.path / "new.txt").write_text("new")
+        staging.commit()
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]
+    assert [p.name for p in (tmp_path / "m").iterdir()] == ["new.txt"]
