@@ -6,7 +6,7 @@ import platform
 import shutil
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -124,7 +124,7 @@ def run_route(
     """Try the route's strategies in order until one's artifact passes its check from disk."""
     start = time.perf_counter()
     workdir = root / route.name
-    ctx = ExportContext(**{**base.__dict__, "workdir": workdir, "route": route.name})
+    ctx = replace(base, workdir=workdir, route=route.name)
     first_output, first_dtype = next(iter((k, str(v.dtype)) for k, v in cases[0].expected.items()))
     tol = spec.tolerances.resolve(route.name, first_output, first_dtype)
     result = RouteResult(route=route.name, status="error", stage="export", atol=tol.atol, rtol=tol.rtol)
