@@ -68,6 +68,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--routes", type=_csv, help="comma-separated routes, replacing each model's own")
     run.add_argument("--out", type=Path, default=Path("artifacts"), help="output folder (default artifacts/)")
 
+    validate = sub.add_parser(
+        "validate", help="re-run published artifacts (or a model.onnx folder) against golden data"
+    )
+    validate.add_argument(
+        "paths",
+        nargs="+",
+        type=Path,
+        metavar="PATH",
+        help="artifacts/<model>/ or a folder with model.onnx and test_data_set_*/",
+    )
+    validate.add_argument("--atol", type=float, help="absolute tolerance for every output")
+    validate.add_argument("--rtol", type=float, help="relative tolerance for every output")
+
     lst = sub.add_parser("list", help="list a config's models and every framework's routes")
     lst.add_argument("config", nargs="?", type=Path, default=Path("graphmint.toml"))
     return parser
@@ -111,6 +124,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _report(results)
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    from pipeline.summary import validation_table
+    from pipeline.validate import validate_path
+
+    results = [validate_path(path, args.atol, args.rtol) for path in args.paths]
+    print(validation_table(results))
+    return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from exporters import ROUTE_MODULES, get_route
     from pipeline.config import load_config
@@ -137,7 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)  # unwind (and clean staging) on `kill`, as on Ctrl-C
     try:
         args = build_parser().parse_args(argv)
-        handler = {"export": cmd_export, "run": cmd_run, "list": cmd_list}[args.command]
+        handler = {"export": cmd_export, "run": cmd_run, "validate": cmd_validate, "list": cmd_list}[
+            args.command
+        ]
         return handler(args)
     except UsageError as exc:
         print(f"graphmint: error: {exc}", file=sys.stderr)

@@ -33,6 +33,9 @@ class RouteResult:
     stage: str = ""
     reason: str = ""
     exporter: str | None = None
+    #: the runner that loads the artifact, and the artifact's path relative to the model folder
+    runner: str | None = None
+    artifact: str | None = None
     files: list[FileEntry] = field(default_factory=list)
     check: ArtifactCheck | None = None
     #: candidates of the fallback chain that were tried and rejected, in order
@@ -60,6 +63,8 @@ class RouteResult:
             "status": self.status,
             "stage": self.stage,
             "exporter": self.exporter,
+            "runner": self.runner,
+            "artifact": self.artifact,
             "files": [f.to_json() for f in self.files],
             "max_abs_error": self.max_abs_error,
             "max_rel_error": self.max_rel_error,
@@ -83,6 +88,8 @@ class ModelResult:
     outputs: list[dict[str, Any]]
     versions: dict[str, str]
     routes: list[RouteResult] = field(default_factory=list)
+    #: golden data sets: {"path": "test_data_set_N", "label": grid point, "sizes": dynamic dim sizes}
+    golden: list[dict[str, Any]] = field(default_factory=list)
     published: Path | None = None
 
     @property
@@ -96,5 +103,6 @@ class ModelResult:
             "inputs": self.inputs,
             "outputs": self.outputs,
             "versions": self.versions,
+            "golden": self.golden,
             "routes": [r.to_json() for r in self.routes],
         }

@@ -16,6 +16,7 @@ from exporters import ROUTE_MODULES, ExportContext, Route, default_routes, get_r
 from exporters.base import first_line
 from pipeline.errors import InputMismatchError, SpecError
 from pipeline.frameworks import Framework
+from pipeline.golden import write_golden_set
 from pipeline.inputs import make_inputs, shape_grid
 from pipeline.loader import build_model
 from pipeline.progress import Progress, SilentProgress
@@ -147,12 +148,13 @@ def run_route(
         result.check, result.exporter = check, artifact.exporter
         result.details = {k: v for k, v in artifact.details.items() if v is not None}
         if check.status == "passed":
-            result.status, result.stage = "passed", ""
+            result.status, result.stage, result.runner = "passed", "", artifact.runner
+            result.artifact = artifact.path.relative_to(root).as_posix() if artifact.path else None
             result.files = hash_files(root, workdir)
             break
         result.rejected.append({"exporter": label, "stage": check.stage, "reason": check.reason})
         result.status, result.stage = check.status, check.stage
-    if result.status != "passed":
+    if result.status != "passed" or not any(workdir.iterdir()):
         shutil.rmtree(workdir, ignore_errors=True)
         if result.status != "skipped":
             result.reason = "; ".join(f"{r['exporter']}: {r['reason']}" for r in result.rejected)
@@ -232,10 +234,20 @@ def run_model(
             result.routes.append(route_result)
             progress.route_finished(spec.name, route_result)
         if result.ok:
+            result.golden = write_golden(staging.path, cases)
             write_manifest(staging.path, result.manifest())
             result.published = staging.commit()
     progress.model_finished(result)
     return result
+
+
+def write_golden(folder: Path, cases: Sequence[Case]) -> list[dict[str, Any]]:
+    """Every grid point's inputs and eager outputs as test_data_set_N folders."""
+    sets = []
+    for index, case in enumerate(cases):
+        path = write_golden_set(folder, index, case.feeds, case.expected)
+        sets.append({"path": path.name, "label": case.label, "sizes": dict(case.sizes)})
+    return sets
 
 
 def write_manifest(folder: Path, manifest: Mapping[str, Any]) -> Path:

@@ -1,51 +1,81 @@
-"""Console summary table over run results."""
+"""Console tables over run and validation results."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pipeline.results import ModelResult
+from pipeline.results import ModelResult, RouteResult
+from pipeline.validate import FolderValidation
 
-__all__ = ["summary_table"]
+__all__ = ["summary_table", "validation_table"]
+
+NOTE_WIDTH = 210
 
 
 def _err(value: float | None) -> str:
     return "-" if value is None else f"{value:.1e}"
 
 
-def summary_table(results: Sequence[ModelResult], width: int = 70) -> str:
-    """model × route table with status, exporter fallback, errors and time; reasons below it."""
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
+def _counts(statuses: Sequence[str]) -> str:
+    counts: dict[str, int] = {}
+    for status in statuses:
+        counts[status] = counts.get(status, 0) + 1
+    return ", ".join(f"{n} {s}" for s, n in counts.items()) or "nothing ran"
+
+
+def _note(where: str, route: RouteResult) -> str:
+    text = route.reason if len(route.reason) <= NOTE_WIDTH else route.reason[: NOTE_WIDTH - 1] + "…"
+    return f"- {where} × {route.route}: {text}"
+
+
+def summary_table(results: Sequence[ModelResult]) -> str:
+    """model × route table with status, errors and time; a star marks a fallback; reasons below it."""
     header = ("model", "route", "status", "max abs", "max rel", "time")
     rows = []
-    notes = []
     for model in results:
         for r in model.routes:
-            status = r.status + ("*" if r.rejected and r.status == "passed" else "")
+            star = "*" if r.rejected and r.status == "passed" else ""
             rows.append(
                 (
                     model.name,
                     r.route,
-                    status,
+                    r.status + star,
                     _err(r.max_abs_error),
                     _err(r.max_rel_error),
                     f"{r.seconds:.1f}s",
                 )
             )
-            if r.reason:
-                text = r.reason if len(r.reason) <= width * 3 else r.reason[: width * 3 - 1] + "…"
-                notes.append(f"- {model.name} × {r.route}: {text}")
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    lines = [
-        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-        for row in [header, *rows]
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    counts: dict[str, int] = {}
-    for model in results:
-        for r in model.routes:
-            counts[r.status] = counts.get(r.status, 0) + 1
-    lines.append("")
-    lines.append(", ".join(f"{n} {s}" for s, n in counts.items()) or "no routes ran")
+    lines = [*_table(header, rows), "", _counts([r.status for m in results for r in m.routes])]
     if any(r.rejected and r.status == "passed" for m in results for r in m.routes):
         lines.append("* passed with a fallback exporter")
+    notes = [_note(m.name, r) for m in results for r in m.routes if r.reason]
+    return "\n".join([*lines, "", *notes] if notes else lines)
+
+
+def validation_table(results: Sequence[FolderValidation]) -> str:
+    """folder × route table for `graphmint validate`; reasons below it."""
+    header = ("folder", "route", "status", "sets", "max abs", "max rel")
+    rows = [
+        (
+            str(f.path),
+            r.route,
+            r.status,
+            str(len(r.check.points) if r.check else 0),
+            _err(r.max_abs_error),
+            _err(r.max_rel_error),
+        )
+        for f in results
+        for r in f.routes
+    ]
+    lines = [*_table(header, rows), "", _counts([r.status for f in results for r in f.routes])]
+    notes = [_note(str(f.path), r) for f in results for r in f.routes if r.reason]
     return "\n".join([*lines, "", *notes] if notes else lines)

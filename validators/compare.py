@@ -36,6 +36,14 @@ def compare_output(name: str, actual: np.ndarray, expected: np.ndarray, tol: Tol
     result.max_abs_error = float(diff[finite].max()) if finite.any() else (0.0 if diff.size == 0 else None)
     rel = diff / np.maximum(np.abs(e), _TINY)
     result.max_rel_error = float(rel[finite].max()) if finite.any() else result.max_abs_error
+    if finite.any():
+        result.mean_abs_error = float(diff[finite].mean())
+        worst = np.unravel_index(int(np.argmax(np.where(finite, diff, -1.0))), diff.shape)
+        result.worst_index = [int(i) for i in worst]
+        result.worst_actual, result.worst_expected = float(a[worst]), float(e[worst])
+        both = finite & np.isfinite(a) & np.isfinite(e)
+        norm = float(np.linalg.norm(a[both]) * np.linalg.norm(e[both]))
+        result.cosine_similarity = float(np.dot(a[both], e[both]) / norm) if norm > 0 else None
     bad = ~(diff <= tol.atol + tol.rtol * np.abs(e))
     # the same non-finite value on both sides (e.g. -inf in a mask) counts as equal
     bad &= ~((a == e) | (np.isnan(a) & np.isnan(e)))
@@ -44,12 +52,14 @@ def compare_output(name: str, actual: np.ndarray, expected: np.ndarray, tol: Tol
     if actual.dtype != expected.dtype:
         problems.append(f"dtype {actual.dtype} where eager gives {expected.dtype}")
     if result.nan_count or result.inf_count:
-        problems.append(f"{result.nan_count} NaN and {result.inf_count} Inf values")
+        also = " (the expected output has them too)" if not np.isfinite(e).all() else ""
+        problems.append(f"{result.nan_count} NaN and {result.inf_count} Inf values{also}")
     if bad.any():
         problems.append(
             f"{int(bad.sum())} of {bad.size} elements ({result.mismatch_fraction:.2%}) outside "
             f"atol={tol.atol:g} rtol={tol.rtol:g}; max abs error {result.max_abs_error:.3g}, "
-            f"max rel error {result.max_rel_error:.3g}"
+            f"max rel error {result.max_rel_error:.3g}, worst at {result.worst_index}: "
+            f"{result.worst_actual:.6g} vs eager {result.worst_expected:.6g}"
         )
     result.passed = not problems
     result.message = f"output {name!r}: " + "; ".join(problems) if problems else ""

@@ -21,9 +21,15 @@ class OutputComparison:
     rtol: float
     max_abs_error: float | None = None
     max_rel_error: float | None = None
+    mean_abs_error: float | None = None
     mismatch_fraction: float | None = None
+    cosine_similarity: float | None = None
     nan_count: int = 0
     inf_count: int = 0
+    #: the element with the largest abs error: its index, the artifact's value and the eager value
+    worst_index: list[int] | None = None
+    worst_actual: float | None = None
+    worst_expected: float | None = None
     passed: bool = False
     message: str = ""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["DEFAULT_TOLERANCES", "Tolerance", "TolerancePolicy"]
+__all__ = ["DEFAULT_TOLERANCES", "EXACT", "Tolerance", "TolerancePolicy"]
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ __all__ = ["TorchFramework", "flatten_torch_outputs", "to_torch"]
 def to_torch(feeds: Mapping[str, np.ndarray]) -> list[Any]:
     import torch
 
-    return [torch.from_numpy(np.ascontiguousarray(v)) for v in feeds.values()]
+    return [torch.from_numpy(np.require(v, requirements=["C", "W"])) for v in feeds.values()]
 
 
 def flatten_torch_outputs(out: Any, prefix: str = "output") -> dict[str, np.ndarray]:

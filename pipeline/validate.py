@@ -1,0 +1,211 @@
+"""`graphmint validate`: re-run artifacts on disk against golden data, without the model's code.
+
+Two kinds of folder are accepted: a published `artifacts/<model>/` (its manifest says which runner
+loads each route's file), and any folder holding a `model.onnx` with `test_data_set_*` folders (the
+ONNX model-zoo and backend-test layout).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from exporters.base import Artifact, first_line
+from pipeline.errors import UsageError
+from pipeline.golden import GoldenSet, read_golden_sets
+from pipeline.results import RouteResult
+from validators.check import Case, check_artifact
+from validators.tolerance import DEFAULT_TOLERANCES, EXACT, Tolerance, TolerancePolicy
+
+__all__ = ["FolderValidation", "validate_path"]
+
+
+@dataclass
+class FolderValidation:
+    """The outcome for one folder: a result per route (one 'onnx' route for a plain ONNX folder)."""
+
+    path: Path
+    kind: str
+    routes: list[RouteResult] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """At least one route re-ran and passed; the others passed or were skipped with a reason."""
+        return any(r.status == "passed" for r in self.routes) and all(r.ok for r in self.routes)
+
+
+def _cases(sets: Sequence[GoldenSet], input_names: Sequence[str]) -> list[Case]:
+    cases = []
+    for golden in sets:
+        feeds = golden.inputs
+        if set(feeds) != set(input_names) and len(feeds) == len(input_names):
+            feeds = dict(zip(input_names, feeds.values(), strict=True))  # unnamed or renamed: by position
+        if set(feeds) != set(input_names):
+            raise ValueError(
+                f"{golden.path.name} holds inputs {sorted(feeds)}, the model takes {list(input_names)}"
+            )
+        cases.append(Case(golden.path.name, {}, None, {n: feeds[n] for n in input_names}, golden.outputs))
+    return cases
+
+
+def _result(route: str, artifact: Artifact, cases: Sequence[Case], tolerance: Any) -> RouteResult:
+    check = check_artifact(artifact, cases, tolerance)
+    first = next(iter(cases[0].expected.items())) if cases and cases[0].expected else None
+    tol = tolerance(first[0], str(first[1].dtype)) if first else None
+    return RouteResult(
+        route=route,
+        status=check.status,
+        stage="" if check.status == "passed" else check.stage,
+        reason=check.reason,
+        exporter=artifact.exporter,
+        check=check,
+        atol=tol.atol if tol else None,
+        rtol=tol.rtol if tol else None,
+    )
+
+
+def _override(policy: TolerancePolicy, atol: float | None, rtol: float | None) -> TolerancePolicy:
+    extra = {k: v for k, v in (("atol", atol), ("rtol", rtol)) if v is not None}
+    return TolerancePolicy(model={**policy.model, **extra}, defaults=policy.defaults) if extra else policy
+
+
+def _unsupported(model: Any) -> str | None:
+    """Why an ONNX model is outside what graphmint validates, or None."""
+    from onnx import TensorProto
+
+    domains = {o.domain for o in model.opset_import}
+    if "ai.onnx.preview.training" in domains:
+        return "uses training operators (ai.onnx.preview.training), which graphmint does not run"
+    initializers = {i.name for i in model.graph.initializer}
+    for value in [*model.graph.input, *model.graph.output]:
+        if value.name in initializers:
+            continue
+        kind = value.type.WhichOneof("value")
+        if kind != "tensor_type":
+            return f"{value.name!r} is a {kind.replace('_type', '')}, and graphmint validates tensors only"
+        if value.type.tensor_type.elem_type == TensorProto.STRING:
+            return f"{value.name!r} is a string tensor, and graphmint validates numeric tensors only"
+    return None
+
+
+def _validate_onnx_folder(path: Path, atol: float | None, rtol: float | None) -> FolderValidation:
+    import onnx
+
+    result = FolderValidation(path=path, kind="onnx")
+    model_path = path / "model.onnx"
+    try:
+        model = onnx.load(str(model_path), load_external_data=False)
+    except Exception as exc:
+        result.routes.append(
+            RouteResult("onnx", "error", "load", f"cannot read model.onnx: {first_line(exc)}")
+        )
+        return result
+    why = _unsupported(model)
+    if why:
+        result.routes.append(RouteResult("onnx", "skipped", "load", why))
+        return result
+    initializers = {i.name for i in model.graph.initializer}
+    inputs = tuple(i.name for i in model.graph.input if i.name not in initializers)
+    outputs = tuple(o.name for o in model.graph.output)
+    artifact = Artifact("onnx", "model.onnx", "onnxruntime", model_path, inputs, outputs)
+    try:
+        cases = _cases(read_golden_sets(path, inputs, outputs), inputs)
+    except Exception as exc:
+        result.routes.append(
+            RouteResult("onnx", "error", "load", f"cannot read test data: {first_line(exc)}")
+        )
+        return result
+    if not cases:
+        raise UsageError(f"{path} holds model.onnx but no test_data_set_* folder to check it against")
+    policy = _override(TolerancePolicy(), atol, rtol)
+    result.routes.append(_result("onnx", artifact, cases, lambda o, d: policy.resolve("onnx", o, d)))
+    return result
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _route_tolerances(entry: Mapping[str, Any]) -> dict[str, Tolerance]:
+    points = (entry.get("checks") or {}).get("points") or []
+    outputs = points[0]["outputs"] if points else []
+    return {o["name"]: Tolerance(o["atol"], o["rtol"]) for o in outputs}
+
+
+def _published_tolerance(
+    known: Mapping[str, Tolerance], atol: float | None, rtol: float | None
+) -> Callable[[str, str], Tolerance]:
+    """The tolerances the manifest recorded per output, with --atol/--rtol taking precedence."""
+
+    def tolerance(output: str, dtype: str) -> Tolerance:
+        base = known.get(output) or DEFAULT_TOLERANCES.get(dtype, EXACT)
+        return Tolerance(atol if atol is not None else base.atol, rtol if rtol is not None else base.rtol)
+
+    return tolerance
+
+
+def _validate_published(path: Path, atol: float | None, rtol: float | None) -> FolderValidation:
+    manifest = json.loads((path / "manifest.json").read_text())
+    result = FolderValidation(path=path, kind="published")
+    inputs = tuple(i["name"] for i in manifest["inputs"])
+    outputs = tuple(o["name"] for o in manifest["outputs"])
+    dynamic_axes = {
+        i["name"]: {a: d for a, d in enumerate(i["shape"]) if isinstance(d, str)} for i in manifest["inputs"]
+    }
+    sets = read_golden_sets(path, inputs, outputs)
+    if not sets:
+        raise UsageError(
+            f"{path} has a manifest but no test_data_set_* folders: publish it again with graphmint"
+        )
+    cases = _cases(sets, inputs)
+    for entry in manifest["routes"]:
+        name = entry["route"]
+        if entry["status"] != "passed":
+            continue
+        if not entry.get("artifact"):
+            result.routes.append(
+                RouteResult(name, "skipped", "load", "in-process route: nothing on disk to re-run")
+            )
+            continue
+        changed = [
+            f["path"]
+            for f in entry["files"]
+            if not (path / f["path"]).is_file() or _sha256(path / f["path"]) != f["sha256"]
+        ]
+        if changed:
+            reason = f"file(s) changed or missing since publishing: {', '.join(changed)}"
+            result.routes.append(RouteResult(name, "error", "load", reason))
+            continue
+        artifact = Artifact(
+            route=name,
+            exporter=entry.get("exporter") or "",
+            runner=entry["runner"],
+            path=path / entry["artifact"],
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_axes={k: v for k, v in dynamic_axes.items() if v},
+        )
+        tolerance = _published_tolerance(_route_tolerances(entry), atol, rtol)
+        result.routes.append(_result(name, artifact, cases, tolerance))
+    return result
+
+
+def validate_path(path: Path, atol: float | None = None, rtol: float | None = None) -> FolderValidation:
+    """Re-run every artifact in `path` against its golden data; UsageError for a folder it cannot read."""
+    if not path.is_dir():
+        raise UsageError(f"{path} is not a folder: pass artifacts/<model>/ or a folder with model.onnx")
+    if (path / "manifest.json").is_file():
+        return _validate_published(path, atol, rtol)
+    if (path / "model.onnx").is_file():
+        return _validate_onnx_folder(path, atol, rtol)
+    raise UsageError(
+        f"{path} holds neither manifest.json (a published model) nor model.onnx with test_data_set_* folders"
+    )
