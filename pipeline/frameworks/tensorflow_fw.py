@@ -1,0 +1,158 @@
+"""TensorFlow / Keras adapter.
+
+TensorFlow and Keras are imported inside the functions that need them, never at module import.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from pipeline.frameworks import Framework
+from pipeline.specs import DTYPES
+
+__all__ = ["TensorFlowFramework", "call_model", "flatten_tf_outputs", "to_tf"]
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def to_tf(feeds: Mapping[str, np.ndarray]) -> list[Any]:
+    import tensorflow as tf
+
+    return [tf.constant(v) for v in feeds.values()]
+
+
+def call_model(model: Any, args: Sequence[Any]) -> Any:
+    """Call a model on positional inputs: a Keras model in inference mode, a tf.Module as it is.
+
+    A Keras model takes one input as a tensor and several as a list, in the order of its inputs.
+    """
+    import keras
+
+    if isinstance(model, keras.Model):
+        return model(args[0] if len(args) == 1 else list(args), training=False)
+    return model(*args)
+
+
+def flatten_tf_outputs(out: Any, prefix: str = "output") -> dict[str, Any]:
+    """Tensors of a (nested) tensor / tuple / list / dict output, named by their path.
+
+    The same names as the PyTorch adapter gives: one tensor is "output", a sequence gives
+    "output_0", "output_1", ..., a dict its keys. Works on eager and on symbolic (traced) tensors.
+    """
+    import tensorflow as tf
+
+    if tf.is_tensor(out):
+        return {prefix: out}
+    items: list[tuple[str, Any]]
+    if isinstance(out, Mapping):
+        items = [(str(k) if prefix == "output" else f"{prefix}_{k}", v) for k, v in out.items()]
+    elif isinstance(out, (tuple, list)):
+        items = [(f"{prefix}_{i}", v) for i, v in enumerate(out)]
+    else:
+        raise TypeError(f"model output of type {type(out).__name__} is not a tensor, tuple, list or dict")
+    flat: dict[str, Any] = {}
+    for name, value in items:
+        flat.update(flatten_tf_outputs(value, name))
+    return flat
+
+
+def _declared_inputs(model: Any) -> list[tuple[str | None, tuple[int | None, ...], str]]:
+    """(name, shape, dtype) of each input a Keras model or a tf.function-decorated tf.Module declares."""
+    import keras
+    import tensorflow as tf
+
+    if isinstance(model, keras.Model):
+        try:
+            inputs = list(model.inputs or [])
+        except (AttributeError, ValueError):  # a subclassed model has no symbolic inputs
+            inputs = []
+        return [(t.name, tuple(t.shape), str(t.dtype)) for t in inputs]
+    signature = getattr(model.__call__, "input_signature", None) if callable(model) else None
+    specs = [s for s in tf.nest.flatten(signature or []) if isinstance(s, tf.TensorSpec)]
+    return [(s.name, tuple(s.shape.as_list()), s.dtype.name) for s in specs]
+
+
+def _keras_seed_restorer() -> Callable[[], None]:
+    """A function that puts Keras's global seed and seed generator back as they are now.
+
+    Keras keeps them in its private global state; where that moves in a later Keras, the restorer
+    does nothing and only the Python, NumPy and TensorFlow states are restored.
+    """
+    try:
+        from keras.src.backend.common import global_state
+        from keras.src.random.seed_generator import GLOBAL_SEED_GENERATOR
+        from keras.src.utils.rng_utils import GLOBAL_RANDOM_SEED
+    except ImportError:
+        return lambda: None
+    saved = {k: global_state.get_global_attribute(k) for k in (GLOBAL_RANDOM_SEED, GLOBAL_SEED_GENERATOR)}
+
+    def restore() -> None:
+        for key, value in saved.items():
+            global_state.set_global_attribute(key, value)
+
+    return restore
+
+
+class TensorFlowFramework(Framework):
+    name = "tensorflow"
+    packages = ("tensorflow-cpu", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "numpy")
+
+    def owns(self, obj: Any) -> bool:
+        import keras
+        import tensorflow as tf
+
+        return isinstance(obj, (keras.Model, tf.Module))
+
+    @contextmanager
+    def seeded(self, seed: int) -> Iterator[None]:
+        """keras.utils.set_random_seed inside the block; the RNG states it touches are restored after."""
+        import keras
+        import tensorflow as tf
+
+        python_state, numpy_state = random.getstate(), np.random.get_state()
+        tf_seed = tf.compat.v1.get_seed(None)[0]
+        restore_keras = _keras_seed_restorer()
+        keras.utils.set_random_seed(seed)
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+            tf.random.set_seed(tf_seed)
+            restore_keras()
+
+    def prepare(self, model: Any) -> Any:
+        # Keras has no inference mode to switch on: every call passes training=False instead.
+        return model
+
+    def run_eager(self, model: Any, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out = flatten_tf_outputs(call_model(model, to_tf(feeds)))
+        return {name: np.asarray(tensor) for name, tensor in out.items()}
+
+    def infer_inputs(self, model: Any) -> list[str]:
+        """Specs from a Keras model's Input layers (or a tf.Module's input_signature).
+
+        A leading unknown dim is "batch"; any other unknown dim at axis k is "dimk", the same name in
+        every input, so inputs that share a length (tokens and their mask) vary it together.
+        """
+        specs = []
+        taken: set[str] = set()
+        for index, (raw_name, shape, dtype) in enumerate(_declared_inputs(model)):
+            if dtype not in DTYPES:
+                return []
+            name = re.sub(r"\W", "_", raw_name or "")
+            if not _NAME.fullmatch(name) or name in taken:
+                name = f"input_{index}"
+            taken.add(name)
+            dims = [
+                str(size) if size is not None else ("batch" if axis == 0 else f"dim{axis}")
+                for axis, size in enumerate(shape)
+            ]
+            specs.append(f"{name}:{dtype}[{','.join(dims)}]")
+        return specs
