@@ -1,0 +1,208 @@
+"""A runner that hosts another runner in a child process.
+
+The child is a fresh interpreter (multiprocessing's 'spawn' method): it imports the inner runner's
+module and what that imports, loads the artifact from its path, and answers requests over a pipe.
+Nothing the parent holds, such as the objects an exporter built, can reach it, and whatever the
+runtime does to its process (a crash, a hang, a leak) stays there: a crash becomes a one-line error
+naming the signal, a hang a timeout, and the child is always reaped.
+
+Any runner whose artifact is a file can be hosted: `IsolatedRunner(artifact, inner="module:Class")`,
+or a subclass that names its `inner` runner.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import faulthandler
+import importlib
+import multiprocessing
+import os
+import re
+import signal
+import tempfile
+from collections.abc import Mapping
+from multiprocessing.connection import Connection
+from typing import Any, ClassVar
+
+import numpy as np
+
+from exporters.base import Artifact, first_line
+from validators.base import Runner
+
+__all__ = ["IsolatedRunner"]
+
+#: the frame faulthandler names first: the one running when the signal came
+_FRAME = re.compile(r'File "([^"]+)", line (\d+) in (\S+)')
+
+
+def _import_runner(ref: str) -> type[Runner]:
+    module, _, attr = ref.partition(":")
+    runner: type[Runner] = getattr(importlib.import_module(module), attr)
+    return runner
+
+
+def _child_main(conn: Connection, inner: str, artifact: Artifact, log_path: str) -> None:
+    """The child: send everything it prints to the log, then serve activate / infer / close requests."""
+    with open(log_path, "w", buffering=1) as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        faulthandler.enable(file=log)
+        runner: Runner | None = None
+        try:
+            while True:
+                try:
+                    request, payload = conn.recv()
+                except EOFError:  # the parent is gone
+                    return
+                if request == "close":
+                    return
+                try:
+                    if request == "activate":
+                        runner = _import_runner(inner)(artifact)
+                        runner.activate()
+                        reply: Any = (runner.runtime, list(runner.notes))
+                    elif request == "infer" and runner is not None:
+                        reply, _ = runner.infer(payload)
+                    else:
+                        raise ValueError(f"unexpected request {request!r}")
+                except Exception as exc:
+                    conn.send(("error", first_line(exc)))
+                else:
+                    conn.send(("ok", reply))
+        finally:
+            if runner is not None:
+                runner.deactivate()
+            conn.close()
+
+
+class IsolatedRunner(Runner):
+    name = "isolated"
+    #: "module:Class" of the runner the child hosts
+    inner: ClassVar[str] = ""
+    #: seconds the child may take to answer one request (loading the artifact included)
+    timeout_s: ClassVar[float] = 300.0
+    #: seconds a child asked to close gets before it is terminated
+    close_grace_s: ClassVar[float] = 10.0
+
+    def __init__(self, artifact: Artifact, inner: str | None = None, timeout_s: float | None = None) -> None:
+        super().__init__(artifact)
+        self.inner_ref = inner or self.inner
+        self.timeout = self.timeout_s if timeout_s is None else timeout_s
+        self.process: multiprocessing.process.BaseProcess | None = None
+        self.conn: Connection | None = None
+        self.log_path: str | None = None
+        #: why the child can no longer answer, once it has died or hung
+        self.failure: str | None = None
+
+    @property
+    def child_pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    def activate_impl(self) -> None:
+        if not self.inner_ref:
+            raise ValueError(f"runner {self.name} has no inner runner to host")
+        context = multiprocessing.get_context("spawn")
+        fd, self.log_path = tempfile.mkstemp(prefix="graphmint-isolated-", suffix=".log")
+        os.close(fd)
+        self.failure = None
+        self.conn, child_end = context.Pipe()
+        # what an exporter holds in memory stays here: the child gets the artifact's path and names
+        artifact = dataclasses.replace(self.artifact, in_process=None)
+        self.process = context.Process(
+            target=_child_main,
+            args=(child_end, self.inner_ref, artifact, self.log_path),
+            name=f"graphmint-{self.name}",
+            daemon=True,
+        )
+        try:
+            self.process.start()
+            child_end.close()
+            runtime, notes = self._request("activate", None)
+        except BaseException:
+            self._stop()
+            raise
+        self.runtime = f"{runtime} (isolated in process {self.process.pid})"
+        self.notes.extend(notes)
+
+    def infer_impl(self, feeds: Mapping[str, np.ndarray]) -> list[Any]:
+        outputs: list[Any] = self._request("infer", {k: np.asarray(v) for k, v in feeds.items()})
+        return outputs
+
+    def deactivate_impl(self) -> None:
+        self._stop()
+
+    def _request(self, request: str, payload: Any) -> Any:
+        """Send one request and wait for its answer; a dead or silent child raises RuntimeError."""
+        if self.failure is not None:
+            raise RuntimeError(self.failure)
+        assert self.conn is not None and self.process is not None
+        try:
+            self.conn.send((request, payload))
+            answered = self.conn.poll(self.timeout)
+            status, reply = self.conn.recv() if answered else (None, None)
+        except (EOFError, OSError):  # the child closed its end: it has exited
+            self.failure = self._death(request)
+            raise RuntimeError(self.failure) from None
+        if not answered:
+            self.failure = (
+                f"{self.inner_ref} in child process {self.process.pid} did not answer {request} "
+                f"within {self.timeout:g}s; the child was stopped"
+            )
+            self._stop()
+            raise RuntimeError(self.failure)
+        if status == "error":
+            raise RuntimeError(f"{request} failed in child process {self.process.pid}: {reply}")
+        return reply
+
+    def _death(self, request: str) -> str:
+        """One line on how the child ended: the signal that killed it or its exit code, and where."""
+        assert self.process is not None
+        self.process.join(self.close_grace_s)
+        code = self.process.exitcode
+        who = f"{self.inner_ref} in child process {self.process.pid}"
+        if code is None:
+            return f"{who} closed its pipe during {request} but did not exit"
+        if code < 0:
+            try:
+                what = f"died from signal {signal.Signals(-code).name} ({signal.strsignal(-code)})"
+            except ValueError:
+                what = f"died from signal {-code}"
+        else:
+            what = f"exited with code {code}"
+        return f"{who} {what} during {request}{self._crash_site()}"
+
+    def _crash_site(self) -> str:
+        """', at FILE:LINE in FUNC' from the traceback faulthandler wrote on a fatal signal."""
+        if self.log_path is None or not os.path.exists(self.log_path):
+            return ""
+        with open(self.log_path, errors="replace") as log:
+            text = log.read()
+        fatal = text.find("Fatal Python error")
+        frame = _FRAME.search(text, fatal) if fatal >= 0 else None
+        if frame is None:
+            return ""
+        path, line, function = frame.groups()
+        return f", at {os.path.basename(path)}:{line} in {function}"
+
+    def _stop(self) -> None:
+        """Ask the child to close, then terminate and kill it if it does not; always reap it."""
+        process, conn = self.process, self.conn
+        if process is not None and process.pid is not None:
+            if process.is_alive() and conn is not None and self.failure is None:
+                with contextlib.suppress(OSError):
+                    conn.send(("close", None))
+                process.join(self.close_grace_s)
+            if process.is_alive():
+                process.terminate()
+                process.join(self.close_grace_s)
+            if process.is_alive():
+                process.kill()
+            process.join()
+        if conn is not None:
+            conn.close()
+        self.conn = None
+        if self.log_path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.log_path)
+            self.log_path = None
