@@ -26,6 +26,7 @@ ROUTE_MODULES: dict[tuple[str, str], str] = {
     ("torch", "torch-compile"): "exporters.torch_compile",
     ("torch", "aot-inductor"): "exporters.aot_inductor",
     ("torch", "onnx"): "exporters.onnx_torch",
+    ("tensorflow", "tf-function"): "exporters.tf_function",
 }
 
 

@@ -16,6 +16,7 @@ RUNNERS: dict[str, str] = {
     "torch-export": "validators.torch_export:ExportedProgramRunner",
     "aot-inductor": "validators.aot_inductor:AOTInductorRunner",
     "torch-in-process": "validators.torch_in_process:TorchInProcessRunner",
+    "tf-in-process": "validators.tf_in_process:TfInProcessRunner",
 }
 
 

@@ -1,0 +1,96 @@
+"""Helpers shared by the TensorFlow exporters (TensorFlow is imported only inside them)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+from exporters.base import ExportContext, captured_output
+
+__all__ = ["TF_LOGGERS", "captured_tf_output", "input_signature", "serving_function", "trackable"]
+
+TF_LOGGERS = ("tensorflow", "absl", "tf2onnx", "keras")
+
+
+@contextlib.contextmanager
+def _native_output(buffer: io.StringIO) -> Iterator[None]:
+    """Send what native code writes to file descriptors 1 and 2 into `buffer`, for the block only.
+
+    TensorFlow's C++ logging and the TFLite converter's MLIR diagnostics bypass sys.stdout/stderr.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as sink:
+        saved = os.dup(1), os.dup(2)
+        try:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            yield
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+            sink.seek(0)
+            buffer.write(sink.read().decode(errors="replace"))
+
+
+@contextlib.contextmanager
+def captured_tf_output() -> Iterator[io.StringIO]:
+    """captured_output for TensorFlow's loggers, plus what its native code prints."""
+    with captured_output(TF_LOGGERS) as log, _native_output(log):
+        yield log
+
+
+def input_signature(ctx: ExportContext) -> list[Any]:
+    """One named tf.TensorSpec per input, in order; every declared dynamic dim is None."""
+    import tensorflow as tf
+
+    specs = []
+    for name in ctx.input_names:
+        dynamic = ctx.dynamic_axes.get(name, {})
+        shape = [
+            None if axis in dynamic else size for axis, size in enumerate(ctx.example_inputs[name].shape)
+        ]
+        specs.append(tf.TensorSpec(shape, tf.dtypes.as_dtype(ctx.dtypes[name]), name=name))
+    return specs
+
+
+def serving_function(ctx: ExportContext) -> Any:
+    """A tf.function over the model in inference mode, with the context's input signature.
+
+    It takes the inputs positionally (named by their TensorSpecs) and returns a dict of the eager
+    output names, so every static form built from it carries the same input and output names.
+    """
+    import tensorflow as tf
+
+    from pipeline.frameworks.tensorflow_fw import call_model, flatten_tf_outputs
+
+    model, names = ctx.model, ctx.output_names
+
+    def serve(*args: Any) -> dict[str, Any]:
+        outputs = flatten_tf_outputs(call_model(model, args))
+        if list(outputs) != list(names):
+            raise ValueError(f"the traced model returns outputs {list(outputs)}, eagerly {list(names)}")
+        return outputs
+
+    return tf.function(serve, input_signature=input_signature(ctx))
+
+
+def trackable(function: Any) -> Any:
+    """A tf.Module that tracks the variables `function` reads, for saving it with them.
+
+    It tracks the captured tf.Variables themselves, not the model object: Keras 3 wraps its
+    variables, and the TFLite converter reads garbage for wrapped ones it finds in a SavedModel.
+    """
+    import tensorflow as tf
+
+    holder = tf.Module()
+    holder.captured = list(function.get_concrete_function().variables)
+    holder.serve = function
+    return holder
