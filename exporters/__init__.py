@@ -27,6 +27,7 @@ ROUTE_MODULES: dict[tuple[str, str], str] = {
     ("torch", "aot-inductor"): "exporters.aot_inductor",
     ("torch", "onnx"): "exporters.onnx_torch",
     ("tensorflow", "tf-function"): "exporters.tf_function",
+    ("tensorflow", "saved-model"): "exporters.saved_model",
 }
 
 

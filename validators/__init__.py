@@ -17,6 +17,7 @@ RUNNERS: dict[str, str] = {
     "aot-inductor": "validators.aot_inductor:AOTInductorRunner",
     "torch-in-process": "validators.torch_in_process:TorchInProcessRunner",
     "tf-in-process": "validators.tf_in_process:TfInProcessRunner",
+    "saved-model": "validators.saved_model:SavedModelRunner",
 }
 
 
