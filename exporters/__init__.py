@@ -28,6 +28,7 @@ ROUTE_MODULES: dict[tuple[str, str], str] = {
     ("torch", "onnx"): "exporters.onnx_torch",
     ("tensorflow", "tf-function"): "exporters.tf_function",
     ("tensorflow", "saved-model"): "exporters.saved_model",
+    ("tensorflow", "tflite"): "exporters.tflite",
 }
 
 

@@ -18,6 +18,7 @@ RUNNERS: dict[str, str] = {
     "torch-in-process": "validators.torch_in_process:TorchInProcessRunner",
     "tf-in-process": "validators.tf_in_process:TfInProcessRunner",
     "saved-model": "validators.saved_model:SavedModelRunner",
+    "tflite": "validators.tflite:TFLiteRunner",
 }
 
 

@@ -1,0 +1,71 @@
+"""Runner for TFLite flatbuffers: the interpreter resized to each grid point, fed by signature names."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from validators._tf import outputs_in_order
+from validators.base import Runner
+
+
+def _interpreter_class() -> tuple[Any, str]:
+    """tf.lite's interpreter (it carries the Flex delegate for Select TF ops), else LiteRT's."""
+    import tensorflow as tf
+
+    interpreter = getattr(getattr(tf, "lite", None), "Interpreter", None)
+    if interpreter is not None:
+        return interpreter, f"tf.lite {tf.__version__}"
+    from ai_edge_litert import interpreter as litert  # type: ignore[import-not-found]
+
+    return litert.Interpreter, "ai_edge_litert"
+
+
+class TFLiteRunner(Runner):
+    name = "tflite"
+
+    def __init__(self, artifact: Any) -> None:
+        super().__init__(artifact)
+        self.interpreter: Any = None
+        self.inputs: dict[str, int] = {}
+        self.outputs: dict[str, int] = {}
+
+    def activate_impl(self) -> None:
+        cls, label = _interpreter_class()
+        with warnings.catch_warnings():
+            # tf.lite.Interpreter announces its move to LiteRT on every construction
+            warnings.simplefilter("ignore", UserWarning)
+            self.interpreter = cls(model_path=str(self.artifact.path))
+        signatures = self.interpreter.get_signature_list()
+        if len(signatures) != 1:
+            raise ValueError(f"expected one signature in the TFLite model, found {list(signatures)}")
+        # tensor indices by signature name; the runner object is dropped again because, while it
+        # lives, the interpreter refuses to resize
+        runner = self.interpreter.get_signature_runner(next(iter(signatures)))
+        self.inputs = {name: d["index"] for name, d in runner.get_input_details().items()}
+        self.outputs = {name: d["index"] for name, d in runner.get_output_details().items()}
+        del runner
+        main_graph = {d["index"] for d in self.interpreter.get_input_details()}
+        if not set(self.inputs.values()) <= main_graph:
+            raise ValueError("the TFLite model's signature does not run its main subgraph")
+        self.runtime = f"{label} interpreter"
+
+    def deactivate_impl(self) -> None:
+        self.interpreter = None
+
+    def infer_impl(self, feeds: Mapping[str, np.ndarray]) -> list[Any]:
+        missing = sorted(set(feeds) - set(self.inputs))
+        if missing:
+            raise ValueError(f"the TFLite signature's inputs are {sorted(self.inputs)}, not {missing}")
+        for name, value in feeds.items():
+            # strict: only dims the model holds as dynamic (-1) may change; a frozen one raises here
+            self.interpreter.resize_tensor_input(self.inputs[name], value.shape, strict=True)
+        self.interpreter.allocate_tensors()
+        for name, value in feeds.items():
+            self.interpreter.set_tensor(self.inputs[name], value)
+        self.interpreter.invoke()
+        named = {name: self.interpreter.get_tensor(index) for name, index in self.outputs.items()}
+        return outputs_in_order(named, self.artifact.output_names)
