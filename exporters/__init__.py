@@ -29,6 +29,7 @@ ROUTE_MODULES: dict[tuple[str, str], str] = {
     ("tensorflow", "tf-function"): "exporters.tf_function",
     ("tensorflow", "saved-model"): "exporters.saved_model",
     ("tensorflow", "tflite"): "exporters.tflite",
+    ("tensorflow", "onnx"): "exporters.onnx_tf",
 }
 
 
