@@ -37,7 +37,8 @@ class RouteResult:
     runner: str | None = None
     artifact: str | None = None
     files: list[FileEntry] = field(default_factory=list)
-    check: ArtifactCheck | None = None
+    #: the artifact checked on each runtime; the route's own runner first
+    checks: list[ArtifactCheck] = field(default_factory=list)
     #: candidates of the fallback chain that were tried and rejected, in order
     rejected: list[dict[str, str]] = field(default_factory=list)
     atol: float | None = None
@@ -50,12 +51,21 @@ class RouteResult:
         return self.status == "passed" or (self.status == "skipped" and bool(self.reason))
 
     @property
+    def check(self) -> ArtifactCheck | None:
+        """The check on the route's own runner."""
+        return self.checks[0] if self.checks else None
+
+    def _worst(self, attr: str) -> float | None:
+        values = [v for c in self.checks if (v := getattr(c, attr)) is not None]
+        return max(values) if values else None
+
+    @property
     def max_abs_error(self) -> float | None:
-        return self.check.max_abs_error if self.check else None
+        return self._worst("max_abs_error")
 
     @property
     def max_rel_error(self) -> float | None:
-        return self.check.max_rel_error if self.check else None
+        return self._worst("max_rel_error")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -74,7 +84,7 @@ class RouteResult:
             "rejected": self.rejected,
             "seconds": round(self.seconds, 3),
             **self.details,
-            "checks": self.check.to_json() if self.check else None,
+            "checks": [c.to_json() for c in self.checks],
         }
 
 

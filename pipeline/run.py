@@ -23,7 +23,7 @@ from pipeline.progress import Progress, SilentProgress
 from pipeline.publish import Staging, hash_files
 from pipeline.results import ModelResult, RouteResult
 from pipeline.specs import ModelSpec, make_model_spec
-from validators.check import Case, check_artifact
+from validators.check import Case, check_runtimes, combine_checks
 
 __all__ = ["RunOptions", "reference_cases", "resolve_routes", "run_model", "run_models"]
 
@@ -38,16 +38,26 @@ class RunOptions:
     routes: tuple[str, ...] | None = None
 
 
-def resolve_routes(spec: ModelSpec, framework: Framework, requested: Sequence[str] | None) -> list[Route]:
+def resolve_routes(
+    spec: ModelSpec, framework: Framework, requested: Sequence[str] | None
+) -> tuple[list[Route], list[str]]:
+    """The routes to run for this model, and the requested ones that belong to another framework."""
     names = list(requested) if requested is not None else list(spec.routes or default_routes(framework.name))
     known = [name for fw, name in ROUTE_MODULES if fw == framework.name]
-    unknown = [n for n in names if n not in known]
+    anywhere = {name for _, name in ROUTE_MODULES}
+    unknown = [n for n in names if n not in anywhere]
     if unknown:
         raise SpecError(
-            f"unknown route {', '.join(map(repr, unknown))} for a {framework.name} model; "
-            f"choose from: {', '.join(known)}"
+            f"unknown route {', '.join(map(repr, unknown))}; choose from: {', '.join(sorted(anywhere))}"
         )
-    return [get_route(framework.name, n) for n in dict.fromkeys(names)]
+    elsewhere = [n for n in names if n not in known]
+    if elsewhere and len(elsewhere) == len(names):
+        raise SpecError(
+            f"route {', '.join(map(repr, elsewhere))} does not apply to a {framework.name} model "
+            f"{spec.name!r}; choose from: {', '.join(known)}"
+        )
+    runnable = [get_route(framework.name, n) for n in dict.fromkeys(names) if n in known]
+    return runnable, list(dict.fromkeys(elsewhere))
 
 
 def reference_cases(spec: ModelSpec, framework: Framework, model: Any) -> list[Case]:
@@ -144,16 +154,17 @@ def run_route(
             result.status, result.stage = "error", "export"
             continue
         artifact = exported.artifact
-        check = check_artifact(artifact, cases, tolerance_for)
-        result.check, result.exporter = check, artifact.exporter
+        result.checks = check_runtimes(artifact, cases, tolerance_for)
+        result.exporter = artifact.exporter
         result.details = {k: v for k, v in artifact.details.items() if v is not None}
-        if check.status == "passed":
+        status, stage, reason = combine_checks(result.checks)
+        if status == "passed":
             result.status, result.stage, result.runner = "passed", "", artifact.runner
             result.artifact = artifact.path.relative_to(root).as_posix() if artifact.path else None
             result.files = hash_files(root, workdir)
             break
-        result.rejected.append({"exporter": label, "stage": check.stage, "reason": check.reason})
-        result.status, result.stage = check.status, check.stage
+        result.rejected.append({"exporter": label, "stage": stage, "reason": reason})
+        result.status, result.stage = status, stage
     if result.status != "passed" or not any(workdir.iterdir()):
         shutil.rmtree(workdir, ignore_errors=True)
         if result.status != "skipped":
@@ -214,7 +225,7 @@ def run_model(
     progress = progress or SilentProgress()
     framework, model = build_model(spec.ref, spec.seed)
     spec = _with_inputs(spec, framework, model)
-    routes = resolve_routes(spec, framework, options.routes)
+    routes, elsewhere = resolve_routes(spec, framework, options.routes)
     cases = reference_cases(spec, framework, model)
     versions = {"graphmint": GRAPHMINT_VERSION, "python": platform.python_version(), **framework.versions()}
     result = ModelResult(
@@ -233,6 +244,9 @@ def run_model(
             route_result = run_route(route, spec, base, cases, staging.path)
             result.routes.append(route_result)
             progress.route_finished(spec.name, route_result)
+        for name in elsewhere:
+            reason = f"route {name!r} is not one of a {framework.name} model's routes"
+            result.routes.append(RouteResult(route=name, status="skipped", stage="export", reason=reason))
         if result.ok:
             result.golden = write_golden(staging.path, cases)
             write_manifest(staging.path, result.manifest())

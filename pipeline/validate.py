@@ -18,7 +18,7 @@ from exporters.base import Artifact, first_line
 from pipeline.errors import UsageError
 from pipeline.golden import GoldenSet, read_golden_sets
 from pipeline.results import RouteResult
-from validators.check import Case, check_artifact
+from validators.check import Case, check_runtimes, combine_checks
 from validators.tolerance import DEFAULT_TOLERANCES, EXACT, Tolerance, TolerancePolicy
 
 __all__ = ["FolderValidation", "validate_path"]
@@ -53,16 +53,17 @@ def _cases(sets: Sequence[GoldenSet], input_names: Sequence[str]) -> list[Case]:
 
 
 def _result(route: str, artifact: Artifact, cases: Sequence[Case], tolerance: Any) -> RouteResult:
-    check = check_artifact(artifact, cases, tolerance)
+    checks = check_runtimes(artifact, cases, tolerance)
+    status, stage, reason = combine_checks(checks)
     first = next(iter(cases[0].expected.items())) if cases and cases[0].expected else None
     tol = tolerance(first[0], str(first[1].dtype)) if first else None
     return RouteResult(
         route=route,
-        status=check.status,
-        stage="" if check.status == "passed" else check.stage,
-        reason=check.reason,
+        status=status,
+        stage=stage,
+        reason=reason,
         exporter=artifact.exporter,
-        check=check,
+        checks=checks,
         atol=tol.atol if tol else None,
         rtol=tol.rtol if tol else None,
     )
@@ -135,7 +136,8 @@ def _sha256(path: Path) -> str:
 
 
 def _route_tolerances(entry: Mapping[str, Any]) -> dict[str, Tolerance]:
-    points = (entry.get("checks") or {}).get("points") or []
+    checks = entry.get("checks") or []
+    points = checks[0].get("points", []) if checks else []
     outputs = points[0]["outputs"] if points else []
     return {o["name"]: Tolerance(o["atol"], o["rtol"]) for o in outputs}
 

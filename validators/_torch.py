@@ -8,11 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from validators.base import Runner
+from validators.base import Runner, RuntimeUnavailable
 
 
 class TorchRunner(Runner):
-    """A runner whose artifact loads into a torch callable."""
+    """A runner whose artifact loads into a torch callable, on `device` (CPU unless a subclass says)."""
+
+    device = "cpu"
 
     def __init__(self, artifact: Any) -> None:
         super().__init__(artifact)
@@ -25,7 +27,11 @@ class TorchRunner(Runner):
     def activate_impl(self) -> None:
         import torch
 
-        self.runtime = f"torch {torch.__version__} CPU"
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise RuntimeUnavailable(
+                f"no CUDA device: torch.cuda.is_available() is False (torch {torch.__version__})"
+            )
+        self.runtime = f"torch {torch.__version__} {self.device.upper()}"
         self.fn = self.load()
 
     def deactivate_impl(self) -> None:
@@ -38,4 +44,5 @@ class TorchRunner(Runner):
 
         assert self.fn is not None
         with torch.inference_mode():
-            return list(flatten_torch_outputs(self.fn(*to_torch(feeds))).values())
+            args = [t.to(self.device) for t in to_torch(feeds)]
+            return list(flatten_torch_outputs(self.fn(*args)).values())

@@ -16,7 +16,14 @@ import numpy as np
 
 from exporters.base import Artifact
 
-__all__ = ["Runner"]
+__all__ = ["Runner", "RuntimeUnavailable"]
+
+
+class RuntimeUnavailable(Exception):
+    """Raised by `activate` when the runtime cannot run here (no CUDA device, an op it lacks).
+
+    The check is reported as skipped with this message, never silently left out.
+    """
 
 
 class Runner(ABC):

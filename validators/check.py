@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from exporters.base import Artifact, first_line
-from validators import get_runner
+from validators import get_runner, runtimes_for
+from validators.base import Runner, RuntimeUnavailable
 from validators.compare import compare_output
 from validators.results import ArtifactCheck, PointCheck
 from validators.tolerance import Tolerance
 
-__all__ = ["Case", "check_artifact"]
+__all__ = ["Case", "check_artifact", "check_runtimes", "combine_checks"]
 
 ToleranceFor = Callable[[str, str], Tolerance]  # (output name, dtype) -> tolerance
 
@@ -29,10 +30,10 @@ class Case:
     expected: Mapping[str, np.ndarray]
 
 
-def _run_point(runner: object, case: Case, tolerance_for: ToleranceFor) -> PointCheck:
+def _run_point(runner: Runner, case: Case, tolerance_for: ToleranceFor) -> PointCheck:
     point = PointCheck(label=case.label, sizes=dict(case.sizes), status="passed")
     try:
-        outputs, point.seconds = runner.infer(case.feeds)  # type: ignore[attr-defined]
+        outputs, point.seconds = runner.infer(case.feeds)
     except Exception as exc:
         point.status, point.reason = "error", first_line(exc)
         return point
@@ -68,12 +69,36 @@ def _diagnose(points: Sequence[PointCheck], cases: Sequence[Case], dims: Mapping
     return f"fails at {where}: {first.reason}"
 
 
+def _rerun(runner: Runner, case: Case, check: ArtifactCheck) -> None:
+    """Run the first case twice more and compare the two runs with each other (determinism)."""
+    try:
+        first, _ = runner.infer(case.feeds)
+        second, _ = runner.infer(case.feeds)
+    except Exception as exc:
+        check.notes.append(f"re-running the example failed: {first_line(exc)}")
+        return
+    same_shapes = all(a.shape == b.shape for a, b in zip(first, second, strict=True))
+    check.deterministic = same_shapes and all(
+        np.array_equal(a, b, equal_nan=a.dtype.kind in "fc") for a, b in zip(first, second, strict=True)
+    )
+    if same_shapes:
+        diffs = [
+            float(np.max(np.abs(a.astype(np.float64) - b)))
+            for a, b in zip(first, second, strict=True)
+            if a.size
+        ]
+        check.rerun_max_abs_diff = max(diffs, default=0.0)
+
+
 def check_artifact(artifact: Artifact, cases: Sequence[Case], tolerance_for: ToleranceFor) -> ArtifactCheck:
     """Load `artifact` with its runner, run every case, compare every output; never raises for the model."""
     runner = get_runner(artifact.runner)(artifact)
     check = ArtifactCheck(runner=artifact.runner, runtime="", status="error", stage="load")
     try:
         runner.activate()
+    except RuntimeUnavailable as exc:
+        check.status, check.reason = "skipped", str(exc)
+        return check
     except Exception as exc:
         check.reason = f"could not load {artifact.path or artifact.route}: {first_line(exc)}"
         return check
@@ -81,6 +106,8 @@ def check_artifact(artifact: Artifact, cases: Sequence[Case], tolerance_for: Tol
         check.runtime, check.notes = runner.runtime, list(runner.notes)
         check.stage = "run"
         check.points = [_run_point(runner, case, tolerance_for) for case in cases]
+        if cases and check.points[0].status != "error":
+            _rerun(runner, cases[0], check)
     finally:
         runner.deactivate()
     examples = dict(cases[0].sizes) if cases else {}
@@ -95,3 +122,40 @@ def check_artifact(artifact: Artifact, cases: Sequence[Case], tolerance_for: Tol
     else:
         check.status, check.stage = "failed", "compare"
     return check
+
+
+def check_runtimes(
+    artifact: Artifact, cases: Sequence[Case], tolerance_for: ToleranceFor
+) -> list[ArtifactCheck]:
+    """The artifact checked on every runtime that can load its format, its route's runner first."""
+    return [
+        check_artifact(replace(artifact, runner=name), cases, tolerance_for)
+        for name in runtimes_for(artifact.runner)
+    ]
+
+
+def combine_checks(checks: Sequence[ArtifactCheck]) -> tuple[str, str, str]:
+    """(status, stage, reason) of an artifact over its runtimes: passed only if every runtime that ran passed.
+
+    A mismatch that appears with ONNX Runtime's graph optimizations on but not with them off is named
+    as such: it comes from a runtime fusion, not from the exporter.
+    """
+    ran = [c for c in checks if c.status != "skipped"]
+    failing = [c for c in ran if c.status != "passed"]
+    if not ran:
+        return "error", "load", "; ".join(f"{c.runner}: {c.reason}" for c in checks) or "no runtime ran"
+    if not failing:
+        return "passed", "", ""
+    by_name = {c.runner: c for c in checks}
+    noopt = by_name.get("onnxruntime-noopt")
+    reasons = []
+    for c in failing:
+        text = f"{c.runner}: {c.reason}"
+        if c.runner == "onnxruntime" and noopt is not None and noopt.status == "passed":
+            text = (
+                "only with ONNX Runtime graph optimizations on (ORT_ENABLE_ALL); with them disabled it "
+                f"passes, so a runtime fusion changes the numbers: {c.reason}"
+            )
+        reasons.append(text)
+    status = "error" if all(c.status == "error" for c in failing) else "failed"
+    return status, failing[0].stage, "; ".join(reasons)

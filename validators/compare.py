@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from validators.results import OutputComparison
+from validators.results import ERROR_BINS, OutputComparison
 from validators.tolerance import Tolerance
 
 __all__ = ["compare_output"]
@@ -44,6 +44,9 @@ def compare_output(name: str, actual: np.ndarray, expected: np.ndarray, tol: Tol
         both = finite & np.isfinite(a) & np.isfinite(e)
         norm = float(np.linalg.norm(a[both]) * np.linalg.norm(e[both]))
         result.cosine_similarity = float(np.dot(a[both], e[both]) / norm) if norm > 0 else None
+        logs = np.log10(np.maximum(diff[finite], 10.0 ** ERROR_BINS[0]))
+        edges = np.array([*ERROR_BINS[:-1], np.inf])
+        result.error_histogram = [int(n) for n in np.histogram(np.minimum(logs, ERROR_BINS[-1]), edges)[0]]
     bad = ~(diff <= tol.atol + tol.rtol * np.abs(e))
     # the same non-finite value on both sides (e.g. -inf in a mask) counts as equal
     bad &= ~((a == e) | (np.isnan(a) & np.isnan(e)))

@@ -7,12 +7,15 @@ from typing import Any
 
 import numpy as np
 
-from validators.base import Runner
+from validators.base import Runner, RuntimeUnavailable
 
 
 class OnnxRuntimeRunner(Runner):
+    """ONNX Runtime with every graph optimization on (its default), CPU execution provider."""
+
     name = "onnxruntime"
-    providers = ("CPUExecutionProvider",)
+    providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    optimization = "ORT_ENABLE_ALL"
 
     def __init__(self, artifact: Any) -> None:
         super().__init__(artifact)
@@ -22,13 +25,20 @@ class OnnxRuntimeRunner(Runner):
         import onnx
         import onnxruntime as ort
 
+        missing = [p for p in self.providers if p not in ort.get_available_providers()]
+        if missing:
+            offered = ", ".join(ort.get_available_providers())
+            raise RuntimeUnavailable(
+                f"{', '.join(missing)} not available here (ONNX Runtime offers {offered})"
+            )
         path = str(self.artifact.path)
         onnx.checker.check_model(path, full_check=True)
         self.notes.extend(frozen_dims(onnx.load(path, load_external_data=False), self.artifact))
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, self.optimization)
         self.session = ort.InferenceSession(path, options, providers=list(self.providers))
-        self.runtime = f"onnxruntime {ort.__version__} {self.providers[0]}"
+        self.runtime = f"onnxruntime {ort.__version__} {self.providers[0]} {self.optimization}"
 
     def deactivate_impl(self) -> None:
         self.session = None
@@ -39,6 +49,20 @@ class OnnxRuntimeRunner(Runner):
             raise ValueError(f"the ONNX graph's inputs are {names}, the spec declares {list(feeds)}")
         outputs: list[Any] = self.session.run(None, dict(feeds))
         return outputs
+
+
+class OnnxRuntimeNoOptRunner(OnnxRuntimeRunner):
+    """ONNX Runtime with graph optimizations disabled: tells fusion effects from exporter bugs."""
+
+    name = "onnxruntime-noopt"
+    optimization = "ORT_DISABLE_ALL"
+
+
+class OnnxRuntimeCudaRunner(OnnxRuntimeRunner):
+    """ONNX Runtime on the CUDA execution provider; skipped, with the reason, where there is none."""
+
+    name = "onnxruntime-cuda"
+    providers = ("CUDAExecutionProvider",)
 
 
 def frozen_dims(model: Any, artifact: Any) -> list[str]:

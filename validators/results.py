@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["ArtifactCheck", "OutputComparison", "PointCheck"]
+__all__ = ["ERROR_BINS", "ArtifactCheck", "OutputComparison", "PointCheck"]
+
+#: edges (log10 of abs error) of the histogram every comparison keeps; exact matches fall below the
+#: first edge and are counted in bin 0, errors of 1 and more in the last bin
+ERROR_BINS: tuple[float, ...] = tuple(float(x) for x in range(-12, 2))
 
 
 @dataclass
@@ -30,6 +34,8 @@ class OutputComparison:
     worst_index: list[int] | None = None
     worst_actual: float | None = None
     worst_expected: float | None = None
+    #: element counts per ERROR_BINS bin of log10 |actual - expected|
+    error_histogram: list[int] = field(default_factory=list)
     passed: bool = False
     message: str = ""
 
@@ -57,6 +63,9 @@ class ArtifactCheck:
     reason: str = ""
     points: list[PointCheck] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: the example point run a second time: bitwise identical outputs, and the largest difference
+    deterministic: bool | None = None
+    rerun_max_abs_diff: float | None = None
 
     def _worst(self, attr: str) -> float | None:
         values = [getattr(o, attr) for p in self.points for o in p.outputs if getattr(o, attr) is not None]

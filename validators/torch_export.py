@@ -14,4 +14,12 @@ class ExportedProgramRunner(TorchRunner):
     def load(self) -> Callable[..., Any]:
         import torch
 
-        return torch.export.load(str(self.artifact.path)).module()
+        module: Callable[..., Any] = torch.export.load(str(self.artifact.path)).module().to(self.device)
+        return module
+
+
+class ExportedProgramCudaRunner(ExportedProgramRunner):
+    """The same ExportedProgram on a CUDA device; skipped, with the reason, where there is none."""
+
+    name = "torch-export-cuda"
+    device = "cuda"

@@ -18,6 +18,13 @@ class TorchScriptRunner(TorchRunner):
         with warnings.catch_warnings():
             # TorchScript is deprecated upstream; the route still ships and is still checked
             warnings.filterwarnings("ignore", category=DeprecationWarning, message=r".*torch\.jit")
-            module = torch.jit.load(str(self.artifact.path), map_location="cpu")
+            module = torch.jit.load(str(self.artifact.path), map_location=self.device)
         module.eval()
         return module
+
+
+class TorchScriptCudaRunner(TorchScriptRunner):
+    """The same TorchScript file on a CUDA device; skipped, with the reason, where there is none."""
+
+    name = "torchscript-cuda"
+    device = "cuda"
