@@ -7,19 +7,45 @@ import importlib
 from validators.base import Runner
 from validators.tolerance import DEFAULT_TOLERANCES, Tolerance, TolerancePolicy
 
-__all__ = ["DEFAULT_TOLERANCES", "RUNNERS", "Runner", "Tolerance", "TolerancePolicy", "get_runner"]
+__all__ = [
+    "DEFAULT_TOLERANCES",
+    "RUNNERS",
+    "RUNTIMES",
+    "Runner",
+    "Tolerance",
+    "TolerancePolicy",
+    "get_runner",
+    "runtimes_for",
+]
 
 #: runner name -> "module:class"; modules import their runtime lazily
 RUNNERS: dict[str, str] = {
     "onnxruntime": "validators.onnxruntime:OnnxRuntimeRunner",
+    "onnxruntime-noopt": "validators.onnxruntime:OnnxRuntimeNoOptRunner",
+    "onnxruntime-cuda": "validators.onnxruntime:OnnxRuntimeCudaRunner",
+    "onnx-reference": "validators.onnx_reference:OnnxReferenceRunner",
     "torchscript": "validators.torchscript:TorchScriptRunner",
+    "torchscript-cuda": "validators.torchscript:TorchScriptCudaRunner",
     "torch-export": "validators.torch_export:ExportedProgramRunner",
+    "torch-export-cuda": "validators.torch_export:ExportedProgramCudaRunner",
     "aot-inductor": "validators.aot_inductor:AOTInductorRunner",
     "torch-in-process": "validators.torch_in_process:TorchInProcessRunner",
     "tf-in-process": "validators.tf_in_process:TfInProcessRunner",
     "saved-model": "validators.saved_model:SavedModelRunner",
     "tflite": "validators.tflite:TFLiteRunner",
 }
+
+
+#: every runtime an artifact is checked on, by the runner its route names (the first is that runner)
+RUNTIMES: dict[str, tuple[str, ...]] = {
+    "onnxruntime": ("onnxruntime", "onnxruntime-noopt", "onnx-reference", "onnxruntime-cuda"),
+    "torchscript": ("torchscript", "torchscript-cuda"),
+    "torch-export": ("torch-export", "torch-export-cuda"),
+}
+
+
+def runtimes_for(runner: str) -> tuple[str, ...]:
+    return RUNTIMES.get(runner, (runner,))
 
 
 def get_runner(name: str) -> type[Runner]:
