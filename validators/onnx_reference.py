@@ -21,6 +21,12 @@ class OnnxReferenceRunner(Runner):
         import onnx
         from onnx.reference import ReferenceEvaluator
 
+        loop = _loop_with_scan_outputs(onnx.load(str(self.artifact.path), load_external_data=False).graph)
+        if loop is not None:
+            raise RuntimeUnavailable(
+                f"ReferenceEvaluator joins Loop scan outputs with np.vstack instead of stacking them, "
+                f"so Loop {loop!r} would come out in the wrong shape"
+            )
         try:
             self.evaluator = ReferenceEvaluator(str(self.artifact.path))
         except NotImplementedError as exc:
@@ -37,3 +43,18 @@ class OnnxReferenceRunner(Runner):
     def infer_impl(self, feeds: Mapping[str, np.ndarray]) -> list[Any]:
         outputs: list[Any] = self.evaluator.run(None, dict(feeds))
         return outputs
+
+
+def _loop_with_scan_outputs(graph: Any) -> str | None:
+    """The name of a Loop node (at any depth) that has scan outputs, if there is one."""
+    for node in graph.node:
+        # Loop's inputs are M, cond and the N carried values; outputs are the N values and the scans
+        if node.op_type == "Loop" and len(node.output) > len(node.input) - 2:
+            return str(node.name)
+        for attribute in node.attribute:
+            subgraphs = [attribute.g] if attribute.HasField("g") else list(attribute.graphs)
+            for subgraph in subgraphs:
+                found = _loop_with_scan_outputs(subgraph)
+                if found is not None:
+                    return found
+    return None
