@@ -4,7 +4,8 @@ The child is a fresh interpreter (multiprocessing's 'spawn' method): it imports 
 module and what that imports, loads the artifact from its path, and answers requests over a pipe.
 Nothing the parent holds, such as the objects an exporter built, can reach it, and whatever the
 runtime does to its process (a crash, a hang, a leak) stays there: a crash becomes a one-line error
-naming the signal, a hang a timeout, and the child is always reaped.
+naming the signal, a hang a timeout, and the child is always reaped. A runtime that reports itself
+unavailable in the child (RuntimeUnavailable) is reported so here too.
 
 Any runner whose artifact is a file can be hosted: `IsolatedRunner(artifact, inner="module:Class")`,
 or a subclass that names its `inner` runner.
@@ -28,7 +29,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from exporters.base import Artifact, first_line
-from validators.base import Runner
+from validators.base import Runner, RuntimeUnavailable
 
 __all__ = ["IsolatedRunner"]
 
@@ -66,6 +67,8 @@ def _child_main(conn: Connection, inner: str, artifact: Artifact, log_path: str)
                         reply, _ = runner.infer(payload)
                     else:
                         raise ValueError(f"unexpected request {request!r}")
+                except RuntimeUnavailable as exc:
+                    conn.send(("unavailable", str(exc)))
                 except Exception as exc:
                     conn.send(("error", first_line(exc)))
                 else:
@@ -151,6 +154,8 @@ class IsolatedRunner(Runner):
             )
             self._stop()
             raise RuntimeError(self.failure)
+        if status == "unavailable":
+            raise RuntimeUnavailable(reply)
         if status == "error":
             raise RuntimeError(f"{request} failed in child process {self.process.pid}: {reply}")
         return reply
