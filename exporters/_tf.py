@@ -22,11 +22,17 @@ def _native_output(buffer: io.StringIO) -> Iterator[None]:
     """Send what native code writes to file descriptors 1 and 2 into `buffer`, for the block only.
 
     TensorFlow's C++ logging and the TFLite converter's MLIR diagnostics bypass sys.stdout/stderr.
+    Where the descriptors cannot be duplicated (closed), output is left where it goes.
     """
-    sys.stdout.flush()
-    sys.stderr.flush()
-    with tempfile.TemporaryFile() as sink:
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        if stream is not None:
+            stream.flush()
+    try:
         saved = os.dup(1), os.dup(2)
+    except OSError:
+        yield
+        return
+    with tempfile.TemporaryFile() as sink:
         try:
             os.dup2(sink.fileno(), 1)
             os.dup2(sink.fileno(), 2)

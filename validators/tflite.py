@@ -13,7 +13,7 @@ from validators.base import Runner
 
 
 def _interpreter_class() -> tuple[Any, str]:
-    """tf.lite's interpreter (it carries the Flex delegate for Select TF ops), else LiteRT's."""
+    """tf.lite's interpreter while TensorFlow still ships it, else LiteRT's (ai_edge_litert)."""
     import tensorflow as tf
 
     interpreter = getattr(getattr(tf, "lite", None), "Interpreter", None)
