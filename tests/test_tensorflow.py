@@ -21,7 +21,7 @@ from exporters import ROUTE_MODULES, default_routes
 from exporters.base import Artifact
 from pipeline.results import ModelResult
 from tests.conftest import zoo_specs
-from validators.base import Runner
+from validators.base import Runner, RuntimeUnavailable
 from validators.isolated import IsolatedRunner
 
 SPECS = zoo_specs("tensorflow")
@@ -180,6 +180,16 @@ class FailsToLoad(Runner):
         raise AssertionError("never activated")
 
 
+class Unavailable(Runner):
+    name = "unavailable"
+
+    def activate_impl(self) -> None:
+        raise RuntimeUnavailable("no accelerator for this runtime here")
+
+    def infer_impl(self, feeds: Mapping[str, np.ndarray]) -> list[Any]:
+        raise AssertionError("never activated")
+
+
 class Hangs(Runner):
     name = "hangs"
 
@@ -258,6 +268,14 @@ def test_an_exception_in_the_child_is_one_line_and_the_child_is_reaped() -> None
     assert runner.process.exitcode is not None
 
 
+def test_an_unavailable_runtime_in_the_child_stays_unavailable() -> None:
+    """A runtime that cannot run here is reported as such (a skip), not as a broken artifact."""
+    runner = _hosted(Unavailable)
+    with pytest.raises(RuntimeUnavailable, match=r"^no accelerator for this runtime here$"):
+        runner.activate()
+    assert runner.process is not None and not runner.process.is_alive()
+
+
 def test_a_hanging_child_times_out_and_is_stopped() -> None:
     runner = _hosted(Hangs)
     runner.activate()
@@ -296,6 +314,42 @@ def test_user_keras_model_with_inferred_inputs(graphmint_cli: Cli, tmp_path: Pat
     assert [o["name"] for o in manifest["outputs"]] == ["score", "pooled"]
     statuses = {e["route"]: e["status"] for e in manifest["routes"]}
     assert statuses == dict.fromkeys(("tf-function", "saved-model", "tflite", "onnx"), "passed")
+
+
+TF_MODULE = textwrap.dedent(
+    """
+    import tensorflow as tf
+
+    class Project(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = tf.Variable(tf.random.normal([3, 2]))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32, name="v")])
+        def __call__(self, v):
+            return {"proj": tf.matmul(v, self.w), "norm": tf.norm(v, axis=-1)}
+
+    def build():
+        return Project()
+    """
+)
+
+
+def test_plain_tf_module_runs_every_route(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not only Keras: a tf.Module with a tf.function signature, its inputs read off that signature."""
+    from pipeline.run import RunOptions, run_model
+    from pipeline.specs import make_model_spec
+
+    (tmp_path / "tfmodule.py").write_text(TF_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = make_model_spec(name="Project", ref="tfmodule:build", inputs=[], dims=["batch=1..9"])
+    result = run_model(spec, RunOptions(out=tmp_path / "out"))
+    assert result.framework == "tensorflow"
+    assert result.inputs == [{"name": "v", "dtype": "float32", "shape": ["batch", 3]}]
+    assert [o["name"] for o in result.outputs] == ["proj", "norm"]
+    assert {r.route: r.status for r in result.routes} == dict.fromkeys(
+        ("tf-function", "saved-model", "tflite", "onnx"), "passed"
+    )
 
 
 def test_inputs_inferred_from_keras_models() -> None:
