@@ -110,6 +110,9 @@ class Route:
     runner: str
     default: bool = True
     description: str = ""
+    #: True for routes that leave no file and are checked on the object the exporter made; they run in
+    #: the pipeline's process. Every other route exports in a fresh process of its own.
+    in_process: bool = False
 
 
 def first_line(exc: BaseException | str, limit: int = 300) -> str:

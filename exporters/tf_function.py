@@ -29,4 +29,5 @@ ROUTE = Route(
     strategies=(("tf.function", trace),),
     runner="tf-in-process",
     description="concrete tf.function traced with dynamic dims as None, checked in-process: it has no file",
+    in_process=True,
 )

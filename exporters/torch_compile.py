@@ -50,4 +50,5 @@ ROUTE = Route(
     strategies=(("torch.compile", compile_model),),
     runner="torch-in-process",
     description="torch.compile (Inductor), compiled lazily and checked in-process: it has no file",
+    in_process=True,
 )

@@ -89,18 +89,6 @@ def test_dynamic_dims_checked_at_other_sizes(torch_zoo: tuple[Path, dict[str, Mo
     assert any(label.startswith("seq=") and label not in ("seq=1", "seq=128") for label in labels)
 
 
-def test_onnx_fallback_is_recorded(torch_zoo: tuple[Path, dict[str, ModelResult]]) -> None:
-    """The dynamo exporter freezes the LSTM's seq dim; the TorchScript exporter takes over, and says why."""
-    out, _ = torch_zoo
-    manifest = json.loads((out / "SeqClassifier" / "manifest.json").read_text())
-    onnx = next(e for e in manifest["routes"] if e["route"] == "onnx")
-    assert onnx["status"] == "passed"
-    assert "dynamo=False" in onnx["exporter"]
-    assert onnx["rejected"][0]["exporter"] == "dynamo"
-    assert "'seq'" in onnx["rejected"][0]["reason"] and "frozen" in onnx["rejected"][0]["reason"]
-    assert isinstance(onnx["opset"], int)
-
-
 def test_published_onnx_passes_the_checker(torch_zoo: tuple[Path, dict[str, ModelResult]]) -> None:
     import onnx
 

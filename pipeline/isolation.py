@@ -1,0 +1,82 @@
+"""Run each exporter in a process of its own, so that routes cannot change each other's results.
+
+Exporters keep process-wide state: after torch.export fails on an LSTM, for instance, torch.onnx's
+dynamo exporter in the same process freezes that LSTM's sequence length, while in a fresh process it
+keeps it dynamic. A report that depends on which route ran first cannot be trusted, so every route
+that writes a file exports in a fresh child: it rebuilds the model from its reference and seed (the
+same weights), exports, and hands back the `ExportResult`. A child that crashes becomes an export
+error; the run goes on.
+
+Children are forked from the standard library's forkserver, preloaded with the frameworks (and model
+modules) the run has imported, so a child starts in about a tenth of a second instead of re-importing
+its framework.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import fields
+from typing import Any
+
+from exporters.base import ExportContext, ExportResult, Route, first_line
+
+__all__ = ["export_isolated", "preload"]
+
+#: modules every export child needs, besides the frameworks and model modules in use
+_BASE_PRELOAD = ("pipeline.run", "exporters", "validators")
+#: heavy modules worth importing once in the forkserver, per framework top-level module
+_FRAMEWORK_PRELOAD = {
+    "torch": ("torch", "torch.export", "torch._dynamo", "torch.onnx", "onnxscript"),
+    "tensorflow": ("tensorflow", "keras", "tf2onnx"),
+}
+_preloaded: list[str] | None = None
+
+
+def preload(model_modules: tuple[str, ...] = ()) -> None:
+    """Choose what the forkserver imports before it forks children; only the first call counts."""
+    global _preloaded
+    if _preloaded is not None:
+        return
+    modules = list(_BASE_PRELOAD)
+    for top, heavy in _FRAMEWORK_PRELOAD.items():
+        if top in sys.modules:
+            modules.extend(heavy)
+    modules.extend(m for m in model_modules if m in sys.modules)
+    _preloaded = list(dict.fromkeys(modules))
+    multiprocessing.get_context("forkserver").set_forkserver_preload(_preloaded)
+
+
+def _export_job(
+    ref: str, seed: int, framework: str, route: str, index: int, ctx: dict[str, Any]
+) -> ExportResult:
+    """In the child: build the model afresh, run one strategy of one route, return its result."""
+    from exporters import get_route
+    from pipeline.loader import build_model
+
+    _, model = build_model(ref, seed)
+    _, strategy = get_route(framework, route).strategies[index]
+    result = strategy(ExportContext(model=model, **ctx))
+    if result.artifact is not None:
+        result.artifact.in_process = None
+    return result
+
+
+def export_isolated(route: Route, index: int, ctx: ExportContext, ref: str, seed: int) -> ExportResult:
+    """Run strategy `index` of `route` in a fresh child process; never raises for the exporter's sake."""
+    preload((ref.partition(":")[0],))
+    state = {f.name: getattr(ctx, f.name) for f in fields(ctx) if f.name != "model"}
+    executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("forkserver"))
+    try:
+        future = executor.submit(_export_job, ref, seed, route.framework, route.name, index, state)
+        return future.result()
+    except BrokenProcessPool:
+        return ExportResult(
+            error="the exporter's process died abruptly (a crash in native code, or out of memory)"
+        )
+    except Exception as exc:
+        return ExportResult(error=first_line(exc))
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
