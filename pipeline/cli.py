@@ -8,8 +8,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from pipeline.errors import UsageError
+
+if TYPE_CHECKING:
+    from pipeline.results import ModelResult
 
 __all__ = ["main"]
 
@@ -23,6 +27,25 @@ class _Parser(argparse.ArgumentParser):
 
 def _csv(text: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+def _add_report_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--report-dir",
+        type=Path,
+        help="where report.json, report.md, junit.xml and plots/ go (default: the --out folder)",
+    )
+    parser.add_argument(
+        "--allow-fail",
+        action="append",
+        default=[],
+        metavar="ROUTE",
+        help="report this route's failure without failing the run (repeat, or a,b)",
+    )
+
+
+def _allowed(values: Sequence[str]) -> tuple[str, ...]:
+    return tuple(name for value in values for name in _csv(value))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,12 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--out", type=Path, default=Path("artifacts"), help="output folder (default artifacts/)"
     )
+    _add_report_flags(export)
 
     run = sub.add_parser("run", help="run every model of a config (default graphmint.toml)")
     run.add_argument("config", nargs="?", type=Path, default=Path("graphmint.toml"))
     run.add_argument("--models", type=_csv, help="comma-separated model names (default: all)")
     run.add_argument("--routes", type=_csv, help="comma-separated routes, replacing each model's own")
     run.add_argument("--out", type=Path, default=Path("artifacts"), help="output folder (default artifacts/)")
+    _add_report_flags(run)
 
     validate = sub.add_parser(
         "validate", help="re-run published artifacts (or a model.onnx folder) against golden data"
@@ -86,11 +111,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _report(results: Sequence[object]) -> int:
+def _report(results: Sequence[ModelResult], args: argparse.Namespace) -> int:
+    from pipeline.reports import write_reports
     from pipeline.summary import summary_table
 
-    print(summary_table(results))  # type: ignore[arg-type]
-    return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED  # type: ignore[attr-defined]
+    print(summary_table(results))
+    folder = args.report_dir or args.out
+    written = write_reports(results, folder)
+    print(
+        f"\nreports: {', '.join(str(p) for p in written if p.parent == folder)} (+ plots/)", file=sys.stderr
+    )
+    return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -102,8 +133,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     spec = make_model_spec(
         name=name, ref=args.ref, inputs=args.input, dims=args.dim, ranges=args.range, seed=args.seed
     )
-    result = run_model(spec, RunOptions(out=args.out, routes=args.routes), ConsoleProgress())
-    return _report([result])
+    options = RunOptions(out=args.out, routes=args.routes, allow_fail=_allowed(args.allow_fail))
+    return _report([run_model(spec, options, ConsoleProgress())], args)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -120,8 +151,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f"unknown model(s) {', '.join(unknown)}; the config has: {', '.join(sorted(known))}"
             )
         specs = [s for s in specs if s.name in args.models]
-    results = run_models(specs, RunOptions(out=args.out, routes=args.routes), ConsoleProgress())
-    return _report(results)
+    options = RunOptions(out=args.out, routes=args.routes, allow_fail=_allowed(args.allow_fail))
+    return _report(run_models(specs, options, ConsoleProgress()), args)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

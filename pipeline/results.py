@@ -45,10 +45,16 @@ class RouteResult:
     rtol: float | None = None
     seconds: float = 0.0
     details: dict[str, Any] = field(default_factory=dict)
+    #: failed or errored, but the run was told to accept that (--allow-fail)
+    allowed_failure: bool = False
 
     @property
     def ok(self) -> bool:
-        return self.status == "passed" or (self.status == "skipped" and bool(self.reason))
+        return (
+            self.status == "passed"
+            or (self.status == "skipped" and bool(self.reason))
+            or self.allowed_failure
+        )
 
     @property
     def check(self) -> ArtifactCheck | None:
@@ -81,6 +87,7 @@ class RouteResult:
             "atol": self.atol,
             "rtol": self.rtol,
             "reason": self.reason,
+            "allowed_failure": self.allowed_failure,
             "rejected": self.rejected,
             "seconds": round(self.seconds, 3),
             **self.details,

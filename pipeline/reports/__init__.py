@@ -1,0 +1,44 @@
+"""Reports over a run's results: report.json, report.md, junit.xml and error plots.
+
+Every report is a formatter over the same `ModelResult` data; none of them computes a number.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from pipeline.results import ModelResult
+
+__all__ = ["write_reports"]
+
+
+def write_text_atomic(path: Path, text: str | bytes) -> Path:
+    """Write next to `path`, then rename over it: readers never see half a report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "wb") as f:
+        f.write(text.encode() if isinstance(text, str) else text)
+    os.replace(tmp, path)
+    return path
+
+
+def write_reports(results: Sequence[ModelResult], folder: Path) -> list[Path]:
+    """Write every report into `folder`; returns their paths."""
+    from pipeline.reports.json_report import json_report
+    from pipeline.reports.junit import junit_xml
+    from pipeline.reports.markdown import markdown_report
+    from pipeline.reports.plot import error_plot_png
+
+    written = [
+        write_text_atomic(folder / "report.json", json_report(results)),
+        write_text_atomic(folder / "report.md", markdown_report(results)),
+        write_text_atomic(folder / "junit.xml", junit_xml(results)),
+    ]
+    for model in results:
+        png = error_plot_png(model)
+        if png is not None:
+            written.append(write_text_atomic(folder / "plots" / f"{model.name}.png", png))
+    return written

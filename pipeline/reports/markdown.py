@@ -1,0 +1,90 @@
+"""report.md: a summary table, then for every failure what failed and what to try next."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pipeline.results import ModelResult, RouteResult
+
+__all__ = ["markdown_report", "next_step"]
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2e}"
+
+
+def _escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def next_step(route: RouteResult) -> str:
+    """A suggestion for the reader of a failure, from the stage and the kind of failure."""
+    reason = route.reason
+    if "looks frozen" in reason or "froze dim" in reason:
+        return (
+            "The exported graph fixed a dimension you declared dynamic. For tracing, avoid turning sizes "
+            "into Python ints (int(x.shape[i]), .item(), .tolist()); use another route (torch-export, "
+            "onnx) or, if the size really is fixed, declare it as a number in --input."
+        )
+    if "only with ONNX Runtime graph optimizations on" in reason:
+        return (
+            "The ONNX file is right and an ONNX Runtime fusion shifts the numbers. Serve with "
+            "graph_optimization_level below ORT_ENABLE_ALL, or accept the error with a route tolerance "
+            "([models.tolerance.routes.onnx] in the config) if it is small."
+        )
+    if route.stage == "export":
+        return (
+            "The exporter rejected the model. Read the reason above; rewrite the unsupported construct, "
+            "or list the route under [models.known_failures] with why it cannot work."
+        )
+    if route.stage == "load":
+        return (
+            "The runtime could not load the file the exporter wrote: check that the runtime version "
+            "supports the opset/format in the manifest's versions."
+        )
+    if route.stage == "run":
+        return (
+            "The artifact loads but fails to run on some inputs: the shapes named above are the ones to try."
+        )
+    return (
+        "The artifact runs but its numbers differ from the eager model. If the error is small and "
+        "systematic, raise this route's tolerance in the config; if it is large, compare the runtimes "
+        "in report.json to see which one diverges."
+    )
+
+
+def markdown_report(results: Sequence[ModelResult]) -> str:
+    lines = ["# graphmint report", ""]
+    total = [r for m in results for r in m.routes]
+    verdict = "all routes passed" if all(m.ok for m in results) else "some routes failed"
+    lines += [f"{len(results)} model(s), {len(total)} route(s): {verdict}.", ""]
+    lines += [
+        "| model | framework | route | status | runtimes passed | max abs | max rel | exporter |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for m in results:
+        for r in m.routes:
+            ran = [c for c in r.checks if c.status != "skipped"]
+            runtimes = f"{sum(c.status == 'passed' for c in ran)}/{len(ran)}" if ran else "-"
+            status = r.status + (" (allowed)" if r.allowed_failure else "")
+            lines.append(
+                f"| {m.name} | {m.framework} | {r.route} | {status} | {runtimes} | {_num(r.max_abs_error)} | "
+                f"{_num(r.max_rel_error)} | {_escape(r.exporter or '-')} |"
+            )
+    failures = [(m, r) for m in results for r in m.routes if r.status in ("failed", "error")]
+    if failures:
+        lines += ["", "## Failures", ""]
+        for m, r in failures:
+            lines += [f"### {m.name} × {r.route}: {r.status} at {r.stage or 'check'}", ""]
+            lines += [f"- What failed: {_escape(r.reason)}"]
+            for check in r.checks:
+                bad = [p for p in check.points if p.status != "passed"]
+                if bad:
+                    labels = ", ".join(p.label for p in bad)
+                    lines.append(f"- {check.runner}: {check.status} at {labels}")
+            lines += [f"- Try next: {next_step(r)}", ""]
+    skipped = [(m, r) for m in results for r in m.routes if r.status == "skipped"]
+    if skipped:
+        lines += ["", "## Skipped", ""]
+        lines += [f"- {m.name} × {r.route}: {_escape(r.reason)}" for m, r in skipped]
+    return "\n".join(lines).rstrip() + "\n"
