@@ -93,10 +93,14 @@ def trackable(function: Any) -> Any:
 
     It tracks the captured tf.Variables themselves, not the model object: Keras 3 wraps its
     variables, and the TFLite converter reads garbage for wrapped ones it finds in a SavedModel.
+    They are kept in the order the graph captures them (`variables` has no stable order), so the
+    same model saves to the same checkpoint.
     """
     import tensorflow as tf
 
+    concrete = function.get_concrete_function()
+    order = {id(t): i for i, t in enumerate(concrete.captured_inputs)}
     holder = tf.Module()
-    holder.captured = list(function.get_concrete_function().variables)
+    holder.captured = sorted(concrete.variables, key=lambda v: order.get(id(v.handle), len(order)))
     holder.serve = function
     return holder
