@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--routes", type=_csv, help="comma-separated routes (default: the framework's)")
     export.add_argument("--name", help="folder name under --out (default: the callable's name)")
+    export.add_argument(
+        "--generator",
+        metavar="MODULE:CALLABLE",
+        help="makes inputs that need structure: fn(shapes, rng) -> dict",
+    )
     export.add_argument("--seed", type=int, default=0, help="seed for weights and inputs (default 0)")
     export.add_argument(
         "--out", type=Path, default=Path("artifacts"), help="output folder (default artifacts/)"
@@ -131,7 +136,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     name = args.name or args.ref.partition(":")[2].split(".")[-1] or "model"
     spec = make_model_spec(
-        name=name, ref=args.ref, inputs=args.input, dims=args.dim, ranges=args.range, seed=args.seed
+        name=name,
+        ref=args.ref,
+        inputs=args.input,
+        dims=args.dim,
+        ranges=args.range,
+        seed=args.seed,
+        generator=args.generator,
     )
     options = RunOptions(out=args.out, routes=args.routes, allow_fail=_allowed(args.allow_fail))
     return _report([run_model(spec, options, ConsoleProgress())], args)

@@ -14,7 +14,18 @@ from validators.tolerance import DEFAULT_TOLERANCES, Tolerance, TolerancePolicy
 __all__ = ["DEFAULT_CONFIG", "load_config"]
 
 DEFAULT_CONFIG = Path("graphmint.toml")
-_MODEL_KEYS = {"name", "ref", "inputs", "dims", "ranges", "seed", "routes", "tolerance", "known_failures"}
+_MODEL_KEYS = {
+    "name",
+    "ref",
+    "inputs",
+    "dims",
+    "ranges",
+    "seed",
+    "routes",
+    "tolerance",
+    "known_failures",
+    "generator",
+}
 _TOL_KEYS = {"atol", "rtol"}
 
 
@@ -90,6 +101,7 @@ def load_config(path: Path = DEFAULT_CONFIG) -> list[ModelSpec]:
                     routes=routes,
                     tolerances=_policy(entry.get("tolerance", {}), dtype_tols, f"{where} tolerance"),
                     known_failures=entry.get("known_failures", {}),
+                    generator=entry.get("generator"),
                 )
             )
         except ConfigError:

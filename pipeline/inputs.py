@@ -57,9 +57,50 @@ def _generate(spec: InputSpec, shape: tuple[int, ...], low_high: tuple[int, int]
 
 
 def make_inputs(spec: ModelSpec, point: GridPoint, index: int) -> dict[str, np.ndarray]:
-    """Inputs for grid point number `index`: the same seed and point always give the same arrays."""
+    """Inputs for grid point number `index`: the same seed and point always give the same arrays.
+
+    A spec's `generator` (`module:callable`) is called as `generator(shapes, rng)` with every input's
+    shape at this point and a seeded numpy Generator; it returns arrays for some or all inputs, and
+    the others are generated as usual (floats normal, integers in their value range, bools fair).
+    """
     rng = np.random.default_rng([spec.seed, index])
+    shapes = {i.name: spec.shape_at(i, point.sizes) for i in spec.inputs}
+    custom = _from_generator(spec, shapes, rng) if spec.generator else {}
     return {
-        i.name: _generate(i, spec.shape_at(i, point.sizes), spec.value_range(i.name), rng)
+        i.name: custom[i.name]
+        if i.name in custom
+        else _generate(i, shapes[i.name], spec.value_range(i.name), rng)
         for i in spec.inputs
     }
+
+
+def _from_generator(
+    spec: ModelSpec, shapes: dict[str, tuple[int, ...]], rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    from pipeline.errors import SpecError
+    from pipeline.loader import resolve_callable
+
+    assert spec.generator is not None
+    try:
+        produced = resolve_callable(spec.generator)(dict(shapes), rng)
+    except Exception as exc:
+        raise SpecError(f"input generator {spec.generator!r} raised {type(exc).__name__}: {exc}") from None
+    if not isinstance(produced, dict):
+        raise SpecError(
+            f"input generator {spec.generator!r} must return a dict of arrays, not {type(produced).__name__}"
+        )
+    declared = {i.name: i for i in spec.inputs}
+    arrays = {}
+    for name, value in produced.items():
+        if name not in declared:
+            raise SpecError(
+                f"input generator {spec.generator!r} made {name!r}, which is not a declared input"
+            )
+        array = np.asarray(value)
+        if array.shape != shapes[name] or array.dtype != np.dtype(declared[name].dtype):
+            raise SpecError(
+                f"input generator {spec.generator!r} made {name!r} as {array.dtype}{list(array.shape)}, "
+                f"where the spec declares {declared[name].dtype}{list(shapes[name])}"
+            )
+        arrays[name] = array
+    return arrays

@@ -217,6 +217,7 @@ def _with_inputs(spec: ModelSpec, framework: Framework, model: Any) -> ModelSpec
         routes=spec.routes,
         tolerances=spec.tolerances,
         known_failures=spec.known_failures,
+        generator=spec.generator,
     )
 
 

@@ -138,6 +138,8 @@ class ModelSpec:
     routes: tuple[str, ...] | None = None
     tolerances: TolerancePolicy = field(default_factory=TolerancePolicy)
     known_failures: Mapping[str, str] = field(default_factory=dict)
+    #: `module:callable` making inputs that need structure (masks, lengths); see pipeline.inputs
+    generator: str | None = None
     #: --dim / --range texts kept, unchecked, until inputs read off the model let them be checked
     deferred: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
 
@@ -184,6 +186,7 @@ def make_model_spec(
     routes: Iterable[str] | None = None,
     tolerances: TolerancePolicy | None = None,
     known_failures: Mapping[str, str] | None = None,
+    generator: str | None = None,
 ) -> ModelSpec:
     """Parse and cross-check the pieces of a model spec (CLI flags or a config entry).
 
@@ -205,6 +208,7 @@ def make_model_spec(
             routes=None if routes is None else tuple(routes),
             tolerances=tolerances or TolerancePolicy(),
             known_failures=dict(known_failures or {}),
+            generator=generator,
             deferred=(dims, ranges),
         )
     seen: set[str] = set()
@@ -247,4 +251,5 @@ def make_model_spec(
         routes=None if routes is None else tuple(routes),
         tolerances=tolerances or TolerancePolicy(),
         known_failures=dict(known_failures or {}),
+        generator=generator,
     )

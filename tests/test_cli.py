@@ -213,3 +213,48 @@ def test_two_runs_give_the_same_numbers(graphmint_cli: Cli, user_dir: Path) -> N
         weights.append(module.state_dict()["proj.weight"])
     assert torch.equal(weights[0], weights[1]), "the same seed must give the same weights"
     assert not torch.equal(weights[0], weights[2]), "another seed must give other weights"
+
+
+MASKED_MEAN = textwrap.dedent(
+    """
+    import numpy as np
+    import torch
+    from torch import nn
+
+    class MaskedMean(nn.Module):
+        # averages the positions a mask keeps: an all-False row would divide by zero
+        def forward(self, x, mask):
+            m = mask.unsqueeze(-1).to(x.dtype)
+            return (x * m).sum(dim=1) / m.sum(dim=1)
+
+    def build():
+        return MaskedMean()
+
+    def prefix_masks(shapes, rng):
+        batch, seq = shapes["mask"]
+        lengths = rng.integers(1, seq, size=batch, endpoint=True)
+        return {"mask": np.arange(seq)[None, :] < lengths[:, None]}
+    """
+)
+
+
+def test_model_named_input_generator(graphmint_cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "masked.py").write_text(MASKED_MEAN)
+    args = [
+        "export",
+        "masked:build",
+        "--input",
+        "x:float32[batch,seq,4]",
+        "--input",
+        "mask:bool[batch,seq]",
+        "--routes",
+        "torchscript-trace,onnx",
+        "--out",
+        "out",
+    ]
+    plain = graphmint_cli(*args, cwd=tmp_path)
+    assert plain.returncode == 1 and "NaN" in plain.stdout  # random masks leave some rows empty
+    structured = graphmint_cli(*args, "--generator", "masked:prefix_masks", cwd=tmp_path)
+    assert structured.returncode == 0, structured.stdout + structured.stderr
+    manifest = json.loads((tmp_path / "out" / "build" / "manifest.json").read_text())
+    assert [r["status"] for r in manifest["routes"]] == ["passed", "passed"]
