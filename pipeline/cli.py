@@ -35,12 +35,23 @@ def _add_report_flags(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="where report.json, report.md, junit.xml and plots/ go (default: the --out folder)",
     )
+    _add_timeout_flag(parser)
     parser.add_argument(
         "--allow-fail",
         action="append",
         default=[],
         metavar="ROUTE",
         help="report this route's failure without failing the run (repeat, or a,b)",
+    )
+
+
+def _add_timeout_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="stop a runtime that takes longer to load or run one input (default 300)",
     )
 
 
@@ -110,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("--atol", type=float, help="absolute tolerance for every output")
     validate.add_argument("--rtol", type=float, help="relative tolerance for every output")
+    _add_timeout_flag(validate)
 
     lst = sub.add_parser("list", help="list a config's models and every framework's routes")
     lst.add_argument("config", nargs="?", type=Path, default=Path("graphmint.toml"))
@@ -144,7 +156,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         seed=args.seed,
         generator=args.generator,
     )
-    options = RunOptions(out=args.out, routes=args.routes, allow_fail=_allowed(args.allow_fail))
+    options = RunOptions(
+        out=args.out, routes=args.routes, allow_fail=_allowed(args.allow_fail), timeout_s=args.timeout
+    )
     return _report([run_model(spec, options, ConsoleProgress())], args)
 
 
@@ -162,7 +176,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f"unknown model(s) {', '.join(unknown)}; the config has: {', '.join(sorted(known))}"
             )
         specs = [s for s in specs if s.name in args.models]
-    options = RunOptions(out=args.out, routes=args.routes, allow_fail=_allowed(args.allow_fail))
+    options = RunOptions(
+        out=args.out, routes=args.routes, allow_fail=_allowed(args.allow_fail), timeout_s=args.timeout
+    )
     return _report(run_models(specs, options, ConsoleProgress()), args)
 
 
@@ -170,7 +186,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from pipeline.summary import validation_table
     from pipeline.validate import validate_path
 
-    results = [validate_path(path, args.atol, args.rtol) for path in args.paths]
+    results = [validate_path(path, args.atol, args.rtol, args.timeout) for path in args.paths]
     print(validation_table(results))
     return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
 

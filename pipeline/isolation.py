@@ -7,46 +7,26 @@ that writes a file exports in a fresh child: it rebuilds the model from its refe
 same weights), exports, and hands back the `ExportResult`. A child that crashes becomes an export
 error; the run goes on.
 
-Children are forked from the standard library's forkserver, preloaded with the frameworks (and model
-modules) the run has imported, so a child starts in about a tenth of a second instead of re-importing
-its framework.
+Children come from validators.isolated.children_context: forks of a forkserver preloaded with the
+frameworks in use, so a child starts in about a tenth of a second instead of re-importing them.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import sys
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import fields
 from typing import Any
 
 from exporters.base import ExportContext, ExportResult, Route, first_line
+from validators.isolated import children_context
 
 __all__ = ["export_isolated", "preload"]
 
-#: modules every export child needs, besides the frameworks and model modules in use
-_BASE_PRELOAD = ("pipeline.run", "exporters", "validators")
-#: heavy modules worth importing once in the forkserver, per framework top-level module
-_FRAMEWORK_PRELOAD = {
-    "torch": ("torch", "torch.export", "torch._dynamo", "torch.onnx", "onnxscript"),
-    "tensorflow": ("tensorflow", "keras", "tf2onnx"),
-}
-_preloaded: list[str] | None = None
 
-
-def preload(model_modules: tuple[str, ...] = ()) -> None:
-    """Choose what the forkserver imports before it forks children; only the first call counts."""
-    global _preloaded
-    if _preloaded is not None:
-        return
-    modules = list(_BASE_PRELOAD)
-    for top, heavy in _FRAMEWORK_PRELOAD.items():
-        if top in sys.modules:
-            modules.extend(heavy)
-    modules.extend(m for m in model_modules if m in sys.modules)
-    _preloaded = list(dict.fromkeys(modules))
-    multiprocessing.get_context("forkserver").set_forkserver_preload(_preloaded)
+def preload() -> None:
+    """Start children from a forkserver that has imported every framework imported so far."""
+    children_context()
 
 
 def _export_job(
@@ -66,9 +46,8 @@ def _export_job(
 
 def export_isolated(route: Route, index: int, ctx: ExportContext, ref: str, seed: int) -> ExportResult:
     """Run strategy `index` of `route` in a fresh child process; never raises for the exporter's sake."""
-    preload((ref.partition(":")[0],))
     state = {f.name: getattr(ctx, f.name) for f in fields(ctx) if f.name != "model"}
-    executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("forkserver"))
+    executor = ProcessPoolExecutor(max_workers=1, mp_context=children_context())
     try:
         future = executor.submit(_export_job, ref, seed, route.framework, route.name, index, state)
         return future.result()

@@ -39,6 +39,8 @@ class RunOptions:
     routes: tuple[str, ...] | None = None
     #: routes whose failure is reported but does not fail the model (nor block its publication)
     allow_fail: tuple[str, ...] = ()
+    #: seconds a runtime may take to load an artifact or run one input before it is stopped
+    timeout_s: float = 300.0
 
 
 def resolve_routes(
@@ -133,7 +135,12 @@ def _fresh(path: Path) -> Path:
 
 
 def run_route(
-    route: Route, spec: ModelSpec, base: ExportContext, cases: Sequence[Case], root: Path
+    route: Route,
+    spec: ModelSpec,
+    base: ExportContext,
+    cases: Sequence[Case],
+    root: Path,
+    timeout_s: float | None = None,
 ) -> RouteResult:
     """Try the route's strategies in order until one's artifact passes its check from disk."""
     start = time.perf_counter()
@@ -159,7 +166,7 @@ def run_route(
             result.status, result.stage = "error", "export"
             continue
         artifact = exported.artifact
-        result.checks = check_runtimes(artifact, cases, tolerance_for)
+        result.checks = check_runtimes(artifact, cases, tolerance_for, timeout_s)
         result.exporter = artifact.exporter
         result.details = {k: v for k, v in artifact.details.items() if v is not None}
         status, stage, reason = combine_checks(result.checks)
@@ -247,7 +254,7 @@ def run_model(
         assert staging.path is not None
         for route in routes:
             progress.route_started(spec.name, route.name)
-            route_result = run_route(route, spec, base, cases, staging.path)
+            route_result = run_route(route, spec, base, cases, staging.path, options.timeout_s)
             route_result.allowed_failure = (
                 route_result.status in ("failed", "error") and route.name in options.allow_fail
             )
@@ -295,5 +302,5 @@ def run_models(
     """Run several models; their modules are imported first so that export children start warm."""
     for spec in specs:
         resolve_callable(spec.ref)
-    preload(tuple(spec.ref.partition(":")[0] for spec in specs))
+    preload()
     return [run_model(spec, options, progress) for spec in specs]

@@ -52,8 +52,10 @@ def _cases(sets: Sequence[GoldenSet], input_names: Sequence[str]) -> list[Case]:
     return cases
 
 
-def _result(route: str, artifact: Artifact, cases: Sequence[Case], tolerance: Any) -> RouteResult:
-    checks = check_runtimes(artifact, cases, tolerance)
+def _result(
+    route: str, artifact: Artifact, cases: Sequence[Case], tolerance: Any, timeout_s: float | None
+) -> RouteResult:
+    checks = check_runtimes(artifact, cases, tolerance, timeout_s)
     status, stage, reason = combine_checks(checks)
     first = next(iter(cases[0].expected.items())) if cases and cases[0].expected else None
     tol = tolerance(first[0], str(first[1].dtype)) if first else None
@@ -93,7 +95,9 @@ def _unsupported(model: Any) -> str | None:
     return None
 
 
-def _validate_onnx_folder(path: Path, atol: float | None, rtol: float | None) -> FolderValidation:
+def _validate_onnx_folder(
+    path: Path, atol: float | None, rtol: float | None, timeout_s: float | None
+) -> FolderValidation:
     import onnx
 
     result = FolderValidation(path=path, kind="onnx")
@@ -123,7 +127,9 @@ def _validate_onnx_folder(path: Path, atol: float | None, rtol: float | None) ->
     if not cases:
         raise UsageError(f"{path} holds model.onnx but no test_data_set_* folder to check it against")
     policy = _override(TolerancePolicy(), atol, rtol)
-    result.routes.append(_result("onnx", artifact, cases, lambda o, d: policy.resolve("onnx", o, d)))
+    result.routes.append(
+        _result("onnx", artifact, cases, lambda o, d: policy.resolve("onnx", o, d), timeout_s)
+    )
     return result
 
 
@@ -154,7 +160,9 @@ def _published_tolerance(
     return tolerance
 
 
-def _validate_published(path: Path, atol: float | None, rtol: float | None) -> FolderValidation:
+def _validate_published(
+    path: Path, atol: float | None, rtol: float | None, timeout_s: float | None
+) -> FolderValidation:
     manifest = json.loads((path / "manifest.json").read_text())
     result = FolderValidation(path=path, kind="published")
     inputs = tuple(i["name"] for i in manifest["inputs"])
@@ -196,18 +204,20 @@ def _validate_published(path: Path, atol: float | None, rtol: float | None) -> F
             dynamic_axes={k: v for k, v in dynamic_axes.items() if v},
         )
         tolerance = _published_tolerance(_route_tolerances(entry), atol, rtol)
-        result.routes.append(_result(name, artifact, cases, tolerance))
+        result.routes.append(_result(name, artifact, cases, tolerance, timeout_s))
     return result
 
 
-def validate_path(path: Path, atol: float | None = None, rtol: float | None = None) -> FolderValidation:
+def validate_path(
+    path: Path, atol: float | None = None, rtol: float | None = None, timeout_s: float | None = None
+) -> FolderValidation:
     """Re-run every artifact in `path` against its golden data; UsageError for a folder it cannot read."""
     if not path.is_dir():
         raise UsageError(f"{path} is not a folder: pass artifacts/<model>/ or a folder with model.onnx")
     if (path / "manifest.json").is_file():
-        return _validate_published(path, atol, rtol)
+        return _validate_published(path, atol, rtol, timeout_s)
     if (path / "model.onnx").is_file():
-        return _validate_onnx_folder(path, atol, rtol)
+        return _validate_onnx_folder(path, atol, rtol, timeout_s)
     raise UsageError(
         f"{path} holds neither manifest.json (a published model) nor model.onnx with test_data_set_* folders"
     )

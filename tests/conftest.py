@@ -24,6 +24,18 @@ def zoo_specs(framework: str) -> list[ModelSpec]:
     return [s for s in load_config(ZOO_CONFIG) if s.ref.partition(":")[0] == module]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def warm_children() -> None:
+    """Import both zoos before the first child process starts, so the forkserver preloads both
+    frameworks and no test's children pay for importing one (this is what `run_models` does too)."""
+    from pipeline.isolation import preload
+    from pipeline.loader import resolve_callable
+
+    for spec in load_config(ZOO_CONFIG):
+        resolve_callable(spec.ref)
+    preload()
+
+
 @pytest.fixture(scope="session")
 def torch_zoo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, ModelResult]]:
     """Every PyTorch zoo model through every route its config entry names, published once."""

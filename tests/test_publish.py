@@ -48,6 +48,11 @@ MODELS = textwrap.dedent(
 )
 
 
+def _model_dirs(out: Path) -> list[str]:
+    """Folders under `out`, hidden ones included, but not the reports a run writes next to them."""
+    return sorted(p.name for p in out.iterdir() if p.is_dir() and p.name != "plots")
+
+
 def tree_digest(folder: Path) -> dict[str, str]:
     return {
         p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -129,7 +134,7 @@ def test_failing_run_keeps_previous(published: tuple[Path, dict[str, str]], grap
     )
     assert proc.returncode == 1
     assert tree_digest(workdir / "out" / "m") == before
-    assert sorted(p.name for p in (workdir / "out").iterdir()) == ["m"]
+    assert _model_dirs(workdir / "out") == ["m"]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
@@ -148,7 +153,7 @@ def test_killed_run_keeps_previous(
             proc.kill()
     assert proc.returncode != 0
     assert tree_digest(out / "m") == before
-    leftovers = [p.name for p in out.iterdir() if p.name != "m"]
+    leftovers = [p.name for p in out.iterdir() if p.name.startswith(".")]
     if sig == signal.SIGTERM:
         assert leftovers == [], "a terminated run must clean its staging folder"
     else:
@@ -167,7 +172,8 @@ def test_killed_run_keeps_previous(
             cwd=workdir,
         )
         assert again.returncode == 0, again.stderr
-        assert [p.name for p in out.iterdir()] == ["m"], "the next run sweeps what a killed run left"
+        assert _model_dirs(out) == ["m"], "the next run sweeps what a killed run left"
+        assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
 def test_staging_commit_swaps_and_failure_cleans(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from exporters.base import Artifact, first_line
 from validators import get_runner, runtimes_for
 from validators.base import Runner, RuntimeUnavailable
 from validators.compare import compare_output
+from validators.isolated import IsolatedRunner
 from validators.results import ArtifactCheck, PointCheck
 from validators.tolerance import Tolerance
 
@@ -90,9 +91,25 @@ def _rerun(runner: Runner, case: Case, check: ArtifactCheck) -> None:
         check.rerun_max_abs_diff = max(diffs, default=0.0)
 
 
-def check_artifact(artifact: Artifact, cases: Sequence[Case], tolerance_for: ToleranceFor) -> ArtifactCheck:
-    """Load `artifact` with its runner, run every case, compare every output; never raises for the model."""
-    runner = get_runner(artifact.runner)(artifact)
+def _runner(artifact: Artifact, timeout_s: float | None) -> Runner:
+    """The artifact's runner; one that loads a file runs in a child process, so a crash or hang there
+    becomes this check's error instead of the end of the run."""
+    cls = get_runner(artifact.runner)
+    if artifact.path is None:
+        return cls(artifact)
+    if issubclass(cls, IsolatedRunner):
+        return cls(artifact, timeout_s=timeout_s)
+    return IsolatedRunner(artifact, inner=f"{cls.__module__}:{cls.__qualname__}", timeout_s=timeout_s)
+
+
+def check_artifact(
+    artifact: Artifact, cases: Sequence[Case], tolerance_for: ToleranceFor, timeout_s: float | None = None
+) -> ArtifactCheck:
+    """Load `artifact` with its runner, run every case, compare every output; never raises for the model.
+
+    `timeout_s` bounds each request to a runner in a child process (loading, one inference).
+    """
+    runner = _runner(artifact, timeout_s)
     check = ArtifactCheck(runner=artifact.runner, runtime="", status="error", stage="load")
     try:
         runner.activate()
@@ -125,11 +142,11 @@ def check_artifact(artifact: Artifact, cases: Sequence[Case], tolerance_for: Tol
 
 
 def check_runtimes(
-    artifact: Artifact, cases: Sequence[Case], tolerance_for: ToleranceFor
+    artifact: Artifact, cases: Sequence[Case], tolerance_for: ToleranceFor, timeout_s: float | None = None
 ) -> list[ArtifactCheck]:
     """The artifact checked on every runtime that can load its format, its route's runner first."""
     return [
-        check_artifact(replace(artifact, runner=name), cases, tolerance_for)
+        check_artifact(replace(artifact, runner=name), cases, tolerance_for, timeout_s)
         for name in runtimes_for(artifact.runner)
     ]
 

@@ -42,8 +42,10 @@ def compare_output(name: str, actual: np.ndarray, expected: np.ndarray, tol: Tol
         result.worst_index = [int(i) for i in worst]
         result.worst_actual, result.worst_expected = float(a[worst]), float(e[worst])
         both = finite & np.isfinite(a) & np.isfinite(e)
-        norm = float(np.linalg.norm(a[both]) * np.linalg.norm(e[both]))
-        result.cosine_similarity = float(np.dot(a[both], e[both]) / norm) if norm > 0 else None
+        with np.errstate(over="ignore", invalid="ignore"):  # huge values: the check below drops them
+            na, ne = np.linalg.norm(a[both]), np.linalg.norm(e[both])
+        if 0 < na < np.inf and 0 < ne < np.inf:
+            result.cosine_similarity = float(np.dot(a[both] / na, e[both] / ne))
         logs = np.log10(np.maximum(diff[finite], 10.0 ** ERROR_BINS[0]))
         edges = np.array([*ERROR_BINS[:-1], np.inf])
         result.error_histogram = [int(n) for n in np.histogram(np.minimum(logs, ERROR_BINS[-1]), edges)[0]]

@@ -1,7 +1,8 @@
 """A runner that hosts another runner in a child process.
 
-The child is a fresh interpreter (multiprocessing's 'spawn' method): it imports the inner runner's
-module and what that imports, loads the artifact from its path, and answers requests over a pipe.
+The child is forked from the standard library's forkserver, a clean process that has imported the
+frameworks in use and nothing else (see `children_context`): it imports the inner runner's module,
+loads the artifact from its path, and answers requests over a pipe.
 Nothing the parent holds, such as the objects an exporter built, can reach it, and whatever the
 runtime does to its process (a crash, a hang, a leak) stays there: a crash becomes a one-line error
 naming the signal, a hang a timeout, and the child is always reaped. A runtime that reports itself
@@ -21,6 +22,7 @@ import multiprocessing
 import os
 import re
 import signal
+import sys
 import tempfile
 from collections.abc import Mapping
 from multiprocessing.connection import Connection
@@ -31,7 +33,43 @@ import numpy as np
 from exporters.base import Artifact, first_line
 from validators.base import Runner, RuntimeUnavailable
 
-__all__ = ["IsolatedRunner"]
+__all__ = ["IsolatedRunner", "children_context"]
+
+#: imported once in the forkserver, so that children start warm
+_BASE_PRELOAD = (
+    "numpy",
+    "onnx",
+    "onnx.reference",
+    "onnxruntime",
+    "exporters",
+    "validators",
+    "pipeline.loader",
+)
+#: heavy modules worth preloading, per framework top-level module, when the parent has imported it
+_FRAMEWORK_PRELOAD = {
+    "torch": ("torch", "torch.export", "torch._dynamo", "torch.onnx", "onnxscript"),
+    "tensorflow": ("tensorflow", "keras", "tf2onnx"),
+}
+_preload: list[str] | None = None
+
+
+def children_context() -> Any:
+    """The multiprocessing context every graphmint child process comes from: a preloaded forkserver.
+
+    The forkserver is started once, by the first child, with the frameworks this process has imported
+    by then; children are forks of it, so they start in a fraction of a second, and hold nothing of
+    this process (no exporter objects, no framework state that earlier work changed).
+    """
+    global _preload
+    context = multiprocessing.get_context("forkserver")
+    if _preload is None:
+        _preload = list(_BASE_PRELOAD)
+        for top, heavy in _FRAMEWORK_PRELOAD.items():
+            if top in sys.modules:
+                _preload.extend(heavy)
+        context.set_forkserver_preload(_preload)
+    return context
+
 
 #: the frame faulthandler names first: the one running when the signal came
 _FRAME = re.compile(r'File "([^"]+)", line (\d+) in (\S+)')
@@ -105,7 +143,7 @@ class IsolatedRunner(Runner):
     def activate_impl(self) -> None:
         if not self.inner_ref:
             raise ValueError(f"runner {self.name} has no inner runner to host")
-        context = multiprocessing.get_context("spawn")
+        context = children_context()
         fd, self.log_path = tempfile.mkstemp(prefix="graphmint-isolated-", suffix=".log")
         os.close(fd)
         self.failure = None

@@ -1,0 +1,97 @@
+"""Crash isolation: a runtime that crashes or hangs on an artifact becomes that route's error, and the
+run goes on with the other routes (real child processes, real signals)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import validators
+from pipeline.results import ModelResult
+from pipeline.validate import validate_path
+from validators.base import Runner
+
+
+class SegfaultsOnLoad(Runner):
+    """A native runtime that dies while loading the artifact."""
+
+    name = "segfaults-on-load"
+
+    def activate_impl(self) -> None:
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+    def infer_impl(self, feeds: Mapping[str, np.ndarray]) -> list[Any]:
+        raise AssertionError("never loaded")
+
+
+class AbortsOnRun(Runner):
+    """A native runtime that aborts on the first input it is given."""
+
+    name = "aborts-on-run"
+
+    def activate_impl(self) -> None:
+        self.runtime = "aborts on run"
+
+    def infer_impl(self, feeds: Mapping[str, np.ndarray]) -> list[Any]:
+        os.abort()
+
+
+class HangsOnRun(Runner):
+    name = "hangs-on-run"
+
+    def activate_impl(self) -> None:
+        self.runtime = "hangs on run"
+
+    def infer_impl(self, feeds: Mapping[str, np.ndarray]) -> list[Any]:
+        time.sleep(600)
+        return []
+
+
+@pytest.fixture
+def broken_runners(monkeypatch: pytest.MonkeyPatch) -> None:
+    for cls in (SegfaultsOnLoad, AbortsOnRun, HangsOnRun):
+        monkeypatch.setitem(validators.RUNNERS, cls.name, f"{__name__}:{cls.__name__}")
+
+
+def _with_runners(source: Path, target: Path, runners: Mapping[str, str]) -> Path:
+    """A copy of a published model whose manifest names other runners for some routes."""
+    shutil.copytree(source, target)
+    manifest = json.loads((target / "manifest.json").read_text())
+    for entry in manifest["routes"]:
+        entry["runner"] = runners.get(entry["route"], entry["runner"])
+    (target / "manifest.json").write_text(json.dumps(manifest))
+    return target
+
+
+@pytest.mark.usefixtures("broken_runners")
+def test_crashing_and_hanging_runtimes_become_errors(
+    torch_zoo: tuple[Path, dict[str, ModelResult]], tmp_path: Path
+) -> None:
+    out, _ = torch_zoo
+    folder = _with_runners(
+        out / "SmallCNN",
+        tmp_path / "SmallCNN",
+        {"onnx": "segfaults-on-load", "torch-export": "aborts-on-run", "torchscript-script": "hangs-on-run"},
+    )
+    start = time.perf_counter()
+    result = validate_path(folder, timeout_s=2)
+    routes = {r.route: r for r in result.routes}
+    assert time.perf_counter() - start < 120
+    assert routes["onnx"].status == "error" and routes["onnx"].stage == "load"
+    assert "SIGSEGV" in routes["onnx"].reason and "during activate" in routes["onnx"].reason
+    assert routes["torch-export"].status == "error"
+    assert "SIGABRT" in routes["torch-export"].reason and "during infer" in routes["torch-export"].reason
+    assert routes["torchscript-script"].status == "error"
+    assert "did not answer infer within 2s" in routes["torchscript-script"].reason
+    # the run went on: the untouched route still loads and passes after all that
+    assert routes["torchscript-trace"].status == "passed"
+    assert not result.ok
