@@ -38,6 +38,16 @@ USER_MODELS = textwrap.dedent(
     def frozen():
         return Frozen()
 
+    class SizeOneSpecialCase(nn.Module):
+        # a branch on the batch size: tracing at the example size records the other branch
+        def forward(self, x):
+            if x.shape[0] == 1:
+                return x * 2
+            return x * 3
+
+    def size_one():
+        return SizeOneSpecialCase()
+
     def broken():
         raise RuntimeError("weights file missing")
 
@@ -98,7 +108,8 @@ def test_frozen_dimension_fails_and_says_which(graphmint_cli: Cli, user_dir: Pat
     assert not (user_dir / "out" / "frozen").exists(), "a failing model must not be published"
     leftovers = [p.name for p in (user_dir / "out").iterdir() if p.name.startswith(".")]
     assert not leftovers, "no staging folder may be left behind"
-    assert (user_dir / "out" / "report.md").is_file(), "a failed run still reports"
+    report = (user_dir / "out" / "report.md").read_text()
+    assert "'seq' looks frozen" in report and "Try next:" in report, "the report names the frozen dim"
 
 
 @pytest.mark.parametrize(
@@ -260,3 +271,24 @@ def test_model_named_input_generator(graphmint_cli: Cli, tmp_path: Path) -> None
     assert structured.returncode == 0, structured.stdout + structured.stderr
     manifest = json.loads((tmp_path / "out" / "build" / "manifest.json").read_text())
     assert [r["status"] for r in manifest["routes"]] == ["passed", "passed"]
+
+
+def test_a_failure_at_one_grid_point_is_named_there(graphmint_cli: Cli, user_dir: Path) -> None:
+    proc = graphmint_cli(
+        "export",
+        "usermodels:size_one",
+        "--input",
+        "x:float32[batch,4]",
+        "--routes",
+        "torchscript-trace",
+        "--out",
+        "out",
+        cwd=user_dir,
+    )
+    assert proc.returncode == 1
+    report = json.loads((user_dir / "out" / "report.json").read_text())
+    [route] = report["models"][0]["routes"]
+    points = {p["label"]: p["status"] for p in route["checks"][0]["points"]}
+    assert points.pop("batch=1") == "failed"
+    assert set(points.values()) == {"passed"}, "only batch=1 fails"
+    assert "fails at batch=1:" in route["reason"]
