@@ -30,5 +30,5 @@ ROUTE = Route(
     strategies=(("aoti_compile_and_package", compile_package),),
     runner="aot-inductor",
     default=False,
-    description="AOTInductor-compiled package (.pt2), reloaded with aoti_load_package; opt-in (slow)",
+    description="AOTInductor-compiled package (.pt2), reloaded with aoti_load_package (slow)",
 )
