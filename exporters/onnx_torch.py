@@ -27,7 +27,8 @@ def _artifact(ctx: ExportContext, exporter: str) -> Artifact:
     return ctx.artifact(exporter=exporter, runner="onnxruntime", path=path, details={"opset": opset})
 
 
-def export_dynamo(ctx: ExportContext) -> ExportResult:
+def _export(ctx: ExportContext, dynamo: bool, **options: object) -> ExportResult:
+    """torch.onnx.export with the context's names, into `model.onnx`; failures come back as results."""
     import torch
 
     with captured_output(TORCH_LOGGERS) as log:
@@ -36,40 +37,26 @@ def export_dynamo(ctx: ExportContext) -> ExportResult:
                 ctx.model,
                 example_args(ctx),
                 str(ctx.workdir / "model.onnx"),
-                dynamo=True,
-                dynamic_shapes=export_dynamic_shapes(ctx),
+                dynamo=dynamo,
                 input_names=list(ctx.input_names),
                 output_names=list(ctx.output_names),
-                external_data=False,
+                **options,
             )
-            artifact = _artifact(ctx, f"torch.onnx.export(dynamo=True) (torch {torch.__version__})")
+            artifact = _artifact(ctx, f"torch.onnx.export(dynamo={dynamo}) (torch {torch.__version__})")
         except Exception as exc:
             return ExportResult(error=first_line(exc), log=log.getvalue())
     return ExportResult(artifact=artifact, log=log.getvalue())
+
+
+def export_dynamo(ctx: ExportContext) -> ExportResult:
+    return _export(ctx, True, dynamic_shapes=export_dynamic_shapes(ctx), external_data=False)
 
 
 def export_torchscript(ctx: ExportContext) -> ExportResult:
-    import torch
-
     dynamic_axes = {
         name: {axis: dim for axis, (dim, _, _) in axes.items()} for name, axes in ctx.dynamic_axes.items()
     }
-    with captured_output(TORCH_LOGGERS) as log:
-        try:
-            torch.onnx.export(
-                ctx.model,
-                example_args(ctx),
-                str(ctx.workdir / "model.onnx"),
-                dynamo=False,
-                input_names=list(ctx.input_names),
-                output_names=list(ctx.output_names),
-                dynamic_axes=dynamic_axes,
-                opset_version=TORCHSCRIPT_OPSET,
-            )
-            artifact = _artifact(ctx, f"torch.onnx.export(dynamo=False) (torch {torch.__version__})")
-        except Exception as exc:
-            return ExportResult(error=first_line(exc), log=log.getvalue())
-    return ExportResult(artifact=artifact, log=log.getvalue())
+    return _export(ctx, False, dynamic_axes=dynamic_axes, opset_version=TORCHSCRIPT_OPSET)
 
 
 ROUTE = Route(

@@ -9,14 +9,22 @@ from __future__ import annotations
 import importlib
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from importlib import metadata
 from typing import Any
 
 import numpy as np
 
-__all__ = ["FRAMEWORKS", "Framework", "detect", "get_framework", "imported_frameworks", "package_versions"]
+__all__ = [
+    "FRAMEWORKS",
+    "Framework",
+    "detect",
+    "flatten_outputs",
+    "get_framework",
+    "imported_frameworks",
+    "package_versions",
+]
 
 
 def package_versions(*names: str) -> dict[str, str]:
@@ -28,6 +36,29 @@ def package_versions(*names: str) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return found
+
+
+def flatten_outputs(
+    out: Any, is_leaf: Callable[[Any], bool], leaf: Callable[[Any], Any], prefix: str = "output"
+) -> dict[str, Any]:
+    """The leaves (tensors) of a nested tensor / tuple / list / dict output, named by their path.
+
+    Every framework names outputs this way: one tensor is "output", a sequence gives "output_0",
+    "output_1", ..., a dict its keys (nested: "<parent>_<key>"). `leaf` converts each tensor.
+    """
+    if is_leaf(out):
+        return {prefix: leaf(out)}
+    items: list[tuple[str, Any]]
+    if isinstance(out, Mapping):
+        items = [(str(k) if prefix == "output" else f"{prefix}_{k}", v) for k, v in out.items()]
+    elif isinstance(out, (tuple, list)):
+        items = [(f"{prefix}_{i}", v) for i, v in enumerate(out)]
+    else:
+        raise TypeError(f"model output of type {type(out).__name__} is not a tensor, tuple, list or dict")
+    flat: dict[str, Any] = {}
+    for name, value in items:
+        flat.update(flatten_outputs(value, is_leaf, leaf, name))
+    return flat
 
 
 class Framework(ABC):

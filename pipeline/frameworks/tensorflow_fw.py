@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.frameworks import Framework
+from pipeline.frameworks import Framework, flatten_outputs
 from pipeline.specs import DTYPES
 
 __all__ = ["TensorFlowFramework", "call_model", "flatten_tf_outputs", "to_tf"]
@@ -39,27 +39,11 @@ def call_model(model: Any, args: Sequence[Any]) -> Any:
     return model(*args)
 
 
-def flatten_tf_outputs(out: Any, prefix: str = "output") -> dict[str, Any]:
-    """Tensors of a (nested) tensor / tuple / list / dict output, named by their path.
-
-    The same names as the PyTorch adapter gives: one tensor is "output", a sequence gives
-    "output_0", "output_1", ..., a dict its keys. Works on eager and on symbolic (traced) tensors.
-    """
+def flatten_tf_outputs(out: Any) -> dict[str, Any]:
+    """The model's output tensors (eager or symbolic), named as `flatten_outputs` names them."""
     import tensorflow as tf
 
-    if tf.is_tensor(out):
-        return {prefix: out}
-    items: list[tuple[str, Any]]
-    if isinstance(out, Mapping):
-        items = [(str(k) if prefix == "output" else f"{prefix}_{k}", v) for k, v in out.items()]
-    elif isinstance(out, (tuple, list)):
-        items = [(f"{prefix}_{i}", v) for i, v in enumerate(out)]
-    else:
-        raise TypeError(f"model output of type {type(out).__name__} is not a tensor, tuple, list or dict")
-    flat: dict[str, Any] = {}
-    for name, value in items:
-        flat.update(flatten_tf_outputs(value, name))
-    return flat
+    return flatten_outputs(out, tf.is_tensor, lambda t: t)
 
 
 def _declared_inputs(model: Any) -> list[tuple[str | None, tuple[int | None, ...], str]]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.frameworks import Framework
+from pipeline.frameworks import Framework, flatten_outputs
 
 __all__ = ["TorchFramework", "flatten_torch_outputs", "to_torch"]
 
@@ -19,23 +19,11 @@ def to_torch(feeds: Mapping[str, np.ndarray]) -> list[Any]:
     return [torch.from_numpy(np.require(v, requirements=["C", "W"])) for v in feeds.values()]
 
 
-def flatten_torch_outputs(out: Any, prefix: str = "output") -> dict[str, np.ndarray]:
-    """Tensors of a (nested) tensor / tuple / list / dict output, named by their path."""
+def flatten_torch_outputs(out: Any) -> dict[str, np.ndarray]:
+    """The model's output tensors as numpy arrays, named as `flatten_outputs` names them."""
     import torch
 
-    if isinstance(out, torch.Tensor):
-        return {prefix: out.detach().cpu().numpy()}
-    items: list[tuple[str, Any]]
-    if isinstance(out, Mapping):
-        items = [(str(k) if prefix == "output" else f"{prefix}_{k}", v) for k, v in out.items()]
-    elif isinstance(out, (tuple, list)):
-        items = [(f"{prefix}_{i}", v) for i, v in enumerate(out)]
-    else:
-        raise TypeError(f"model output of type {type(out).__name__} is not a tensor, tuple, list or dict")
-    flat: dict[str, np.ndarray] = {}
-    for name, value in items:
-        flat.update(flatten_torch_outputs(value, name))
-    return flat
+    return flatten_outputs(out, lambda t: isinstance(t, torch.Tensor), lambda t: t.detach().cpu().numpy())
 
 
 class TorchFramework(Framework):
