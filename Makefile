@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 OUT ?= artifacts
 
-.PHONY: all artifacts test lint format clean distclean
+.PHONY: all artifacts package test lint format clean distclean
 
 all: artifacts
 
@@ -13,11 +13,15 @@ all: artifacts
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[torch,tensorflow,dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[torch,tensorflow,serving,dev]'
 	touch $@
 
 artifacts: $(STAMP)
 	$(VENV)/bin/graphmint run graphmint.toml --out $(OUT)
+	$(VENV)/bin/graphmint package $(OUT)
+
+package: $(STAMP)
+	$(VENV)/bin/graphmint package $(OUT)
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -124,6 +124,23 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--rtol", type=float, help="relative tolerance for every output")
     _add_timeout_flag(validate)
 
+    package = sub.add_parser(
+        "package", help="build the serving bundle (Triton, TF Serving) from published models"
+    )
+    package.add_argument(
+        "artifacts",
+        nargs="?",
+        type=Path,
+        default=Path("artifacts"),
+        help="the folder models were published to (default artifacts/)",
+    )
+    package.add_argument("--out", type=Path, help="bundle folder (default ARTIFACTS/serving)")
+
+    verify = sub.add_parser(
+        "verify-bundle", help="re-hash a serving bundle: exit 1 on a changed, missing or added file"
+    )
+    verify.add_argument("bundle", type=Path, metavar="DIR")
+
     lst = sub.add_parser("list", help="list a config's models and every framework's routes")
     lst.add_argument("config", nargs="?", type=Path, default=Path("graphmint.toml"))
     return parser
@@ -192,6 +209,24 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
 
 
+def cmd_package(args: argparse.Namespace) -> int:
+    from pipeline.bundle import package_bundle
+
+    print(f"serving bundle written to {package_bundle(args.artifacts, args.out)}")
+    return EXIT_OK
+
+
+def cmd_verify_bundle(args: argparse.Namespace) -> int:
+    from pipeline.bundle import verify_bundle
+
+    check = verify_bundle(args.bundle)
+    for kind in ("changed", "missing", "added"):
+        for path in getattr(check, kind):
+            print(f"{kind}: {path}")
+    print(f"{args.bundle}: {'intact' if check.ok else 'differs from its MANIFEST.json'}")
+    return EXIT_OK if check.ok else EXIT_FAILED
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from exporters import ROUTE_MODULES, get_route
     from pipeline.config import load_config
@@ -218,9 +253,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)  # unwind (and clean staging) on `kill`, as on Ctrl-C
     try:
         args = build_parser().parse_args(argv)
-        handler = {"export": cmd_export, "run": cmd_run, "validate": cmd_validate, "list": cmd_list}[
-            args.command
-        ]
+        handler = {
+            "export": cmd_export,
+            "run": cmd_run,
+            "validate": cmd_validate,
+            "package": cmd_package,
+            "verify-bundle": cmd_verify_bundle,
+            "list": cmd_list,
+        }[args.command]
         return handler(args)
     except UsageError as exc:
         print(f"graphmint: error: {exc}", file=sys.stderr)

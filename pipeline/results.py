@@ -104,6 +104,8 @@ class ModelResult:
     inputs: list[dict[str, Any]]
     outputs: list[dict[str, Any]]
     versions: dict[str, str]
+    #: every dynamic dim's range: {"batch": {"min": 1, "max": 64, "example": 2}}
+    dims: dict[str, dict[str, int]] = field(default_factory=dict)
     routes: list[RouteResult] = field(default_factory=list)
     #: golden data sets: {"path": "test_data_set_N", "label": grid point, "sizes": dynamic dim sizes}
     golden: list[dict[str, Any]] = field(default_factory=list)
@@ -119,6 +121,7 @@ class ModelResult:
             "framework": self.framework,
             "inputs": self.inputs,
             "outputs": self.outputs,
+            "dims": self.dims,
             "versions": self.versions,
             "golden": self.golden,
             "routes": [r.to_json() for r in self.routes],

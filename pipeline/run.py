@@ -247,6 +247,7 @@ def run_model(
         inputs=[i.to_json() for i in spec.inputs],
         outputs=_output_specs(spec, cases),
         versions=versions,
+        dims={d: {"min": r.min, "max": r.max, "example": r.example} for d, r in spec.dims.items()},
     )
     base = _export_context(spec, framework, model, cases)
     progress.model_started(spec.name, framework.name, [r.name for r in routes])

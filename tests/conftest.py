@@ -46,6 +46,16 @@ def torch_zoo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     return out, {r.name: r for r in results}
 
 
+@pytest.fixture(scope="session")
+def keras_zoo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, ModelResult]]:
+    """Every Keras zoo model through every TensorFlow route, published once."""
+    from pipeline.run import RunOptions, run_models
+
+    out = tmp_path_factory.mktemp("keras-zoo")
+    results = run_models(zoo_specs("tensorflow"), RunOptions(out=out))
+    return out, {r.name: r for r in results}
+
+
 @pytest.fixture
 def graphmint_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run `python -m pipeline ARGS` in a subprocess, in `cwd` (default: a fresh temporary folder)."""

@@ -33,16 +33,6 @@ Zoo = tuple[Path, dict[str, ModelResult]]
 Cli = Callable[..., CompletedProcess[str]]
 
 
-@pytest.fixture(scope="session")
-def keras_zoo(tmp_path_factory: pytest.TempPathFactory) -> Zoo:
-    """Every Keras zoo model through every TensorFlow route, published once."""
-    from pipeline.run import RunOptions, run_models
-
-    out = tmp_path_factory.mktemp("keras-zoo")
-    results = run_models(SPECS, RunOptions(out=out))
-    return out, {r.name: r for r in results}
-
-
 def _manifest(out: Path, model: str) -> dict[str, Any]:
     manifest: dict[str, Any] = json.loads((out / model / "manifest.json").read_text())
     return manifest

@@ -1,0 +1,169 @@
+"""The serving bundle: a Triton model repository and a TF Serving layout built from published models.
+
+`package_bundle` reads every published `artifacts/<model>/` (its manifest says which routes passed) and
+writes, atomically, `<out>/`:
+
+    triton/<model>_onnx/config.pbtxt, 1/model.onnx              (every model whose onnx route passed)
+    triton/<model>_torchscript/config.pbtxt, 1/model.pt         (a passing TorchScript route)
+    triton/<model>_savedmodel/config.pbtxt, 1/model.savedmodel/ (a passing saved-model route)
+    tfserving/<model>/1/                                        (the SavedModel, where there is one)
+    golden/<model>/test_data_set_N/                             (inputs and eager outputs to check with)
+    MANIFEST.json                                               (every file's sha256, signatures, results)
+
+`verify_bundle` re-hashes the files and reports any changed, missing or added since packaging.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import UsageError
+from pipeline.publish import Staging, hash_files
+from pipeline.triton import model_config_text
+
+__all__ = ["BUNDLE_MANIFEST", "BundleCheck", "package_bundle", "verify_bundle"]
+
+BUNDLE_MANIFEST = "MANIFEST.json"
+#: Triton entries: (suffix, platform, the routes that can fill it in order of preference, file name)
+_TRITON_ENTRIES = (
+    ("onnx", "onnxruntime_onnx", ("onnx",), "model.onnx"),
+    ("torchscript", "pytorch_libtorch", ("torchscript-trace", "torchscript-script"), "model.pt"),
+    ("savedmodel", "tensorflow_savedmodel", ("saved-model",), "model.savedmodel"),
+)
+
+
+def _copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if source.is_dir():
+        shutil.copytree(source, target)
+    else:
+        shutil.copy2(source, target)
+
+
+def _published(artifacts: Path, skip: Path) -> list[tuple[Path, dict[str, Any]]]:
+    models = []
+    for folder in sorted(p for p in artifacts.iterdir() if p.is_dir() and p.resolve() != skip.resolve()):
+        manifest = folder / "manifest.json"
+        if manifest.is_file():
+            data = json.loads(manifest.read_text())
+            if "dims" not in data:
+                raise UsageError(f"{manifest} predates dim ranges in manifests: publish {folder.name} again")
+            models.append((folder, data))
+    return models
+
+
+def _entries(folder: Path, manifest: dict[str, Any], root: Path) -> list[dict[str, Any]]:
+    """Copy one model's passing artifacts into the bundle; return its entries."""
+    passed = {r["route"]: r for r in manifest["routes"] if r["status"] == "passed" and r.get("artifact")}
+    name, inputs, outputs, dims = manifest["name"], manifest["inputs"], manifest["outputs"], manifest["dims"]
+    entries = []
+    for suffix, platform, routes, filename in _TRITON_ENTRIES:
+        route = next((passed[r] for r in routes if r in passed), None)
+        if route is None:
+            continue
+        entry = root / "triton" / f"{name}_{suffix}"
+        _copy(folder / route["artifact"], entry / "1" / filename)
+        tensor_names = None
+        if platform == "pytorch_libtorch":  # Triton's PyTorch backend binds tensors by NAME__INDEX
+            tensor_names = [f"{t['name']}__{i}" for i, t in enumerate(inputs)]
+            tensor_names += [f"{t['name']}__{i}" for i, t in enumerate(outputs)]
+        (entry / "config.pbtxt").write_text(
+            model_config_text(f"{name}_{suffix}", platform, inputs, outputs, dims, tensor_names)
+        )
+        entries.append(
+            {
+                "server": "triton",
+                "name": f"{name}_{suffix}",
+                "platform": platform,
+                "route": route["route"],
+                "path": entry.relative_to(root).as_posix(),
+            }
+        )
+        if platform == "tensorflow_savedmodel":
+            tfserving = root / "tfserving" / name / "1"
+            shutil.copytree(folder / route["artifact"], tfserving)
+            entries.append(
+                {
+                    "server": "tfserving",
+                    "name": name,
+                    "signature": "serving_default",
+                    "route": route["route"],
+                    "path": tfserving.parent.relative_to(root).as_posix(),
+                }
+            )
+    return entries
+
+
+def package_bundle(artifacts: Path, out: Path | None = None) -> Path:
+    """Build the serving bundle from every model published under `artifacts`; returns its folder."""
+    out = out or artifacts / "serving"
+    models = _published(artifacts, out)
+    if not models:
+        raise UsageError(
+            f"no published model under {artifacts}: run `graphmint run` or `graphmint export` first"
+        )
+    described = []
+    with Staging(out.parent, out.name) as staging:
+        assert staging.path is not None
+        root = staging.path
+        for folder, manifest in models:
+            entries = _entries(folder, manifest, root)
+            golden = root / "golden" / manifest["name"]
+            for data in manifest.get("golden", []):
+                _copy(folder / data["path"], golden / data["path"])
+            onnx = next((r for r in manifest["routes"] if r["route"] == "onnx"), {})
+            described.append(
+                {
+                    "name": manifest["name"],
+                    "framework": manifest["framework"],
+                    "inputs": manifest["inputs"],
+                    "outputs": manifest["outputs"],
+                    "dims": manifest["dims"],
+                    "tolerance": {"atol": onnx.get("atol"), "rtol": onnx.get("rtol")},
+                    "golden": golden.relative_to(root).as_posix(),
+                    "entries": entries,
+                    "validation": {
+                        r["route"]: {
+                            k: r.get(k) for k in ("status", "max_abs_error", "max_rel_error", "atol", "rtol")
+                        }
+                        for r in manifest["routes"]
+                    },
+                }
+            )
+        files = [f.to_json() for f in hash_files(root, root)]
+        bundle = {"models": described, "files": files}
+        (root / BUNDLE_MANIFEST).write_text(json.dumps(bundle, indent=2) + "\n")
+        return staging.commit()
+
+
+@dataclass
+class BundleCheck:
+    """Files that differ from the bundle manifest."""
+
+    path: Path
+    changed: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.changed or self.missing or self.added)
+
+
+def verify_bundle(path: Path) -> BundleCheck:
+    """Re-hash every file of a bundle against its MANIFEST.json."""
+    manifest_path = path / BUNDLE_MANIFEST
+    if not manifest_path.is_file():
+        raise UsageError(f"{path} has no {BUNDLE_MANIFEST}: pass the folder `graphmint package` wrote")
+    recorded = {f["path"]: f["sha256"] for f in json.loads(manifest_path.read_text())["files"]}
+    found = {f.path: f.sha256 for f in hash_files(path, path) if f.path != BUNDLE_MANIFEST}
+    return BundleCheck(
+        path=path,
+        changed=sorted(p for p in recorded.keys() & found.keys() if recorded[p] != found[p]),
+        missing=sorted(recorded.keys() - found.keys()),
+        added=sorted(found.keys() - recorded.keys()),
+    )

@@ -1,0 +1,89 @@
+"""The serving bundle: Triton and TF Serving layouts, parsed with Triton's own ModelConfig proto."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as pb
+
+from pipeline.bundle import BUNDLE_MANIFEST, package_bundle, verify_bundle
+from pipeline.cli import main
+from pipeline.results import ModelResult
+from pipeline.triton import TRITON_TYPES, batch_dim
+
+Zoo = tuple[Path, dict[str, ModelResult]]
+
+
+@pytest.fixture(scope="module")
+def bundles(torch_zoo: Zoo, keras_zoo: Zoo, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    out = tmp_path_factory.mktemp("bundles")
+    return [package_bundle(torch_zoo[0], out / "torch"), package_bundle(keras_zoo[0], out / "keras")]
+
+
+def _expected_dims(shape: list[int | str], batched: bool) -> list[int]:
+    return [-1 if isinstance(d, str) else d for d in (shape[1:] if batched else shape)]
+
+
+def test_every_config_parses_and_matches_the_manifest(bundles: list[Path]) -> None:
+    checked = 0
+    for bundle in bundles:
+        manifest = json.loads((bundle / BUNDLE_MANIFEST).read_text())
+        for model in manifest["models"]:
+            batch = batch_dim([*model["inputs"], *model["outputs"]])
+            for entry in (e for e in model["entries"] if e["server"] == "triton"):
+                config = text_format.Parse(
+                    (bundle / entry["path"] / "config.pbtxt").read_text(), pb.ModelConfig()
+                )
+                assert config.name == entry["name"] and config.platform == entry["platform"]
+                assert config.max_batch_size == (model["dims"][batch]["max"] if batch else 0)
+                for declared, tensors in ((model["inputs"], config.input), (model["outputs"], config.output)):
+                    assert len(tensors) == len(declared)
+                    for index, (spec, tensor) in enumerate(zip(declared, tensors, strict=True)):
+                        suffix = f"__{index}" if entry["platform"] == "pytorch_libtorch" else ""
+                        assert tensor.name == spec["name"] + suffix
+                        assert pb.DataType.Name(tensor.data_type) == TRITON_TYPES[spec["dtype"]]
+                        assert list(tensor.dims) == _expected_dims(spec["shape"], batch is not None)
+                files = list((bundle / entry["path"] / "1").iterdir())
+                assert len(files) == 1 and files[0].name in ("model.onnx", "model.pt", "model.savedmodel")
+                checked += 1
+    assert checked >= 15  # onnx for all 10 models, TorchScript for 5, SavedModel for 5
+
+
+def test_layouts_per_framework(bundles: list[Path]) -> None:
+    torch_bundle, keras_bundle = bundles
+    assert (torch_bundle / "triton" / "SimpleNet_onnx" / "1" / "model.onnx").is_file()
+    assert (torch_bundle / "triton" / "SimpleNet_torchscript" / "1" / "model.pt").is_file()
+    assert not (torch_bundle / "tfserving").exists(), "no SavedModel exists for the torch zoo"
+    assert (
+        keras_bundle / "triton" / "KerasCNN_savedmodel" / "1" / "model.savedmodel" / "saved_model.pb"
+    ).is_file()
+    assert (keras_bundle / "tfserving" / "KerasCNN" / "1" / "saved_model.pb").is_file()
+    manifest = json.loads((keras_bundle / BUNDLE_MANIFEST).read_text())
+    cnn = next(m for m in manifest["models"] if m["name"] == "KerasCNN")
+    assert cnn["validation"]["saved-model"]["status"] == "passed"
+    assert (keras_bundle / cnn["golden"] / "test_data_set_0" / "input_0.pb").is_file()
+
+
+def test_verify_bundle_catches_changed_missing_and_added(
+    bundles: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(bundles[0], bundle)
+    assert verify_bundle(bundle).ok and main(["verify-bundle", str(bundle)]) == 0
+    with (bundle / "triton" / "SmallCNN_onnx" / "1" / "model.onnx").open("ab") as f:
+        f.write(b"\0")
+    (bundle / "triton" / "SimpleNet_torchscript" / "config.pbtxt").unlink()
+    (bundle / "triton" / "notes.txt").write_text("added by hand")
+    check = verify_bundle(bundle)
+    assert check.changed == ["triton/SmallCNN_onnx/1/model.onnx"]
+    assert check.missing == ["triton/SimpleNet_torchscript/config.pbtxt"]
+    assert check.added == ["triton/notes.txt"]
+    capsys.readouterr()
+    assert main(["verify-bundle", str(bundle)]) == 1
+    out = capsys.readouterr().out
+    assert "changed: triton/SmallCNN_onnx/1/model.onnx" in out and "added: triton/notes.txt" in out
+    assert main(["verify-bundle", str(tmp_path)]) == 2  # no MANIFEST.json: bad input
