@@ -18,10 +18,12 @@ $(STAMP): pyproject.toml constraints.txt
 
 artifacts: $(STAMP)
 	$(VENV)/bin/graphmint run graphmint.toml --out $(OUT)
-	$(VENV)/bin/graphmint package $(OUT)
+	$(MAKE) package
 
+# the serving bundle, proven by a live inference server before it is handed over
 package: $(STAMP)
 	$(VENV)/bin/graphmint package $(OUT)
+	$(VENV)/bin/graphmint serve-check $(OUT)/serving
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -141,6 +141,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("bundle", type=Path, metavar="DIR")
 
+    check = sub.add_parser("serve-check", help="serve a bundle on 127.0.0.1 and check every golden answer")
+    check.add_argument("bundle", type=Path, metavar="DIR")
+    check.add_argument(
+        "--timeout", type=float, default=120.0, help="seconds to wait for the server (default 120)"
+    )
+
+    serve = sub.add_parser(
+        "serve", help="serve a bundle's ONNX models (KServe v2 over HTTP) in the foreground"
+    )
+    serve.add_argument("bundle", type=Path, metavar="DIR")
+    serve.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default 8000)")
+
     lst = sub.add_parser("list", help="list a config's models and every framework's routes")
     lst.add_argument("config", nargs="?", type=Path, default=Path("graphmint.toml"))
     return parser
@@ -227,6 +239,25 @@ def cmd_verify_bundle(args: argparse.Namespace) -> int:
     return EXIT_OK if check.ok else EXIT_FAILED
 
 
+def cmd_serve_check(args: argparse.Namespace) -> int:
+    from pipeline.servecheck import serve_check
+
+    check = serve_check(args.bundle, args.timeout)
+    for model, data_set, passed, reason in check.results:
+        print(f"{model:<28} {data_set:<18} {'passed' if passed else 'failed: ' + reason}")
+    print(f"{sum(r[2] for r in check.results)} passed, {sum(not r[2] for r in check.results)} failed")
+    return EXIT_OK if check.ok else EXIT_FAILED
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from pipeline.server import serve
+
+    if not (args.bundle / "MANIFEST.json").is_file():
+        raise UsageError(f"{args.bundle} has no MANIFEST.json: pass the folder `graphmint package` wrote")
+    serve(args.bundle, args.port)
+    return EXIT_OK
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from exporters import ROUTE_MODULES, get_route
     from pipeline.config import load_config
@@ -259,6 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "validate": cmd_validate,
             "package": cmd_package,
             "verify-bundle": cmd_verify_bundle,
+            "serve-check": cmd_serve_check,
+            "serve": cmd_serve,
             "list": cmd_list,
         }[args.command]
         return handler(args)

@@ -87,3 +87,83 @@ def test_verify_bundle_catches_changed_missing_and_added(
     out = capsys.readouterr().out
     assert "changed: triton/SmallCNN_onnx/1/model.onnx" in out and "added: triton/notes.txt" in out
     assert main(["verify-bundle", str(tmp_path)]) == 2  # no MANIFEST.json: bad input
+
+
+def _listening(port: int) -> list[str]:
+    """Local addresses (hex, as /proc/net/tcp writes them) listening on `port`."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return [
+        r.split()[1].split(":")[0]
+        for r in rows
+        if r.split()[3] == "0A" and int(r.split()[1].split(":")[1], 16) == port
+    ]
+
+
+def test_serve_check_passes_on_the_zoo_bundle(bundles: list[Path]) -> None:
+    from pipeline.servecheck import serve_check
+
+    check = serve_check(bundles[0])
+    assert check.ok, [r for r in check.results if not r[2]]
+    assert {r[0] for r in check.results} == {
+        "SimpleNet_onnx",
+        "ModelWithCustom_onnx",
+        "SmallCNN_onnx",
+        "SeqClassifier_onnx",
+        "TransformerBlock_onnx",
+    }
+
+
+def test_serve_check_fails_on_a_swapped_model(
+    bundles: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(bundles[0], bundle)
+    # same signature (x: float32[batch, 10] -> [batch, 2]), other weights
+    shutil.copy(
+        bundle / "triton" / "ModelWithCustom_onnx" / "1" / "model.onnx",
+        bundle / "triton" / "SimpleNet_onnx" / "1" / "model.onnx",
+    )
+    assert main(["serve-check", str(bundle)]) == 1
+    out = capsys.readouterr().out
+    failed = [line for line in out.splitlines() if "failed:" in line]
+    assert failed and all(line.startswith("SimpleNet_onnx") for line in failed)
+
+
+def test_server_answers_bad_requests_with_400_on_loopback_only(bundles: list[Path]) -> None:
+    import urllib.error
+    import urllib.request
+
+    import tritonclient.http as http
+
+    from pipeline.servecheck import _wait_ready, free_port, start_server, stop_server
+
+    port = free_port()
+    process = start_server(bundles[0], port)
+    try:
+        _wait_ready(http.InferenceServerClient(url=f"127.0.0.1:{port}"), process, 120)
+        assert _listening(port) == ["0100007F"], "the server must bind 127.0.0.1 only"
+        url = f"http://127.0.0.1:{port}/v2/models/SimpleNet_onnx/infer"
+        bad = {
+            "wrong shape": {"name": "x", "shape": [2, 3], "datatype": "FP32", "data": [0.0] * 6},
+            "wrong dtype": {"name": "x", "shape": [1, 10], "datatype": "INT64", "data": [0] * 10},
+            "wrong name": {"name": "y", "shape": [1, 10], "datatype": "FP32", "data": [0.0] * 10},
+        }
+        for what, tensor in bad.items():
+            request = urllib.request.Request(
+                url,
+                data=json.dumps({"inputs": [tensor]}).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            with pytest.raises(urllib.error.HTTPError) as caught:
+                urllib.request.urlopen(request, timeout=30)
+            assert caught.value.code == 400, what
+            assert "x" in caught.value.read().decode(), what
+        good = {"inputs": [{"name": "x", "shape": [1, 10], "datatype": "FP32", "data": [0.0] * 10}]}
+        request = urllib.request.Request(
+            url, data=json.dumps(good).encode(), headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert json.loads(response.read())["outputs"][0]["shape"] == [1, 2]
+    finally:
+        stop_server(process)
+    assert process.returncode is not None and not _listening(port)

@@ -1,0 +1,140 @@
+"""`graphmint serve-check`: start the bundle's inference server, send every golden input with a real
+KServe v2 client (tritonclient.http), compare the answers with the golden outputs, stop the server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.errors import UsageError
+from pipeline.golden import read_golden_sets
+from pipeline.server import HOST
+from validators.compare import compare_output
+from validators.tolerance import DEFAULT_TOLERANCES, Tolerance
+
+__all__ = ["ServeCheck", "free_port", "serve_check", "start_server"]
+
+_NP_TO_V2 = {
+    "float32": "FP32",
+    "float64": "FP64",
+    "float16": "FP16",
+    "int64": "INT64",
+    "int32": "INT32",
+    "int16": "INT16",
+    "int8": "INT8",
+    "uint8": "UINT8",
+    "bool": "BOOL",
+}
+
+
+@dataclass
+class ServeCheck:
+    """One line per model × golden set: passed, or what the server answered wrong."""
+
+    results: list[tuple[str, str, bool, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.results) and all(r[2] for r in self.results)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def start_server(bundle: Path, port: int) -> subprocess.Popen[bytes]:
+    """The server in its own process group, so that it and anything it starts can be stopped together."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline.server", str(bundle), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _wait_ready(client: Any, process: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            err = process.stderr.read().decode(errors="replace") if process.stderr else ""
+            raise RuntimeError(f"the server exited with code {process.returncode}: {err.strip()[-300:]}")
+        try:
+            if client.is_server_ready():
+                return
+        except Exception:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"the server was not ready within {timeout:g}s")
+
+
+def serve_check(bundle: Path, timeout: float = 120.0) -> ServeCheck:
+    import tritonclient.http as http
+
+    manifest_path = bundle / "MANIFEST.json"
+    if not manifest_path.is_file():
+        raise UsageError(f"{bundle} has no MANIFEST.json: pass the folder `graphmint package` wrote")
+    manifest = json.loads(manifest_path.read_text())
+    port = free_port()
+    process = start_server(bundle, port)
+    check = ServeCheck()
+    try:
+        client = http.InferenceServerClient(url=f"{HOST}:{port}")
+        _wait_ready(client, process, timeout)
+        for model in manifest["models"]:
+            entry = next((e for e in model["entries"] if e.get("platform") == "onnxruntime_onnx"), None)
+            if entry is None:
+                continue
+            names = [i["name"] for i in model["inputs"]]
+            tol = model.get("tolerance") or {}
+            for golden in read_golden_sets(
+                bundle / model["golden"], names, [o["name"] for o in model["outputs"]]
+            ):
+                inputs = []
+                for name in names:
+                    array = golden.inputs[name]
+                    item = http.InferInput(name, list(array.shape), _NP_TO_V2[str(array.dtype)])
+                    item.set_data_from_numpy(array, binary_data=True)
+                    inputs.append(item)
+                try:
+                    answer = client.infer(entry["name"], inputs)
+                except Exception as exc:
+                    check.results.append((entry["name"], golden.path.name, False, f"request failed: {exc}"))
+                    continue
+                problems = []
+                for name, expected in golden.outputs.items():
+                    default = DEFAULT_TOLERANCES.get(str(expected.dtype), Tolerance(0.0, 0.0))
+                    t = Tolerance(tol.get("atol") or default.atol, tol.get("rtol") or default.rtol)
+                    actual = answer.as_numpy(name)
+                    if actual is None:
+                        problems.append(f"no output {name!r}")
+                        continue
+                    compared = compare_output(name, np.asarray(actual), expected, t)
+                    if not compared.passed:
+                        problems.append(compared.message)
+                check.results.append((entry["name"], golden.path.name, not problems, "; ".join(problems)))
+    finally:
+        stop_server(process)
+    return check
