@@ -19,22 +19,11 @@ import numpy as np
 from pipeline.errors import UsageError
 from pipeline.golden import read_golden_sets
 from pipeline.server import HOST
+from pipeline.triton import TRITON_TYPES
 from validators.compare import compare_output
 from validators.tolerance import DEFAULT_TOLERANCES, Tolerance
 
 __all__ = ["ServeCheck", "free_port", "serve_check", "start_server"]
-
-_NP_TO_V2 = {
-    "float32": "FP32",
-    "float64": "FP64",
-    "float16": "FP16",
-    "int64": "INT64",
-    "int32": "INT32",
-    "int16": "INT16",
-    "int8": "INT8",
-    "uint8": "UINT8",
-    "bool": "BOOL",
-}
 
 
 @dataclass
@@ -115,7 +104,10 @@ def serve_check(bundle: Path, timeout: float = 120.0) -> ServeCheck:
                 inputs = []
                 for name in names:
                     array = golden.inputs[name]
-                    item = http.InferInput(name, list(array.shape), _NP_TO_V2[str(array.dtype)])
+                    datatype = TRITON_TYPES[str(array.dtype)].removeprefix(
+                        "TYPE_"
+                    )  # v2 names: FP32, INT64...
+                    item = http.InferInput(name, list(array.shape), datatype)
                     item.set_data_from_numpy(array, binary_data=True)
                     inputs.append(item)
                 try:
@@ -126,7 +118,10 @@ def serve_check(bundle: Path, timeout: float = 120.0) -> ServeCheck:
                 problems = []
                 for name, expected in golden.outputs.items():
                     default = DEFAULT_TOLERANCES.get(str(expected.dtype), Tolerance(0.0, 0.0))
-                    t = Tolerance(tol.get("atol") or default.atol, tol.get("rtol") or default.rtol)
+                    t = Tolerance(
+                        default.atol if tol.get("atol") is None else tol["atol"],
+                        default.rtol if tol.get("rtol") is None else tol["rtol"],
+                    )
                     actual = answer.as_numpy(name)
                     if actual is None:
                         problems.append(f"no output {name!r}")
