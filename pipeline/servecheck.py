@@ -23,7 +23,7 @@ from pipeline.triton import TRITON_TYPES
 from validators.compare import compare_output
 from validators.tolerance import DEFAULT_TOLERANCES, Tolerance
 
-__all__ = ["ServeCheck", "free_port", "serve_check", "start_server"]
+__all__ = ["ServeCheck", "free_port", "serve_check", "start_server", "stop_server", "wait_ready"]
 
 
 @dataclass
@@ -64,7 +64,7 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def _wait_ready(client: Any, process: subprocess.Popen[bytes], timeout: float) -> None:
+def wait_ready(client: Any, process: subprocess.Popen[bytes], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -91,7 +91,7 @@ def serve_check(bundle: Path, timeout: float = 120.0) -> ServeCheck:
     check = ServeCheck()
     try:
         client = http.InferenceServerClient(url=f"{HOST}:{port}")
-        _wait_ready(client, process, timeout)
+        wait_ready(client, process, timeout)
         for model in manifest["models"]:
             entry = next((e for e in model["entries"] if e.get("platform") == "onnxruntime_onnx"), None)
             if entry is None:

@@ -135,12 +135,12 @@ def test_server_answers_bad_requests_with_400_on_loopback_only(bundles: list[Pat
 
     import tritonclient.http as http
 
-    from pipeline.servecheck import _wait_ready, free_port, start_server, stop_server
+    from pipeline.servecheck import wait_ready, free_port, start_server, stop_server
 
     port = free_port()
     process = start_server(bundles[0], port)
     try:
-        _wait_ready(http.InferenceServerClient(url=f"127.0.0.1:{port}"), process, 120)
+        wait_ready(http.InferenceServerClient(url=f"127.0.0.1:{port}"), process, 120)
         assert _listening(port) == ["0100007F"], "the server must bind 127.0.0.1 only"
         url = f"http://127.0.0.1:{port}/v2/models/SimpleNet_onnx/infer"
         bad = {
