@@ -135,7 +135,7 @@ def test_server_answers_bad_requests_with_400_on_loopback_only(bundles: list[Pat
 
     import tritonclient.http as http
 
-    from pipeline.servecheck import wait_ready, free_port, start_server, stop_server
+    from pipeline.servecheck import free_port, start_server, stop_server, wait_ready
 
     port = free_port()
     process = start_server(bundles[0], port)
