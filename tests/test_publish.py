@@ -61,12 +61,11 @@ def tree_digest(folder: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def published(tmp_path: Path, graphmint_cli: Cli) -> tuple[Path, dict[str, str]]:
-    (tmp_path / "pubmodels.py").write_text(MODELS)
-    proc = graphmint_cli(
+def _export(cli: Cli, workdir: Path, factory: str) -> CompletedProcess[str]:
+    """Publish `pubmodels:<factory>` as model `m` under workdir/out, through the CLI."""
+    return cli(
         "export",
-        "pubmodels:fast",
+        f"pubmodels:{factory}",
         "--input",
         "x:float32[batch,4]",
         "--name",
@@ -75,8 +74,14 @@ def published(tmp_path: Path, graphmint_cli: Cli) -> tuple[Path, dict[str, str]]
         "torchscript-trace",
         "--out",
         "out",
-        cwd=tmp_path,
+        cwd=workdir,
     )
+
+
+@pytest.fixture
+def published(tmp_path: Path, graphmint_cli: Cli) -> tuple[Path, dict[str, str]]:
+    (tmp_path / "pubmodels.py").write_text(MODELS)
+    proc = _export(graphmint_cli, tmp_path, "fast")
     assert proc.returncode == 0, proc.stderr
     return tmp_path, tree_digest(tmp_path / "out" / "m")
 
@@ -119,19 +124,7 @@ def _wait_for_route_work(out: Path, proc: subprocess.Popen[bytes], timeout: floa
 
 def test_failing_run_keeps_previous(published: tuple[Path, dict[str, str]], graphmint_cli: Cli) -> None:
     workdir, before = published
-    proc = graphmint_cli(
-        "export",
-        "pubmodels:wrong",
-        "--input",
-        "x:float32[batch,4]",
-        "--name",
-        "m",
-        "--routes",
-        "torchscript-trace",
-        "--out",
-        "out",
-        cwd=workdir,
-    )
+    proc = _export(graphmint_cli, workdir, "wrong")
     assert proc.returncode == 1
     assert tree_digest(workdir / "out" / "m") == before
     assert _model_dirs(workdir / "out") == ["m"]
@@ -158,19 +151,7 @@ def test_killed_run_keeps_previous(
         assert leftovers == [], "a terminated run must clean its staging folder"
     else:
         assert all(name.startswith(STAGING_PREFIX) for name in leftovers)  # hidden, never at out/m
-        again = graphmint_cli(
-            "export",
-            "pubmodels:fast",
-            "--input",
-            "x:float32[batch,4]",
-            "--name",
-            "m",
-            "--routes",
-            "torchscript-trace",
-            "--out",
-            "out",
-            cwd=workdir,
-        )
+        again = _export(graphmint_cli, workdir, "fast")
         assert again.returncode == 0, again.stderr
         assert _model_dirs(out) == ["m"], "the next run sweeps what a killed run left"
         assert not [p for p in out.iterdir() if p.name.startswith(".")]
