@@ -6,7 +6,7 @@ The pipeline moves to the fallback when the first candidate raises *or* its file
 
 from __future__ import annotations
 
-from exporters._torch import TORCH_LOGGERS, example_args, export_dynamic_shapes
+from exporters._torch import TORCH_LOGGERS, example_args, export_dynamic_shapes, flat_module
 from exporters.base import Artifact, ExportContext, ExportResult, Route, captured_output, first_line
 
 TORCHSCRIPT_OPSET = 17
@@ -34,7 +34,7 @@ def _export(ctx: ExportContext, dynamo: bool, **options: object) -> ExportResult
     with captured_output(TORCH_LOGGERS) as log:
         try:
             torch.onnx.export(
-                ctx.model,
+                flat_module(ctx),
                 example_args(ctx),
                 str(ctx.workdir / "model.onnx"),
                 dynamo=dynamo,

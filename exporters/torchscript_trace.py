@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from exporters._torch import TORCH_LOGGERS, example_args
+from exporters._torch import TORCH_LOGGERS, example_args, flat_module
 from exporters.base import ExportContext, ExportResult, Route, captured_output, first_line
 
 
@@ -12,7 +12,7 @@ def trace(ctx: ExportContext) -> ExportResult:
     path = ctx.workdir / "model.pt"
     with captured_output(TORCH_LOGGERS) as log:
         try:
-            traced = torch.jit.trace(ctx.model, example_args(ctx), check_trace=False)
+            traced = torch.jit.trace(flat_module(ctx), example_args(ctx), check_trace=False)
             torch.jit.save(traced, str(path))
         except Exception as exc:
             return ExportResult(error=first_line(exc), log=log.getvalue())

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import inspect
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -10,7 +11,14 @@ import numpy as np
 
 from pipeline.frameworks import Framework, flatten_outputs
 
-__all__ = ["TorchFramework", "flatten_torch_outputs", "to_torch"]
+__all__ = [
+    "TorchFramework",
+    "bind_inputs",
+    "call_bound",
+    "flatten_torch_outputs",
+    "flatten_torch_tensors",
+    "to_torch",
+]
 
 
 def to_torch(feeds: Mapping[str, np.ndarray]) -> list[Any]:
@@ -19,11 +27,45 @@ def to_torch(feeds: Mapping[str, np.ndarray]) -> list[Any]:
     return [torch.from_numpy(np.require(v, requirements=["C", "W"])) for v in feeds.values()]
 
 
-def flatten_torch_outputs(out: Any) -> dict[str, np.ndarray]:
-    """The model's output tensors as numpy arrays, named as `flatten_outputs` names them."""
+def flatten_torch_tensors(out: Any) -> dict[str, Any]:
+    """The model's output tensors, named as `flatten_outputs` names them (ModelOutput is a dict)."""
     import torch
 
-    return flatten_outputs(out, lambda t: isinstance(t, torch.Tensor), lambda t: t.detach().cpu().numpy())
+    return flatten_outputs(out, lambda t: isinstance(t, torch.Tensor), lambda t: t)
+
+
+def flatten_torch_outputs(out: Any) -> dict[str, np.ndarray]:
+    """The model's output tensors as numpy arrays, named as `flatten_outputs` names them."""
+    return {name: t.detach().cpu().numpy() for name, t in flatten_torch_tensors(out).items()}
+
+
+def bind_inputs(model: Any, names: Sequence[str]) -> tuple[str, ...]:
+    """The inputs that go to `model.forward` by keyword; the others go positionally, in order.
+
+    When every input name is a parameter of `forward` (input_ids, attention_mask, pixel_values, ...),
+    all of them are passed by name, so a forward with more parameters than the spec names (such as
+    `use_cache` after `attention_mask`) gets each input where it belongs. Otherwise, or for a
+    `forward(*args)`, inputs are passed positionally in the order they are declared.
+    """
+    try:
+        parameters = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):  # a builtin or scripted forward has no Python signature
+        return ()
+    named = {
+        n
+        for n, p in parameters.items()
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    }
+    return tuple(names) if names and set(names) <= named else ()
+
+
+def call_bound(
+    model: Callable[..., Any], keywords: Sequence[str], names: Sequence[str], args: Sequence[Any]
+) -> Any:
+    """Call `model` on `args` (one per input in `names`), the `keywords` ones by name."""
+    positional = [a for n, a in zip(names, args, strict=True) if n not in keywords]
+    named = {n: a for n, a in zip(names, args, strict=True) if n in keywords}
+    return model(*positional, **named)
 
 
 class TorchFramework(Framework):
@@ -49,5 +91,6 @@ class TorchFramework(Framework):
     def run_eager(self, model: Any, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
 
+        names = list(feeds)
         with torch.inference_mode():
-            return flatten_torch_outputs(model(*to_torch(feeds)))
+            return flatten_torch_outputs(call_bound(model, bind_inputs(model, names), names, to_torch(feeds)))
