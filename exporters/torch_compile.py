@@ -2,34 +2,74 @@
 
 Dynamo first explains the model: a model it cannot capture at all would "pass" only because it ran
 eagerly, so that is reported as a skip with Dynamo's reason, and graph breaks are recorded.
+
+The declared dynamic dims of the example inputs are marked unbacked, so one graph serves every size
+of the grid, 1 included (a plain `dynamic=True` compile specializes sizes 0 and 1 and compiles again
+for them). A model whose code needs to guard on such a size (`if x.shape[0] > 1`) cannot be compiled
+that way: it falls back to `dynamic=True`. Frames that Dynamo resumes after a graph break carry no
+marks and may still compile again for size 1: the runner records how often (`recompiles`). The
+compilation happens here, on the example, so that a compiler failure is an export failure.
 """
 
 from __future__ import annotations
 
-from exporters._torch import TORCH_LOGGERS, example_args
+from typing import Any
+
+from exporters._torch import TORCH_LOGGERS, example_args, flat_module
 from exporters.base import ExportContext, ExportResult, Route, captured_output, first_line
+
+
+def _compiled(ctx: ExportContext, module: Any, unbacked: bool) -> Any:
+    """torch.compile'd `module`, already compiled on the example inputs."""
+    import torch
+
+    torch._dynamo.reset()
+    compiled = torch.compile(module, backend="inductor", dynamic=True)
+    # made as the runner makes its inputs (inference tensors): a tensor that differs from the example
+    # in its dispatch keys would fail a guard and compile again, without the unbacked marks
+    with torch.inference_mode():
+        args = example_args(ctx)
+        if unbacked:
+            for name, tensor in zip(ctx.input_names, args, strict=True):
+                for axis in ctx.dynamic_axes.get(name, {}):
+                    torch._dynamo.decorators.mark_unbacked(tensor, axis)
+        compiled(*args)
+    return compiled
 
 
 def compile_model(ctx: ExportContext) -> ExportResult:
     import torch
     from torch._dynamo.utils import counters
 
+    module = flat_module(ctx)
     seen = dict(counters["unimplemented"])
     with captured_output(TORCH_LOGGERS) as log:
         try:
-            explained = torch._dynamo.explain(ctx.model)(*example_args(ctx))
-            compiled = torch.compile(ctx.model, backend="inductor", dynamic=True)
+            explained = torch._dynamo.explain(module)(*example_args(ctx))
         except Exception as exc:
             return ExportResult(error=first_line(exc), log=log.getvalue())
-    unsupported = [k for k, n in counters["unimplemented"].items() if n > seen.get(k, 0)]
-    reasons = [first_line(str(r)) for r in [*(b.reason for b in explained.break_reasons), *unsupported][:3]]
-    if explained.graph_count == 0:
-        why = f": {reasons[0]}" if reasons else ""
-        return ExportResult(
-            error=f"torch.compile captured no graph, Dynamo runs this model eagerly{why}",
-            skipped=True,
-            log=log.getvalue(),
-        )
+        unsupported = [k for k, n in counters["unimplemented"].items() if n > seen.get(k, 0)]
+        reasons = [
+            first_line(str(r)) for r in [*(b.reason for b in explained.break_reasons), *unsupported][:3]
+        ]
+        if explained.graph_count == 0:
+            why = f": {reasons[0]}" if reasons else ""
+            return ExportResult(
+                error=f"torch.compile captured no graph, Dynamo runs this model eagerly{why}",
+                skipped=True,
+                log=log.getvalue(),
+            )
+        shapes = "unbacked" if ctx.dynamic_axes else "dynamic"
+        try:
+            compiled = _compiled(ctx, module, unbacked=bool(ctx.dynamic_axes))
+        except Exception as unbacked_exc:
+            if not ctx.dynamic_axes:
+                return ExportResult(error=first_line(unbacked_exc), log=log.getvalue())
+            log.write(f"compiling with unbacked dynamic dims failed: {first_line(unbacked_exc)}\n")
+            try:
+                compiled, shapes = _compiled(ctx, module, unbacked=False), "dynamic"
+            except Exception as exc:
+                return ExportResult(error=first_line(exc), log=log.getvalue())
     artifact = ctx.artifact(
         exporter=f"torch.compile(backend='inductor', dynamic=True) (torch {torch.__version__})",
         runner="torch-in-process",
@@ -39,6 +79,7 @@ def compile_model(ctx: ExportContext) -> ExportResult:
             "graphs": explained.graph_count,
             "graph_breaks": explained.graph_break_count,
             "graph_break_reasons": reasons or None,
+            "dynamic_dims": shapes,
         },
     )
     return ExportResult(artifact=artifact, log=log.getvalue())
@@ -49,6 +90,6 @@ ROUTE = Route(
     framework="torch",
     strategies=(("torch.compile", compile_model),),
     runner="torch-in-process",
-    description="torch.compile (Inductor), compiled lazily and checked in-process: it has no file",
+    description="torch.compile (Inductor), compiled in-process on the example and checked there: no file",
     in_process=True,
 )

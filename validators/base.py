@@ -35,6 +35,10 @@ class Runner(ABC):
         self.artifact = artifact
         self.active = False
         self.notes: list[str] = []
+        #: what the runtime measured while it served (e.g. recompilations), for the manifest
+        self.facts: dict[str, Any] = {}
+        #: what the runtime printed while it ran (filled by runners that capture it)
+        self.log = ""
 
     @abstractmethod
     def activate_impl(self) -> None:

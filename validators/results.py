@@ -63,9 +63,13 @@ class ArtifactCheck:
     reason: str = ""
     points: list[PointCheck] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: what the runtime measured while it served (a runner's `facts`)
+    facts: dict[str, Any] = field(default_factory=dict)
     #: the example point run a second time: bitwise identical outputs, and the largest difference
     deterministic: bool | None = None
     rerun_max_abs_diff: float | None = None
+    #: what the runtime printed (its child's log), kept for the report folder, not the manifest
+    log: str = field(default="", repr=False)
 
     def _worst(self, attr: str) -> float | None:
         values = [getattr(o, attr) for p in self.points for o in p.outputs if getattr(o, attr) is not None]
@@ -81,6 +85,7 @@ class ArtifactCheck:
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
+        data.pop("log")
         data["max_abs_error"] = self.max_abs_error
         data["max_rel_error"] = self.max_rel_error
         return data
