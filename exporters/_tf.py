@@ -77,10 +77,10 @@ def serving_function(ctx: ExportContext) -> Any:
 
     from pipeline.frameworks.tensorflow_fw import call_model, flatten_tf_outputs
 
-    model, names = ctx.model, ctx.output_names
+    model, names, inputs = ctx.model, ctx.output_names, ctx.input_names
 
     def serve(*args: Any) -> dict[str, Any]:
-        outputs = flatten_tf_outputs(call_model(model, args))
+        outputs = flatten_tf_outputs(call_model(model, inputs, args))
         if list(outputs) != list(names):
             raise ValueError(f"the traced model returns outputs {list(outputs)}, eagerly {list(names)}")
         return outputs

@@ -32,6 +32,45 @@ def _erfc(graph: Any, node: Any, name: str, args: list[Any]) -> None:
 CUSTOM_OPS = {"Erfc": (_erfc, [])}
 
 
+def _captured_constants(function: Any) -> dict[str, Any]:
+    """The constant tensors the traced function captured, by the name of the placeholder inside it."""
+    import tensorflow as tf
+
+    constants = {}
+    for external, internal in function.get_concrete_function().graph.captures:
+        if isinstance(external, tf.Tensor) and external.dtype != tf.resource and hasattr(external, "numpy"):
+            constants[internal.name] = external.numpy()
+    return constants
+
+
+def _prune_inputs(model: Any, ctx: ExportContext, constants: dict[str, Any]) -> list[str]:
+    """Make every graph input that the model does not declare a constant, or drop it; returns their names.
+
+    tf2onnx leaves what the traced function captured as graph inputs: constants (a Keras
+    Normalization layer's mean and variance), sometimes with an initializer, sometimes without one,
+    and inputs no node reads. None of them is part of the model's interface: one with an initializer
+    becomes a plain constant, a captured constant gets its value as an initializer, an unread one
+    goes. An undeclared input that a node reads and nothing provides stays, and the check names it.
+    """
+    from onnx import numpy_helper
+
+    declared = set(ctx.input_names)
+    initialized = {t.name for t in model.graph.initializer}
+    read = {name for node in model.graph.node for name in node.input}
+    keep, dropped = [], []
+    for graph_input in model.graph.input:
+        name = graph_input.name
+        if name in declared or (name in read and name not in initialized and name not in constants):
+            keep.append(graph_input)
+            continue
+        if name in read and name not in initialized:
+            model.graph.initializer.append(numpy_helper.from_array(constants[name], name=name))
+        dropped.append(name)
+    del model.graph.input[:]
+    model.graph.input.extend(keep)
+    return dropped
+
+
 def _name_interface(model: Any, ctx: ExportContext) -> None:
     """Order the graph outputs as the eager outputs and name the inputs' dynamic dims as declared."""
     outputs = {o.name: o for o in model.graph.output}
@@ -54,8 +93,9 @@ def convert(ctx: ExportContext) -> ExportResult:
     path = ctx.workdir / "model.onnx"
     with captured_tf_output() as log:
         try:
+            function = serving_function(ctx)
             model, _ = tf2onnx.convert.from_function(
-                serving_function(ctx),
+                function,
                 input_signature=input_signature(ctx),
                 opset=OPSET,
                 custom_op_handlers=CUSTOM_OPS,
@@ -69,6 +109,7 @@ def convert(ctx: ExportContext) -> ExportResult:
             )
         try:
             _name_interface(model, ctx)
+            pruned = _prune_inputs(model, ctx, _captured_constants(function))
             onnx.save(model, str(path))
         except Exception as exc:
             return ExportResult(error=first_line(exc), log=log.getvalue())
@@ -77,7 +118,7 @@ def convert(ctx: ExportContext) -> ExportResult:
         exporter=f"tf2onnx.convert.from_function (tf2onnx {tf2onnx.__version__})",
         runner="onnxruntime",
         path=path,
-        details={"opset": opset},
+        details={"opset": opset, "pruned_inputs": pruned or None},
     )
     return ExportResult(artifact=artifact, log=log.getvalue())
 

@@ -27,16 +27,56 @@ def to_tf(feeds: Mapping[str, np.ndarray]) -> list[Any]:
     return [tf.constant(v) for v in feeds.values()]
 
 
-def call_model(model: Any, args: Sequence[Any]) -> Any:
-    """Call a model on positional inputs: a Keras model in inference mode, a tf.Module as it is.
+def _input_structure(model: Any) -> Any:
+    """What a functional Keras model was built on: one tensor, a list, or a dict of named inputs."""
+    try:
+        return model.input
+    except (AttributeError, ValueError):  # a subclassed model has no symbolic inputs
+        return None
 
-    A Keras model takes one input as a tensor and several as a list, in the order of its inputs.
+
+def call_model(model: Any, names: Sequence[str], args: Sequence[Any]) -> Any:
+    """Call a model on its inputs, given by `names` in order: a Keras model in inference mode.
+
+    A Keras model built on a dict of inputs (keras-hub backbones) gets a dict keyed by input name; one
+    built on a list gets the inputs in its own order (by name where the names are its inputs'); one
+    input goes as a tensor. A tf.Module is called positionally.
     """
     import keras
 
-    if isinstance(model, keras.Model):
-        return model(args[0] if len(args) == 1 else list(args), training=False)
-    return model(*args)
+    if not isinstance(model, keras.Model):
+        return model(*args)
+    by_name = dict(zip(names, args, strict=True))
+    structure = _input_structure(model)
+    if isinstance(structure, Mapping):
+        missing = sorted(set(structure) - set(by_name))
+        if missing:
+            raise ValueError(
+                f"the model takes a dict of inputs {sorted(structure)}; no input is named {missing}: "
+                "name the --input specs after its keys"
+            )
+        return model({k: by_name[k] for k in structure}, training=False)
+    if isinstance(structure, (list, tuple)) and len(args) > 1:
+        declared = [_stable_name(t) for t in structure]
+        if set(declared) == set(by_name):
+            return model([by_name[n] for n in declared], training=False)
+    return model(args[0] if len(args) == 1 else list(args), training=False)
+
+
+#: names Keras makes up for tensors and Input layers that were given none: they count up with every
+#: model built in the process, so they are no interface to publish
+_AUTO_NAME = re.compile(r"(keras_tensor|input_layer|input)(_\d+)?")
+
+
+def _stable_name(tensor: Any) -> str | None:
+    """An input's own name (the Input layer's `name=`), or None for a name Keras made up."""
+    name = getattr(tensor, "name", None)
+    history = getattr(tensor, "_keras_history", None)
+    layer = getattr(history, "operation", None) if history is not None else None
+    for candidate in (name, getattr(layer, "name", None)):
+        if candidate and not _AUTO_NAME.fullmatch(candidate):
+            return str(candidate)
+    return None
 
 
 def flatten_tf_outputs(out: Any) -> dict[str, Any]:
@@ -47,16 +87,19 @@ def flatten_tf_outputs(out: Any) -> dict[str, Any]:
 
 
 def _declared_inputs(model: Any) -> list[tuple[str | None, tuple[int | None, ...], str]]:
-    """(name, shape, dtype) of each input a Keras model or a tf.function-decorated tf.Module declares."""
+    """(name, shape, dtype) of each input a Keras model or a tf.function-decorated tf.Module declares.
+
+    The name is a dict input's key or the Input layer's own name; None where Keras made one up.
+    """
     import keras
     import tensorflow as tf
 
     if isinstance(model, keras.Model):
-        try:
-            inputs = list(model.inputs or [])
-        except (AttributeError, ValueError):  # a subclassed model has no symbolic inputs
-            inputs = []
-        return [(t.name, tuple(t.shape), str(t.dtype)) for t in inputs]
+        structure = _input_structure(model)
+        if isinstance(structure, Mapping):
+            return [(str(k), tuple(t.shape), str(t.dtype)) for k, t in structure.items()]
+        inputs = list(tf.nest.flatten(structure)) if structure is not None else []
+        return [(_stable_name(t), tuple(t.shape), str(t.dtype)) for t in inputs]
     signature = getattr(model.__call__, "input_signature", None) if callable(model) else None
     specs = [s for s in tf.nest.flatten(signature or []) if isinstance(s, tf.TensorSpec)]
     return [(s.name, tuple(s.shape.as_list()), s.dtype.name) for s in specs]
@@ -116,7 +159,7 @@ class TensorFlowFramework(Framework):
         return model
 
     def run_eager(self, model: Any, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        out = flatten_tf_outputs(call_model(model, to_tf(feeds)))
+        out = flatten_tf_outputs(call_model(model, list(feeds), to_tf(feeds)))
         return {name: np.asarray(tensor) for name, tensor in out.items()}
 
     def infer_inputs(self, model: Any) -> list[str]:
@@ -127,12 +170,13 @@ class TensorFlowFramework(Framework):
         """
         specs = []
         taken: set[str] = set()
-        for index, (raw_name, shape, dtype) in enumerate(_declared_inputs(model)):
+        declared = _declared_inputs(model)
+        for index, (raw_name, shape, dtype) in enumerate(declared):
             if dtype not in DTYPES:
                 return []
             name = re.sub(r"\W", "_", raw_name or "")
             if not _NAME.fullmatch(name) or name in taken:
-                name = f"input_{index}"
+                name = "input" if len(declared) == 1 else f"input_{index}"
             taken.add(name)
             dims = [
                 str(size) if size is not None else ("batch" if axis == 0 else f"dim{axis}")
