@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import re
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ __all__ = [
     "Route",
     "Strategy",
     "captured_output",
+    "clean_text",
     "first_line",
 ]
 
@@ -85,6 +87,9 @@ class Artifact:
     dynamic_axes: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
     in_process: Any = None
     details: dict[str, Any] = field(default_factory=dict)
+    #: modules a process imports before it loads the artifact: the model's own module, which may
+    #: register what the file refers to (custom operators, pytree node types)
+    imports: tuple[str, ...] = ()
 
 
 @dataclass
@@ -115,13 +120,51 @@ class Route:
     in_process: bool = False
 
 
+#: terminal colour and cursor codes (torch.export and Dynamo colour some of their messages)
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+#: lines that only point elsewhere, never the cause itself
+_FILLER = re.compile(
+    r"^(the above exception was the direct cause|during handling of the above exception|"
+    r"traceback \(most recent call last\)|please check the warnings above|"
+    r"set torch_logs=|for more information, run with|from user code:|while executing)",
+    re.IGNORECASE,
+)
+
+
+def clean_text(text: str) -> str:
+    """`text` without ANSI codes."""
+    return _ANSI.sub("", text)
+
+
+def _message_line(text: str) -> str:
+    lines = [ln.strip() for ln in clean_text(text).splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not _FILLER.match(ln)]
+    return (useful or lines or [""])[0]
+
+
+def _root(exc: BaseException) -> BaseException:
+    """The innermost exception of a chain (`raise ... from`, or raised while handling another)."""
+    seen = {id(exc)}
+    while True:
+        inner = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+        if inner is None or id(inner) in seen:
+            return exc
+        seen.add(id(inner))
+        exc = inner
+
+
 def first_line(exc: BaseException | str, limit: int = 300) -> str:
-    """A one-line reason: the first non-empty line of an exception message, with its type."""
+    """A one-line reason, root cause first: the innermost exception's first telling line, with its
+    type, then the outer one's where it says something else. No ANSI codes."""
     if isinstance(exc, BaseException):
-        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-        text = f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+        root = _root(exc)
+        text = f"{type(root).__name__}: {_message_line(str(root))}".rstrip(": ")
+        if root is not exc:
+            outer = _message_line(str(exc))
+            if outer and outer not in text:
+                text += f" (raised as {type(exc).__name__}: {outer})"
     else:
-        text = exc.strip().splitlines()[0] if exc.strip() else ""
+        text = _message_line(exc)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -6,7 +6,7 @@ import argparse
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -14,7 +14,10 @@ from typing import TYPE_CHECKING
 from pipeline.errors import UsageError
 
 if TYPE_CHECKING:
+    from pipeline.console import Console
+    from pipeline.progress import Progress
     from pipeline.results import ModelResult
+    from pipeline.run import RunOptions
 
 __all__ = ["main"]
 
@@ -37,6 +40,12 @@ def _add_report_flags(parser: argparse.ArgumentParser) -> None:
         help="where report.json, report.md, junit.xml and plots/ go (default: the --out folder)",
     )
     _add_timeout_flag(parser)
+    parser.add_argument(
+        "--strict-runtimes",
+        action="store_true",
+        help="fail a route when a cross-check runtime (ORT without optimizations, the ONNX reference "
+        "evaluator) fails where the deployment runtime passes (default: a warning)",
+    )
     parser.add_argument(
         "--allow-fail",
         action="append",
@@ -158,22 +167,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _report(results: Sequence[ModelResult], args: argparse.Namespace) -> int:
+def _report(results: Sequence[ModelResult], args: argparse.Namespace, console: Console) -> int:
     from pipeline.reports import write_reports
     from pipeline.summary import summary_table
 
-    print(summary_table(results))
+    print(summary_table(results), file=console.out)
     folder = args.report_dir or args.out
     written = write_reports(results, folder)
     print(
-        f"\nreports: {', '.join(str(p) for p in written if p.parent == folder)} (+ plots/)", file=sys.stderr
+        f"\nreports: {', '.join(str(p) for p in written if p.parent == folder)} (+ plots/, logs/)",
+        file=console.err,
     )
     return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
 
 
-def cmd_export(args: argparse.Namespace) -> int:
+def _run_options(args: argparse.Namespace) -> RunOptions:
+    from pipeline.run import RunOptions
+
+    return RunOptions(
+        out=args.out,
+        routes=args.routes,
+        allow_fail=_allowed(args.allow_fail),
+        timeout_s=args.timeout,
+        strict_runtimes=args.strict_runtimes,
+    )
+
+
+def _run_quietly(args: argparse.Namespace, run: Callable[[Progress], list[ModelResult]]) -> int:
+    """Run with the frameworks' own output (banners, warnings, native logs) in the report folder's
+    logs/run.log, and graphmint's progress and summary on the console."""
+    from pipeline.console import native_output_to
     from pipeline.progress import ConsoleProgress
-    from pipeline.run import RunOptions, run_model
+
+    folder = args.report_dir or args.out
+    with native_output_to(folder / "logs" / "run.log") as console:
+        results = run(ConsoleProgress(console.err))
+        return _report(results, args, console)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from pipeline.run import run_model
     from pipeline.specs import make_model_spec
 
     name = args.name or args.ref.partition(":")[2].split(".")[-1] or "model"
@@ -186,16 +219,13 @@ def cmd_export(args: argparse.Namespace) -> int:
         seed=args.seed,
         generator=args.generator,
     )
-    options = RunOptions(
-        out=args.out, routes=args.routes, allow_fail=_allowed(args.allow_fail), timeout_s=args.timeout
-    )
-    return _report([run_model(spec, options, ConsoleProgress())], args)
+    options = _run_options(args)
+    return _run_quietly(args, lambda progress: [run_model(spec, options, progress)])
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from pipeline.config import load_config
-    from pipeline.progress import ConsoleProgress
-    from pipeline.run import RunOptions, run_models
+    from pipeline.run import run_models
 
     specs = load_config(args.config)
     if args.models:
@@ -206,10 +236,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f"unknown model(s) {', '.join(unknown)}; the config has: {', '.join(sorted(known))}"
             )
         specs = [s for s in specs if s.name in args.models]
-    options = RunOptions(
-        out=args.out, routes=args.routes, allow_fail=_allowed(args.allow_fail), timeout_s=args.timeout
-    )
-    return _report(run_models(specs, options, ConsoleProgress()), args)
+    options = _run_options(args)
+    return _run_quietly(args, lambda progress: run_models(specs, options, progress))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

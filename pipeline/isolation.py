@@ -13,6 +13,11 @@ frameworks in use, so a child starts in about a tenth of a second instead of re-
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import fields
@@ -36,12 +41,39 @@ def _export_job(
     from exporters import get_route
     from pipeline.loader import build_model
 
-    _, model = build_model(ref, seed)
-    _, strategy = get_route(framework, route).strategies[index]
-    result = strategy(ExportContext(model=model, **ctx))
+    with tempfile.TemporaryFile() as native:
+        with _descriptors_to(native.fileno()):
+            _, model = build_model(ref, seed)
+            _, strategy = get_route(framework, route).strategies[index]
+            result = strategy(ExportContext(model=model, **ctx))
+        native.seek(0)
+        printed = native.read().decode(errors="replace")
+    if printed.strip():
+        result.log = f"{result.log.rstrip()}\n--- native output ---\n{printed}".lstrip()
     if result.artifact is not None:
         result.artifact.in_process = None
     return result
+
+
+@contextlib.contextmanager
+def _descriptors_to(fd: int) -> Iterator[None]:
+    """Point descriptors 1 and 2 at `fd` for the block: what native code prints goes to the route's log."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    saved = os.dup(1), os.dup(2)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    try:
+        yield
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
 
 
 def export_isolated(route: Route, index: int, ctx: ExportContext, ref: str, seed: int) -> ExportResult:

@@ -50,6 +50,8 @@ class ConsoleProgress(Progress):
         line = f"{result.status} ({result.seconds:.1f}s)"
         if result.max_abs_error is not None and result.status == "passed":
             line += f" max abs err {result.max_abs_error:.2e}"
+        if result.warnings:
+            line += f" ({len(result.warnings)} warning{'s' * (len(result.warnings) > 1)})"
         if result.status != "passed" and result.reason:
             line += f": {result.reason}"
         elif result.rejected:
@@ -58,4 +60,6 @@ class ConsoleProgress(Progress):
 
     def model_finished(self, result: ModelResult) -> None:
         where = f"published to {result.published}" if result.published else "not published (a route failed)"
+        if not result.routes:
+            where = "nothing ran"
         self._write(f"  {result.name}: {where}\n")

@@ -10,8 +10,9 @@ from validators.results import ArtifactCheck
 
 __all__ = ["STATUSES", "FileEntry", "ModelResult", "RouteResult"]
 
-#: every status a route can end in; skipped counts as a success when it carries a reason
-STATUSES = ("passed", "failed", "error", "skipped")
+#: every status a route can end in. skipped (does not apply) and unsupported (a default route that the
+#: toolchain cannot export for this model) count as successes when they carry a reason
+STATUSES = ("passed", "failed", "error", "skipped", "unsupported")
 
 
 @dataclass(frozen=True)
@@ -47,12 +48,16 @@ class RouteResult:
     details: dict[str, Any] = field(default_factory=dict)
     #: failed or errored, but the run was told to accept that (--allow-fail)
     allowed_failure: bool = False
+    #: what is worth knowing about a route that passed (a cross-check runtime that disagreed)
+    warnings: list[str] = field(default_factory=list)
+    #: everything the exporters and runtimes printed, for the report folder's logs/, not the manifest
+    log: str = field(default="", repr=False)
 
     @property
     def ok(self) -> bool:
         return (
             self.status == "passed"
-            or (self.status == "skipped" and bool(self.reason))
+            or (self.status in ("skipped", "unsupported") and bool(self.reason))
             or self.allowed_failure
         )
 
@@ -88,6 +93,7 @@ class RouteResult:
             "rtol": self.rtol,
             "reason": self.reason,
             "allowed_failure": self.allowed_failure,
+            "warnings": self.warnings,
             "rejected": self.rejected,
             "seconds": round(self.seconds, 3),
             **self.details,

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from exporters import ROUTE_MODULES, ExportContext, Route, default_routes, get_route
-from exporters.base import first_line
+from exporters.base import clean_text, first_line
 from pipeline.errors import InputMismatchError, SpecError
 from pipeline.frameworks import Framework
 from pipeline.golden import write_golden_set
@@ -24,7 +24,7 @@ from pipeline.progress import Progress, SilentProgress
 from pipeline.publish import Staging, hash_files
 from pipeline.results import ModelResult, RouteResult
 from pipeline.specs import ModelSpec, make_model_spec
-from validators.check import Case, check_runtimes, combine_checks
+from validators.check import Case, check_runtimes, combine_checks, cross_check_warnings
 
 __all__ = ["RunOptions", "reference_cases", "resolve_routes", "run_model", "run_models"]
 
@@ -41,6 +41,9 @@ class RunOptions:
     allow_fail: tuple[str, ...] = ()
     #: seconds a runtime may take to load an artifact or run one input before it is stopped
     timeout_s: float = 300.0
+    #: a cross-check runtime (ORT without optimizations, the reference evaluator) that fails where the
+    #: deployment runtime passes fails the route, instead of giving a warning
+    strict_runtimes: bool = False
 
 
 def resolve_routes(
@@ -141,6 +144,7 @@ def run_route(
     cases: Sequence[Case],
     root: Path,
     timeout_s: float | None = None,
+    strict_runtimes: bool = False,
 ) -> RouteResult:
     """Try the route's strategies in order until one's artifact passes its check from disk."""
     start = time.perf_counter()
@@ -158,6 +162,7 @@ def run_route(
         exported = (
             strategy(ctx) if route.in_process else export_isolated(route, index, ctx, spec.ref, spec.seed)
         )
+        result.log += _log_section(f"export: {label}", exported.log)
         if exported.artifact is None:
             if exported.skipped:
                 result.status, result.stage, result.reason = "skipped", "export", exported.error or ""
@@ -165,13 +170,16 @@ def run_route(
             result.rejected.append({"exporter": label, "stage": "export", "reason": exported.error or ""})
             result.status, result.stage = "error", "export"
             continue
-        artifact = exported.artifact
+        artifact = replace(exported.artifact, imports=(spec.ref.partition(":")[0],))
         result.checks = check_runtimes(artifact, cases, tolerance_for, timeout_s)
+        result.log += "".join(_log_section(f"{label} on {c.runner}", c.log) for c in result.checks)
         result.exporter = artifact.exporter
         result.details = {k: v for k, v in artifact.details.items() if v is not None}
-        status, stage, reason = combine_checks(result.checks)
+        result.details.update(result.checks[0].facts if result.checks else {})
+        status, stage, reason = combine_checks(result.checks, strict_runtimes)
         if status == "passed":
             result.status, result.stage, result.runner = "passed", "", artifact.runner
+            result.warnings = cross_check_warnings(result.checks, strict_runtimes)
             result.artifact = artifact.path.relative_to(root).as_posix() if artifact.path else None
             result.files = hash_files(root, workdir)
             break
@@ -190,6 +198,26 @@ def run_route(
         result.reason = f"fallback used: {rejected}"
     result.seconds = time.perf_counter() - start
     return _apply_known_failure(spec, result)
+
+
+def _log_section(title: str, text: str) -> str:
+    return f"===== {title} =====\n{clean_text(text).rstrip()}\n\n" if text.strip() else ""
+
+
+def _unsupported(route: Route, result: RouteResult, required: bool) -> RouteResult:
+    """A default route that the toolchain cannot produce for this model is `unsupported`, not an error.
+
+    That is: the user did not name it, and every exporter of its chain raised (or no runtime here can
+    load what they wrote). A route whose artifact loads and computes wrong numbers always fails.
+    """
+    if required or result.status != "error":
+        return result
+    unloadable = result.stage == "load" and bool(result.checks)
+    unloadable = unloadable and all(c.status == "skipped" for c in result.checks)
+    if result.stage == "export" or unloadable:
+        result.status = "unsupported"
+        result.reason = f"{route.name} cannot be produced for this model here: {result.reason}"
+    return result
 
 
 def _apply_known_failure(spec: ModelSpec, result: RouteResult) -> RouteResult:
@@ -250,12 +278,17 @@ def run_model(
         dims={d: {"min": r.min, "max": r.max, "example": r.example} for d, r in spec.dims.items()},
     )
     base = _export_context(spec, framework, model, cases)
+    # routes the user named must pass; the framework's defaults may be unsupported for a model
+    required = set(options.routes or spec.routes or ())
     progress.model_started(spec.name, framework.name, [r.name for r in routes])
     with Staging(options.out, spec.name) as staging:
         assert staging.path is not None
         for route in routes:
             progress.route_started(spec.name, route.name)
-            route_result = run_route(route, spec, base, cases, staging.path, options.timeout_s)
+            route_result = run_route(
+                route, spec, base, cases, staging.path, options.timeout_s, options.strict_runtimes
+            )
+            route_result = _unsupported(route, route_result, route.name in required)
             route_result.allowed_failure = (
                 route_result.status in ("failed", "error") and route.name in options.allow_fail
             )

@@ -10,6 +10,8 @@ from pipeline.validate import FolderValidation
 __all__ = ["summary_table", "validation_table"]
 
 NOTE_WIDTH = 210
+#: statuses whose errors mean something: the artifact ran on the whole grid
+NUMBERED = ("passed", "failed")
 
 
 def _err(value: float | None) -> str:
@@ -49,8 +51,8 @@ def summary_table(results: Sequence[ModelResult]) -> str:
                     model.name,
                     r.route,
                     r.status + star,
-                    _err(r.max_abs_error),
-                    _err(r.max_rel_error),
+                    _err(r.max_abs_error if r.status in NUMBERED else None),
+                    _err(r.max_rel_error if r.status in NUMBERED else None),
                     f"{r.seconds:.1f}s",
                 )
             )
@@ -58,6 +60,7 @@ def summary_table(results: Sequence[ModelResult]) -> str:
     if any(r.rejected and r.status == "passed" for m in results for r in m.routes):
         lines.append("* passed with a fallback exporter")
     notes = [_note(m.name, r) for m in results for r in m.routes if r.reason]
+    notes += [f"- {m.name} × {r.route}: warning: {w}" for m in results for r in m.routes for w in r.warnings]
     return "\n".join([*lines, "", *notes] if notes else lines)
 
 

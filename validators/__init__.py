@@ -8,6 +8,7 @@ from validators.base import Runner
 from validators.tolerance import DEFAULT_TOLERANCES, Tolerance, TolerancePolicy
 
 __all__ = [
+    "CROSS_CHECK_RUNTIMES",
     "DEFAULT_TOLERANCES",
     "RUNNERS",
     "RUNTIMES",
@@ -42,6 +43,12 @@ RUNTIMES: dict[str, tuple[str, ...]] = {
     "torchscript": ("torchscript", "torchscript-cuda"),
     "torch-export": ("torch-export", "torch-export-cuda"),
 }
+
+
+#: runtimes that cross-check an artifact instead of deploying it: a second opinion on the file. Where
+#: one cannot run a graph, or disagrees while the deployment runtime agrees with the eager model, that
+#: is a warning about the cross-check runtime, not a failure of the artifact (unless strict).
+CROSS_CHECK_RUNTIMES: frozenset[str] = frozenset({"onnxruntime-noopt", "onnx-reference"})
 
 
 def runtimes_for(runner: str) -> tuple[str, ...]:

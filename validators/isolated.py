@@ -98,6 +98,8 @@ def _child_main(conn: Connection, inner: str, artifact: Artifact, log_path: str)
                     return
                 try:
                     if request == "activate":
+                        for module in artifact.imports:
+                            importlib.import_module(module)
                         runner = _import_runner(inner)(artifact)
                         runner.activate()
                         reply: Any = (runner.runtime, list(runner.notes))
@@ -246,6 +248,8 @@ class IsolatedRunner(Runner):
             conn.close()
         self.conn = None
         if self.log_path is not None:
+            with contextlib.suppress(OSError), open(self.log_path, errors="replace") as log:
+                self.log += log.read()
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.log_path)
             self.log_path = None

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from validators._tf import outputs_in_order
-from validators.base import Runner
+from validators.base import Runner, RuntimeUnavailable
 
 
 def _interpreter_class() -> tuple[Any, str]:
@@ -39,6 +39,15 @@ class TFLiteRunner(Runner):
             # tf.lite.Interpreter announces its move to LiteRT on every construction
             warnings.simplefilter("ignore", UserWarning)
             self.interpreter = cls(model_path=str(self.artifact.path))
+        try:
+            self.interpreter.allocate_tensors()
+        except RuntimeError as exc:
+            if "Flex delegate" in str(exc):  # Select TF ops: this interpreter was built without them
+                raise RuntimeUnavailable(
+                    f"the model needs Select TF ops (the Flex delegate), which {label}'s interpreter "
+                    "here does not link"
+                ) from None
+            raise
         signatures = self.interpreter.get_signature_list()
         if len(signatures) != 1:
             raise ValueError(f"expected one signature in the TFLite model, found {list(signatures)}")

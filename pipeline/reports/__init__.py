@@ -41,4 +41,8 @@ def write_reports(results: Sequence[ModelResult], folder: Path) -> list[Path]:
         png = error_plot_png(model)
         if png is not None:
             written.append(write_text_atomic(folder / "plots" / f"{model.name}.png", png))
+        for route in model.routes:
+            if route.log:
+                path = folder / "logs" / model.name / f"{route.route}.log"
+                written.append(write_text_atomic(path, route.log))
     return written

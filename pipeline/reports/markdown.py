@@ -39,8 +39,8 @@ def next_step(route: RouteResult) -> str:
         )
     if route.stage == "load":
         return (
-            "The runtime could not load the file the exporter wrote: check that the runtime version "
-            "supports the opset/format in the manifest's versions."
+            "The runtime could not load the file the exporter wrote. The route's log in logs/ has the "
+            "runtime's own output; the manifest's versions say which exporter and runtime met."
         )
     if route.stage == "run":
         return (
@@ -83,8 +83,14 @@ def markdown_report(results: Sequence[ModelResult]) -> str:
                     labels = ", ".join(p.label for p in bad)
                     lines.append(f"- {check.runner}: {check.status} at {labels}")
             lines += [f"- Try next: {next_step(r)}", ""]
-    skipped = [(m, r) for m in results for r in m.routes if r.status == "skipped"]
-    if skipped:
-        lines += ["", "## Skipped", ""]
-        lines += [f"- {m.name} × {r.route}: {_escape(r.reason)}" for m, r in skipped]
+    for status, title in (("unsupported", "Unsupported here"), ("skipped", "Skipped")):
+        listed = [(m, r) for m in results for r in m.routes if r.status == status]
+        if listed:
+            lines += ["", f"## {title}", ""]
+            lines += [f"- {m.name} × {r.route}: {_escape(r.reason)}" for m, r in listed]
+    warned = [(m, r, w) for m in results for r in m.routes for w in r.warnings]
+    if warned:
+        lines += ["", "## Warnings", ""]
+        lines += [f"- {m.name} × {r.route}: {_escape(w)}" for m, r, w in warned]
+    lines += ["", "Full exporter and runtime output per route: `logs/<model>/<route>.log`."]
     return "\n".join(lines).rstrip() + "\n"
