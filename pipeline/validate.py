@@ -2,15 +2,18 @@
 
 Two kinds of folder are accepted: a published `artifacts/<model>/` (its manifest says which runner
 loads each route's file), and any folder holding a `model.onnx` with `test_data_set_*` folders (the
-ONNX model-zoo and backend-test layout).
+ONNX model-zoo and backend-test layout). A `model.onnx` older than the opsets ONNX Runtime runs is
+checked on an upgraded copy in a temporary folder, and its result says so.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,8 @@ from pipeline.errors import UsageError
 from pipeline.golden import GoldenSet, read_golden_sets
 from pipeline.results import RouteResult
 from validators.check import Case, check_runtimes, combine_checks
+from validators.onnx_upgrade import ORT_MIN_OPSET, UPGRADE_OPSET, default_opset, upgrade_onnx
+from validators.results import ArtifactCheck
 from validators.tolerance import DEFAULT_TOLERANCES, EXACT, Tolerance, TolerancePolicy
 
 __all__ = ["FolderValidation", "validate_path"]
@@ -127,9 +132,51 @@ def _validate_onnx_folder(
     if not cases:
         raise UsageError(f"{path} holds model.onnx but no test_data_set_* folder to check it against")
     policy = _override(TolerancePolicy(), atol, rtol)
-    result.routes.append(
-        _result("onnx", artifact, cases, lambda o, d: policy.resolve("onnx", o, d), timeout_s)
+    tolerance = partial(policy.resolve, "onnx")
+    route = _result("onnx", artifact, cases, tolerance, timeout_s)
+    opset = default_opset(model)
+    if opset is not None and route.check and _refused_as_too_old(route.check, opset):
+        route = _upgraded_result(route, opset, artifact, model_path, cases, tolerance, timeout_s)
+    result.routes.append(route)
+    return result
+
+
+def _refused_as_too_old(check: ArtifactCheck, opset: int) -> bool:
+    """ONNX Runtime could not load a model older than the oldest opset it promises to run."""
+    return opset < ORT_MIN_OPSET and check.status == "error" and check.stage == "load"
+
+
+def _upgraded_result(
+    original: RouteResult,
+    opset: int,
+    artifact: Artifact,
+    source: Path,
+    cases: Sequence[Case],
+    tolerance: Callable[[str, str], Tolerance],
+    timeout_s: float | None,
+) -> RouteResult:
+    """The route re-run on a copy of `source` upgraded to UPGRADE_OPSET, written to a temporary folder.
+
+    The result says that it checked an upgraded copy, from and to which opset; when the converter
+    fails, the route is an error naming both ONNX Runtime's load error and the converter's.
+    """
+    refused = original.check.reason if original.check else original.reason
+    with tempfile.TemporaryDirectory(prefix="graphmint-upgraded-") as tmp:
+        try:
+            upgrade = upgrade_onnx(source, Path(tmp) / source.name, UPGRADE_OPSET)
+        except Exception as exc:
+            reason = (
+                f"ONNX Runtime could not load opset {opset} ({refused}), and upgrading to opset "
+                f"{UPGRADE_OPSET} with onnx.version_converter failed: {first_line(exc)}"
+            )
+            return replace(original, status="error", stage="load", reason=reason)
+        result = _result(original.route, replace(artifact, path=upgrade.path), cases, tolerance, timeout_s)
+    note = (
+        f"upgraded from opset {upgrade.from_opset} to opset {upgrade.to_opset} with {upgrade.converter}, "
+        f"as ONNX Runtime could not load opset {upgrade.from_opset}"
     )
+    result.reason = f"{note}; the upgraded copy: {result.reason}" if result.reason else note
+    result.details["opset_upgrade"] = {**upgrade.to_json(), "original_load_error": refused}
     return result
 
 
