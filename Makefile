@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 OUT ?= artifacts
 
-.PHONY: all artifacts package test lint format clean distclean
+.PHONY: all artifacts package test corpus lint format clean distclean
 
 all: artifacts
 
@@ -13,7 +13,8 @@ all: artifacts
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[torch,tensorflow,serving,dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[torch,tensorflow,serving,dev,corpus]'
+	$(PY) -m pip install --quiet -c constraints.txt --no-deps 'keras-hub>=0.20'
 	touch $@
 
 artifacts: $(STAMP)
@@ -24,6 +25,12 @@ artifacts: $(STAMP)
 package: $(STAMP)
 	$(VENV)/bin/graphmint package $(OUT)
 	$(VENV)/bin/graphmint serve-check $(OUT)/serving
+
+# third-party architectures (transformers, keras.applications, keras-hub, plain code): every model ×
+# default route must pass or be unsupported/skipped with its upstream reason
+CORPUS_OUT ?= corpus-artifacts
+corpus: $(STAMP)
+	$(VENV)/bin/graphmint run corpus.toml --out $(CORPUS_OUT)
 
 test: $(STAMP)
 	$(PY) -m pytest
@@ -38,7 +45,7 @@ format: $(STAMP)
 
 clean:
 	find $(OUT) -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
-	rm -rf .pytest_cache .ruff_cache build *.egg-info
+	rm -rf .pytest_cache .ruff_cache build *.egg-info $(CORPUS_OUT)
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
 
 distclean: clean
