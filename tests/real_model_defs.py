@@ -1,0 +1,56 @@
+"""Small models that stand for patterns seen in users' own code (the corpus covers library models).
+
+Each is built from code with seeded weights, like every graphmint model.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+@torch.library.custom_op("graphmint_tests::scaled_tanh", mutates_args=())
+def scaled_tanh(x: torch.Tensor) -> torch.Tensor:
+    """A user's own operator registered without a fake (meta) kernel, as kernels written in C++ or
+    CUDA often are: eager PyTorch and tracing run it, torch.export and Dynamo cannot reason about it."""
+    return torch.tanh(x) * 1.5
+
+
+class CustomOpNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(6, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return scaled_tanh(self.fc(x))
+
+
+class StarArgsNet(nn.Module):
+    """`forward(self, *args)`: inputs can only be passed positionally."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, *args: torch.Tensor) -> torch.Tensor:
+        x, y = args
+        return self.fc(x) * torch.sigmoid(y.sum(dim=1, keepdim=True))
+
+
+def custom_op_net() -> nn.Module:
+    return CustomOpNet()
+
+
+def star_args_net() -> nn.Module:
+    return StarArgsNet()
+
+
+def keras_normalized() -> object:
+    """A Keras model whose Normalization layer tf2onnx turns into extra graph inputs (mean, variance)."""
+    import keras
+    import numpy as np
+
+    x = keras.Input((8,))
+    norm = keras.layers.Normalization(mean=np.linspace(-1, 1, 8), variance=np.linspace(0.5, 2, 8))
+    y = keras.layers.Dense(3)(norm(x))
+    return keras.Model(x, y)

@@ -1,0 +1,246 @@
+"""Real models on the first try: transformers, keras-hub and patterns from users' own code.
+
+A fast slice of the corpus (corpus.toml; `make corpus` runs all of it). Each test names the class of
+bug it guards against: dict outputs under tracing, ModelOutput pytrees in .pt2 files, `forward(*args)`,
+inputs bound by name, Keras dict inputs, tf2onnx's extra graph inputs, stable input names, and default
+routes that the toolchain cannot export for a model.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pipeline.results import ModelResult, RouteResult
+from pipeline.specs import make_model_spec
+
+pytest.importorskip(
+    "transformers", reason="the corpus extra (transformers) is not installed: make installs it"
+)
+pytest.importorskip("keras_hub", reason="keras-hub is not installed: make installs it (--no-deps)")
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+TEXT_DIMS = ["batch=1..4", "seq=1..16@8"]
+TORCH_FILE_ROUTES = ("torchscript-trace", "torch-export", "onnx")
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, ModelResult]]:
+    """A transformers text model, a transformers vision model and a `forward(*args)` model through
+    every file-writing torch route; a keras-hub backbone and a Keras model with a Normalization layer
+    through every TensorFlow route; published once."""
+    from pipeline.run import RunOptions, run_models
+
+    torch_specs = [
+        make_model_spec(
+            name="Bert",
+            ref="models.corpus_torch:bert",
+            inputs=["input_ids:int64[batch,seq]", "attention_mask:int64[batch,seq]"],
+            dims=TEXT_DIMS,
+            ranges=["input_ids=0..99"],
+            generator="models.corpus_torch:text_inputs",
+        ),
+        make_model_spec(
+            name="ViT",
+            ref="models.corpus_torch:vit",
+            inputs=["pixel_values:float32[batch,3,32,32]"],
+            dims=["batch=1..4"],
+        ),
+        make_model_spec(
+            name="StarArgs",
+            ref="tests.real_model_defs:star_args_net",
+            inputs=["x:float32[batch,4]", "y:float32[batch,5]"],
+            dims=["batch=1..8"],
+        ),
+    ]
+    keras_specs = [
+        make_model_spec(
+            name="BertBackbone",
+            ref="models.corpus_keras:bert_backbone",
+            inputs=[],
+            dims=["batch=1..3", "dim1=2..16@8"],
+            ranges=["token_ids=0..99", "segment_ids=0..1", "padding_mask=1..1"],
+        ),
+        make_model_spec(name="Normalized", ref="tests.real_model_defs:keras_normalized", inputs=[]),
+    ]
+    out = tmp_path_factory.mktemp("real")
+    results = run_models(torch_specs, RunOptions(out=out, routes=TORCH_FILE_ROUTES))
+    results += run_models(keras_specs, RunOptions(out=out))
+    return out, {r.name: r for r in results}
+
+
+def _route(results: dict[str, ModelResult], model: str, route: str) -> RouteResult:
+    return next(r for r in results[model].routes if r.route == route)
+
+
+@pytest.mark.parametrize("model", ["Bert", "ViT", "StarArgs", "BertBackbone", "Normalized"])
+def test_third_party_models_publish_with_every_route_passing(
+    real_run: tuple[Path, dict[str, ModelResult]], model: str
+) -> None:
+    out, results = real_run
+    bad = [(r.route, r.status, r.reason) for r in results[model].routes if r.status != "passed"]
+    assert not bad, f"{model}: {bad}"
+    assert (out / model / "manifest.json").is_file()
+    manifest = json.loads((out / model / "manifest.json").read_text())
+    for entry in manifest["routes"]:
+        assert entry["max_abs_error"] is not None and entry["max_abs_error"] <= entry["atol"]
+
+
+def test_model_output_dicts_are_traced_as_flat_tuples(real_run: tuple[Path, dict[str, ModelResult]]) -> None:
+    """transformers returns ModelOutput (a dict): the traced file returns its tensors in eager order."""
+    import torch
+
+    out, _ = real_run
+    names = [o["name"] for o in json.loads((out / "Bert" / "manifest.json").read_text())["outputs"]]
+    assert names == ["last_hidden_state", "pooler_output"]
+    traced = torch.jit.load(str(out / "Bert" / "torchscript-trace" / "model.pt"))
+    ids = torch.randint(0, 100, (2, 8))
+    outputs = traced(ids, torch.ones(2, 8, dtype=torch.int64))
+    assert isinstance(outputs, tuple) and [tuple(o.shape) for o in outputs] == [(2, 8, 32), (2, 32)]
+
+
+def test_pt2_loads_where_transformers_was_never_imported(
+    real_run: tuple[Path, dict[str, ModelResult]],
+) -> None:
+    """A .pt2 whose outputs were ModelOutput pytrees loaded only where transformers registered them."""
+    import sys
+
+    out, _ = real_run
+    script = (
+        "import sys, torch\n"
+        f"m = torch.export.load({str(out / 'Bert' / 'torch-export' / 'model.pt2')!r}).module()\n"
+        "res = m(torch.randint(0, 100, (3, 5)), torch.ones(3, 5, dtype=torch.int64))\n"
+        "assert 'transformers' not in sys.modules\n"
+        "print([tuple(t.shape) for t in res])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[(3, 5, 32), (3, 32)]"
+
+
+def test_star_args_forward_exports_with_dynamic_batch(real_run: tuple[Path, dict[str, ModelResult]]) -> None:
+    _, results = real_run
+    check = _route(results, "StarArgs", "torch-export").check
+    assert check is not None
+    assert {"batch=1", "batch=8"} <= {p.label for p in check.points}
+
+
+def test_inputs_are_bound_by_name_for_the_torchscript_onnx_exporter(tmp_path: Path) -> None:
+    """BertModel.forward has parameters between attention_mask and the end (use_cache...): positional
+    inputs landed on the wrong one; bound by name, the TorchScript-based ONNX exporter works too."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from exporters.base import ExportContext
+    from exporters.onnx_torch import export_torchscript
+    from models.corpus_torch import bert
+    from pipeline.frameworks.torch_fw import TorchFramework
+
+    framework = TorchFramework()
+    with framework.seeded(0):
+        model = framework.prepare(bert())
+    feeds = {
+        "input_ids": np.arange(12, dtype=np.int64).reshape(2, 6),
+        "attention_mask": np.ones((2, 6), np.int64),
+    }
+    expected = framework.run_eager(model, feeds)
+    ctx = ExportContext(
+        model=model,
+        framework="torch",
+        workdir=tmp_path,
+        input_names=tuple(feeds),
+        output_names=tuple(expected),
+        example_inputs=feeds,
+        dynamic_axes={n: {0: ("batch", 1, 4), 1: ("seq", 1, 16)} for n in feeds},
+        dtypes={n: "int64" for n in feeds},
+        route="onnx",
+    )
+    result = export_torchscript(ctx)
+    assert result.artifact is not None, result.error
+    session = ort.InferenceSession(str(result.artifact.path), providers=["CPUExecutionProvider"])
+    got = session.run(None, feeds)
+    for actual, want in zip(got, expected.values(), strict=True):
+        np.testing.assert_allclose(actual, want, atol=1e-5)
+
+
+def test_keras_dict_inputs_keep_their_key_names(real_run: tuple[Path, dict[str, ModelResult]]) -> None:
+    import onnx
+
+    out, _ = real_run
+    manifest = json.loads((out / "BertBackbone" / "manifest.json").read_text())
+    assert [i["name"] for i in manifest["inputs"]] == ["token_ids", "segment_ids", "padding_mask"]
+    graph = onnx.load(str(out / "BertBackbone" / "onnx" / "model.onnx")).graph
+    assert sorted(i.name for i in graph.input) == ["padding_mask", "segment_ids", "token_ids"]
+    assert {o["name"] for o in manifest["outputs"]} == {"sequence_output", "pooled_output"}
+
+
+def test_tf2onnx_extra_graph_inputs_are_pruned(real_run: tuple[Path, dict[str, ModelResult]]) -> None:
+    import onnx
+
+    out, results = real_run
+    onnx_route = _route(results, "Normalized", "onnx")
+    assert onnx_route.details.get("pruned_inputs"), "the Normalization constants were graph inputs"
+    graph = onnx.load(str(out / "Normalized" / "onnx" / "model.onnx")).graph
+    assert [i.name for i in graph.input] == ["input"]
+
+
+def test_keras_input_names_are_stable_across_builds() -> None:
+    """Keras names unnamed inputs keras_tensor_N by build order: never the published interface."""
+    import keras
+
+    from pipeline.frameworks.tensorflow_fw import TensorFlowFramework
+
+    def build() -> keras.Model:
+        a, b = keras.Input((4,)), keras.Input((3,), name="mask")
+        return keras.Model([a, b], keras.layers.Concatenate()([a, b]))
+
+    framework = TensorFlowFramework()
+    first, second = framework.infer_inputs(build()), framework.infer_inputs(build())
+    assert first == second == ["input_0:float32[batch,4]", "mask:float32[batch,3]"]
+
+
+def test_a_default_route_the_toolchain_cannot_export_is_unsupported(
+    graphmint_cli: Cli, tmp_path: Path
+) -> None:
+    """A user's custom operator without a fake kernel: torch.export, Dynamo and the ONNX exporters cannot
+    handle it. Those default routes are `unsupported` with the exporter's root cause; the traced file,
+    which loads once the model's module registered the op, is published and the run passes."""
+    root = Path(__file__).resolve().parent.parent
+    args = ["tests.real_model_defs:custom_op_net", "--input", "x:float32[batch,6]", "--dim", "batch=1..8"]
+    proc = graphmint_cli("export", *args, "--out", str(tmp_path / "out"), cwd=root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    manifest = json.loads((tmp_path / "out" / "custom_op_net" / "manifest.json").read_text())
+    statuses = {r["route"]: r["status"] for r in manifest["routes"]}
+    assert statuses["torchscript-trace"] == "passed"
+    assert statuses["torch-export"] == "unsupported"
+    export_reason = next(r["reason"] for r in manifest["routes"] if r["route"] == "torch-export")
+    assert "no fake impl" in export_reason and "scaled_tanh" in export_reason
+    assert not re.search(r"\x1b\[|\.graphmint-staging", proc.stdout + json.dumps(manifest))
+    # the same route, named by the user, must pass: exit 1
+    named = graphmint_cli(
+        "export", *args, "--routes", "torch-export", "--out", str(tmp_path / "o2"), cwd=root
+    )
+    assert named.returncode == 1 and "error" in named.stdout
+    assert not (tmp_path / "o2" / "custom_op_net").exists()
+
+
+def test_native_output_goes_to_logs_not_the_console(graphmint_cli: Cli, tmp_path: Path) -> None:
+    """TensorFlow's banners and absl lines land in the report folder's logs, one line per route shows."""
+    root = Path(__file__).resolve().parent.parent
+    proc = graphmint_cli(
+        "export", "tests.real_model_defs:keras_normalized", "--routes", "tf-function,onnx",
+        "--out", str(tmp_path / "out"), cwd=root,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    progress = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    banner = r"oneDNN|TF_ENABLE|absl::|cuda|I0000|W0000|E0000|This TensorFlow binary|rebuild TensorFlow"
+    assert all(not re.search(banner, ln) for ln in progress), progress
+    assert len([ln for ln in progress if " × " in ln]) == 2
+    logs = tmp_path / "out" / "logs"
+    assert (logs / "run.log").is_file()
+    assert (logs / "keras_normalized" / "onnx.log").read_text().strip()
