@@ -5,8 +5,9 @@ eagerly, so that is reported as a skip with Dynamo's reason, and graph breaks ar
 
 The declared dynamic dims of the example inputs are marked unbacked, so one graph serves every size
 of the grid, 1 included (a plain `dynamic=True` compile specializes sizes 0 and 1 and compiles again
-for them). A model whose code needs to guard on such a size (`if x.shape[0] > 1`) cannot be compiled
-that way: it falls back to `dynamic=True`. Frames that Dynamo resumes after a graph break carry no
+for them). A model whose code needs to guard on such a size (`if x.shape[0] > 1`, BatchNorm's batch
+check) cannot be compiled that way, nor one that Inductor miscompiles with unbacked sizes (convolution
+strides): it falls back to `dynamic=True`. Frames that Dynamo resumes after a graph break carry no
 marks and may still compile again for size 1: the runner records how often (`recompiles`). The
 compilation happens here, on the example, so that a compiler failure is an export failure.
 """
@@ -19,11 +20,18 @@ from exporters._torch import TORCH_LOGGERS, example_args, flat_module
 from exporters.base import ExportContext, ExportResult, Route, captured_output, first_line
 
 
-def _compiled(ctx: ExportContext, module: Any, unbacked: bool) -> Any:
-    """torch.compile'd `module`, already compiled on the example inputs."""
+def _compiled(ctx: ExportContext, module: Any, unbacked: bool, graphs: int) -> Any:
+    """torch.compile'd `module`, already compiled on the example inputs.
+
+    With `unbacked`, a compile that splits the model into more graphs than Dynamo's plain capture
+    (`graphs`) is refused: code that checks a size (BatchNorm's batch check) breaks the graph at every
+    such place when the size is unbacked, which is worse than compiling once more for size 1.
+    """
     import torch
+    from torch._dynamo.utils import counters
 
     torch._dynamo.reset()
+    before = counters["stats"]["unique_graphs"]
     compiled = torch.compile(module, backend="inductor", dynamic=True)
     # made as the runner makes its inputs (inference tensors): a tensor that differs from the example
     # in its dispatch keys would fail a guard and compile again, without the unbacked marks
@@ -34,6 +42,9 @@ def _compiled(ctx: ExportContext, module: Any, unbacked: bool) -> Any:
                 for axis in ctx.dynamic_axes.get(name, {}):
                     torch._dynamo.decorators.mark_unbacked(tensor, axis)
         compiled(*args)
+    made = counters["stats"]["unique_graphs"] - before
+    if unbacked and made > graphs:
+        raise RuntimeError(f"unbacked dynamic dims split the model into {made} graphs instead of {graphs}")
     return compiled
 
 
@@ -61,13 +72,13 @@ def compile_model(ctx: ExportContext) -> ExportResult:
             )
         shapes = "unbacked" if ctx.dynamic_axes else "dynamic"
         try:
-            compiled = _compiled(ctx, module, unbacked=bool(ctx.dynamic_axes))
+            compiled = _compiled(ctx, module, bool(ctx.dynamic_axes), explained.graph_count)
         except Exception as unbacked_exc:
             if not ctx.dynamic_axes:
                 return ExportResult(error=first_line(unbacked_exc), log=log.getvalue())
             log.write(f"compiling with unbacked dynamic dims failed: {first_line(unbacked_exc)}\n")
             try:
-                compiled, shapes = _compiled(ctx, module, unbacked=False), "dynamic"
+                compiled, shapes = _compiled(ctx, module, False, explained.graph_count), "dynamic"
             except Exception as exc:
                 return ExportResult(error=first_line(exc), log=log.getvalue())
     artifact = ctx.artifact(
