@@ -8,11 +8,13 @@ from typing import Any
 
 from validators.results import ArtifactCheck
 
-__all__ = ["STATUSES", "FileEntry", "ModelResult", "RouteResult"]
+__all__ = ["NUMBERED", "STATUSES", "FileEntry", "ModelResult", "RouteResult"]
 
 #: every status a route can end in. skipped (does not apply) and unsupported (a default route that the
 #: toolchain cannot export for this model) count as successes when they carry a reason
 STATUSES = ("passed", "failed", "error", "skipped", "unsupported")
+#: statuses whose errors mean something: the artifact ran on the whole grid
+NUMBERED = ("passed", "failed")
 
 
 @dataclass(frozen=True)

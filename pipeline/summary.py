@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pipeline.results import ModelResult, RouteResult
+from pipeline.results import NUMBERED, ModelResult, RouteResult
 from pipeline.validate import FolderValidation
 
 __all__ = ["summary_table", "validation_table"]
 
 NOTE_WIDTH = 210
-#: statuses whose errors mean something: the artifact ran on the whole grid
-NUMBERED = ("passed", "failed")
 
 
 def _err(value: float | None) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pipeline.results import ModelResult, RouteResult
+from pipeline.results import NUMBERED, ModelResult, RouteResult
 
 __all__ = ["markdown_report", "next_step"]
 
@@ -59,17 +59,19 @@ def markdown_report(results: Sequence[ModelResult]) -> str:
     verdict = "all routes passed" if all(m.ok for m in results) else "some routes failed"
     lines += [f"{len(results)} model(s), {len(total)} route(s): {verdict}.", ""]
     lines += [
-        "| model | framework | route | status | runtimes passed | max abs | max rel | exporter |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | framework | route | status | runtimes passed | max abs | max rel | time | exporter |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for m in results:
         for r in m.routes:
             ran = [c for c in r.checks if c.status != "skipped"]
             runtimes = f"{sum(c.status == 'passed' for c in ran)}/{len(ran)}" if ran else "-"
             status = r.status + (" (allowed)" if r.allowed_failure else "")
+            numbered = r.status in NUMBERED
+            max_abs, max_rel = (r.max_abs_error, r.max_rel_error) if numbered else (None, None)
             lines.append(
-                f"| {m.name} | {m.framework} | {r.route} | {status} | {runtimes} | {_num(r.max_abs_error)} | "
-                f"{_num(r.max_rel_error)} | {_escape(r.exporter or '-')} |"
+                f"| {m.name} | {m.framework} | {r.route} | {status} | {runtimes} | {_num(max_abs)} | "
+                f"{_num(max_rel)} | {r.seconds:.1f}s | {_escape(r.exporter or '-')} |"
             )
     failures = [(m, r) for m in results for r in m.routes if r.status in ("failed", "error")]
     if failures:
