@@ -14,6 +14,7 @@ import numpy as np
 
 from exporters import ROUTE_MODULES, ExportContext, Route, default_routes, get_route
 from exporters.base import clean_text, first_line
+from exporters.upstream import upstream_reference
 from pipeline.errors import InputMismatchError, SpecError
 from pipeline.frameworks import Framework
 from pipeline.golden import write_golden_set
@@ -217,6 +218,10 @@ def _unsupported(route: Route, result: RouteResult, required: bool) -> RouteResu
     if result.stage == "export" or unloadable:
         result.status = "unsupported"
         result.reason = f"{route.name} cannot be produced for this model here: {result.reason}"
+        known = upstream_reference(result.reason)
+        if known:
+            result.reason += f" [upstream: {known}]"
+            result.details["upstream"] = known
     return result
 
 

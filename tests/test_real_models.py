@@ -220,6 +220,7 @@ def test_a_default_route_the_toolchain_cannot_export_is_unsupported(
     assert statuses["torch-export"] == "unsupported"
     export_reason = next(r["reason"] for r in manifest["routes"] if r["route"] == "torch-export")
     assert "no fake impl" in export_reason and "scaled_tanh" in export_reason
+    assert "[upstream: " in export_reason and "register_fake" in export_reason
     assert not re.search(r"\x1b\[|\.graphmint-staging", proc.stdout + json.dumps(manifest))
     # the same route, named by the user, must pass: exit 1
     named = graphmint_cli(

@@ -1,0 +1,32 @@
+"""Known upstream causes: root-cause patterns of exporter failures, and where upstream tracks them.
+
+Data, not logic: a pattern matched against an `unsupported` route's reason, and the upstream
+reference a user can follow (or subscribe to) instead of debugging the model.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["KNOWN_UPSTREAM", "upstream_reference"]
+
+#: (pattern in the exporter's reason, upstream reference)
+KNOWN_UPSTREAM: tuple[tuple[str, str], ...] = (
+    (
+        r"ValueRangeError: Invalid ranges \[0:-1\]",
+        "pytorch/pytorch#188422 (Inductor lowering of convolutions with dynamic shapes, torch 2.13)",
+    ),
+    (
+        r"no fake impl registered|no fake impl",
+        "custom operators need a fake kernel for torch.export/compile: torch.library.register_fake",
+    ),
+    (
+        r"Select TF ops \(the Flex delegate\)",
+        "tensorflow-cpu's TFLite interpreter links no Flex delegate (TensorFlow Lite 'Select TF ops')",
+    ),
+)
+
+
+def upstream_reference(reason: str) -> str | None:
+    """The upstream reference for the first known pattern in `reason`, or None."""
+    return next((ref for pattern, ref in KNOWN_UPSTREAM if re.search(pattern, reason)), None)
