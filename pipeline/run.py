@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import shutil
 import time
@@ -197,6 +198,10 @@ def run_route(
             f"{r['exporter']} rejected at {r['stage']}: {r['reason']}" for r in result.rejected
         )
         result.reason = f"fallback used: {rejected}"
+    # the staging folder is gone once the run ends: name files by their place in the model folder
+    result.reason = result.reason.replace(f"{root}{os.sep}", "").replace(str(root), ".")
+    for rejected in result.rejected:
+        rejected["reason"] = rejected["reason"].replace(f"{root}{os.sep}", "").replace(str(root), ".")
     result.seconds = time.perf_counter() - start
     return _apply_known_failure(spec, result)
 
