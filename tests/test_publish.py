@@ -50,7 +50,7 @@ MODELS = textwrap.dedent(
 
 def _model_dirs(out: Path) -> list[str]:
     """Folders under `out`, hidden ones included, but not the reports a run writes next to them."""
-    return sorted(p.name for p in out.iterdir() if p.is_dir() and p.name != "plots")
+    return sorted(p.name for p in out.iterdir() if p.is_dir() and p.name not in ("plots", "logs"))
 
 
 def tree_digest(folder: Path) -> dict[str, str]:
