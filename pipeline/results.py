@@ -52,6 +52,8 @@ class RouteResult:
     allowed_failure: bool = False
     #: what is worth knowing about a route that passed (a cross-check runtime that disagreed)
     warnings: list[str] = field(default_factory=list)
+    #: cross-check runtimes whose failure is one of the warnings: their errors are not the route's
+    excused: list[str] = field(default_factory=list)
     #: everything the exporters and runtimes printed, for the report folder's logs/, not the manifest
     log: str = field(default="", repr=False)
 
@@ -69,7 +71,9 @@ class RouteResult:
         return self.checks[0] if self.checks else None
 
     def _worst(self, attr: str) -> float | None:
-        values = [v for c in self.checks if (v := getattr(c, attr)) is not None]
+        values = [
+            v for c in self.checks if c.runner not in self.excused and (v := getattr(c, attr)) is not None
+        ]
         return max(values) if values else None
 
     @property

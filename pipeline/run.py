@@ -26,7 +26,13 @@ from pipeline.progress import Progress, SilentProgress
 from pipeline.publish import Staging, hash_files
 from pipeline.results import ModelResult, RouteResult
 from pipeline.specs import ModelSpec, make_model_spec
-from validators.check import Case, check_runtimes, combine_checks, cross_check_warnings
+from validators.check import (
+    Case,
+    check_runtimes,
+    combine_checks,
+    cross_check_warnings,
+    excused_cross_checks,
+)
 
 __all__ = ["RunOptions", "reference_cases", "resolve_routes", "run_model", "run_models"]
 
@@ -182,6 +188,7 @@ def run_route(
         if status == "passed":
             result.status, result.stage, result.runner = "passed", "", artifact.runner
             result.warnings = cross_check_warnings(result.checks, strict_runtimes)
+            result.excused = sorted(excused_cross_checks(result.checks, strict_runtimes))
             result.artifact = artifact.path.relative_to(root).as_posix() if artifact.path else None
             result.files = hash_files(root, workdir)
             break

@@ -15,7 +15,14 @@ from validators.isolated import IsolatedRunner
 from validators.results import ArtifactCheck, PointCheck
 from validators.tolerance import Tolerance
 
-__all__ = ["Case", "check_artifact", "check_runtimes", "combine_checks", "cross_check_warnings"]
+__all__ = [
+    "Case",
+    "check_artifact",
+    "check_runtimes",
+    "combine_checks",
+    "cross_check_warnings",
+    "excused_cross_checks",
+]
 
 ToleranceFor = Callable[[str, str], Tolerance]  # (output name, dtype) -> tolerance
 
@@ -154,7 +161,7 @@ def check_runtimes(
     ]
 
 
-def _cross_checks_excused(checks: Sequence[ArtifactCheck], strict: bool) -> set[str]:
+def excused_cross_checks(checks: Sequence[ArtifactCheck], strict: bool) -> set[str]:
     """The cross-check runtimes whose failure is a warning: the deployment runtime (the first) passed."""
     if strict or not checks or checks[0].status != "passed":
         return set()
@@ -166,7 +173,7 @@ def _cross_checks_excused(checks: Sequence[ArtifactCheck], strict: bool) -> set[
 def cross_check_warnings(checks: Sequence[ArtifactCheck], strict: bool = False) -> list[str]:
     """One line per cross-check runtime that could not run, or disagreed, while the deployment runtime
     agreed with the eager model."""
-    excused = _cross_checks_excused(checks, strict)
+    excused = excused_cross_checks(checks, strict)
     return [
         f"{c.runner} (cross-check) {c.status} where {checks[0].runner} passed: {c.reason}"
         for c in checks
@@ -181,7 +188,7 @@ def combine_checks(checks: Sequence[ArtifactCheck], strict: bool = False) -> tup
     A mismatch that appears with ONNX Runtime's graph optimizations on but not with them off is named
     as such: it comes from a runtime fusion, not from the exporter.
     """
-    excused = _cross_checks_excused(checks, strict)
+    excused = excused_cross_checks(checks, strict)
     ran = [c for c in checks if c.status != "skipped"]
     failing = [c for c in ran if c.status != "passed" and c.runner not in excused]
     if not ran:
