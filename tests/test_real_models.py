@@ -22,7 +22,7 @@ from pipeline.specs import make_model_spec
 pytest.importorskip(
     "transformers", reason="the corpus extra (transformers) is not installed: make installs it"
 )
-pytest.importorskip("keras_hub", reason="keras-hub is not installed: make installs it (--no-deps)")
+pytest.importorskip("keras_hub", reason="keras-hub is not installed: make installs it from requirements.lock")
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 TEXT_DIMS = ["batch=1..4", "seq=1..16@8"]
