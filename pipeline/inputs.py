@@ -8,7 +8,11 @@ import numpy as np
 
 from pipeline.specs import InputSpec, ModelSpec
 
-__all__ = ["GridPoint", "make_inputs", "shape_grid"]
+__all__ = ["GRID_BUDGET_BYTES", "GridPoint", "check_grid_budget", "make_inputs", "shape_grid"]
+
+#: the most bytes of inputs a model's whole shape grid may take: every point's inputs and the eager
+#: outputs on them are held in memory and written as golden data
+GRID_BUDGET_BYTES = 2 << 30
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,25 @@ def shape_grid(spec: ModelSpec) -> list[GridPoint]:
         for size in sizes:
             points.append(GridPoint(f"{dim}={size}", {**examples, dim: size}, varied=dim))
     return points
+
+
+def check_grid_budget(spec: ModelSpec, budget: int = GRID_BUDGET_BYTES) -> None:
+    """SpecError, before anything is allocated, when the grid's inputs would exceed `budget` bytes."""
+    from pipeline.errors import SpecError
+
+    total, largest = 0, (0, "")
+    for point in shape_grid(spec):
+        for i in spec.inputs:
+            shape = spec.shape_at(i, point.sizes)
+            size = int(np.prod(shape, dtype=object)) * np.dtype(i.dtype).itemsize
+            total += size
+            largest = max(largest, (size, f"{i.name}{list(shape)} at {point.label}"))
+    if total > budget:
+        raise SpecError(
+            f"model {spec.name!r}: the shape grid's inputs alone need {total / 2**30:.3g} GiB (largest: "
+            f"{largest[1]}, {largest[0] / 2**30:.3g} GiB), over graphmint's {budget / 2**30:g} GiB "
+            "budget: narrow the --dim ranges or the fixed sizes"
+        )
 
 
 def _generate(spec: InputSpec, shape: tuple[int, ...], low_high: tuple[int, int], rng: np.random.Generator):

@@ -15,6 +15,7 @@ __all__ = [
     "InputSpec",
     "ModelSpec",
     "ValueRange",
+    "check_model_name",
     "make_model_spec",
     "parse_dim",
     "parse_input_spec",
@@ -27,6 +28,14 @@ DEFAULT_DIM_MAX = 64
 DEFAULT_INT_RANGE = (0, 9)
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+#: a model's name is its folder's name under --out: one plain path component
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")
+#: names of what graphmint itself writes beside the model folders (the serving bundle's default
+#: folder, the reports and their folders): a model with one of these names would replace it or be
+#: replaced by it
+RESERVED_NAMES = frozenset({"serving", "plots", "logs", "report.json", "report.md", "junit.xml"})
+#: seeds every framework accepts (numpy, torch, TensorFlow)
+MAX_SEED = 2**32 - 1
 _INPUT_RE = re.compile(rf"^\s*({_NAME})\s*:\s*([a-z0-9]+)\s*\[(.*)\]\s*$")
 _RANGE_RE = re.compile(rf"^\s*({_NAME})\s*=\s*(-?\d+)\s*\.\.\s*(-?\d+)\s*(?:@\s*(\d+))?\s*$")
 
@@ -175,6 +184,27 @@ def _pick_examples(
     return picked
 
 
+def check_model_name(name: str) -> str:
+    """The name, if it can be a folder under --out; else SpecError saying why and what to do."""
+    if not isinstance(name, str) or not _MODEL_NAME.match(name) or name.endswith("."):
+        raise SpecError(
+            f"model name {name!r} cannot be a folder name under --out: use letters, digits and _ . + -, "
+            "starting with a letter or digit, at most 128 characters (e.g. --name my_model)"
+        )
+    if name.lower() in RESERVED_NAMES:
+        raise SpecError(
+            f"model name {name!r} is reserved for what graphmint writes beside the model folders "
+            f"({', '.join(sorted(RESERVED_NAMES))}): choose another name"
+        )
+    return name
+
+
+def check_seed(seed: object) -> int:
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
+        raise SpecError(f"seed {seed!r} is not an integer in 0..{MAX_SEED}: pass e.g. --seed 0")
+    return seed
+
+
 def make_model_spec(
     *,
     name: str,
@@ -192,6 +222,8 @@ def make_model_spec(
 
     `inputs` may be empty: the pipeline then asks the framework to read them off the built model.
     """
+    check_model_name(name)
+    check_seed(seed)
     parsed = tuple(i if isinstance(i, InputSpec) else parse_input_spec(i) for i in inputs)
     dims, ranges = tuple(dims), tuple(ranges)
     if not parsed:

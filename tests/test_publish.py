@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -15,7 +16,8 @@ from subprocess import CompletedProcess
 
 import pytest
 
-from pipeline.publish import STAGING_PREFIX, Staging
+from pipeline.errors import UsageError
+from pipeline.publish import OWNER_FILE, STAGING_PREFIX, Staging, sweep_stale
 from tests.conftest import ROOT
 
 Cli = Callable[..., CompletedProcess[str]]
@@ -159,16 +161,44 @@ def test_killed_run_keeps_previous(
 
 def test_staging_commit_swaps_and_failure_cleans(tmp_path: Path) -> None:
     (tmp_path / "m").mkdir()
-    (tmp_path / "m" / "old.txt").write_text("old")
+    (tmp_path / "m" / "manifest.json").write_text("{}")
     with pytest.raises(RuntimeError), Staging(tmp_path, "m") as staging:
         assert staging.path is not None
-        (staging.path / "new.txt").write_text("new")
+        (staging.path / "manifest.json").write_text('{"new": 1}')
         raise RuntimeError("export blew up")
     assert [p.name for p in tmp_path.iterdir()] == ["m"]
-    assert (tmp_path / "m" / "old.txt").read_text() == "old"
+    assert (tmp_path / "m" / "manifest.json").read_text() == "{}"
     with Staging(tmp_path, "m") as staging:
         assert staging.path is not None
-        (staging.path / "new.txt").write_text("new")
+        (staging.path / "manifest.json").write_text('{"new": 1}')
         staging.commit()
     assert [p.name for p in tmp_path.iterdir()] == ["m"]
-    assert [p.name for p in (tmp_path / "m").iterdir()] == ["new.txt"]
+    assert [p.name for p in (tmp_path / "m").iterdir()] == ["manifest.json"]
+    assert (tmp_path / "m" / "manifest.json").read_text() == '{"new": 1}'
+
+
+def test_a_folder_graphmint_did_not_publish_is_never_replaced(tmp_path: Path) -> None:
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "notes.txt").write_text("mine")
+    with pytest.raises(UsageError, match="not published by graphmint"), Staging(tmp_path, "m"):
+        pass
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]
+    assert (tmp_path / "m" / "notes.txt").read_text() == "mine"
+
+
+def test_sweep_removes_only_what_graphmint_made_and_puts_back_a_parked_version(tmp_path: Path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    pid = int(dead.stdout)
+    users = tmp_path / f"{STAGING_PREFIX}mine-{pid}-x"  # looks like staging, but no owner file
+    users.mkdir()
+    stale = tmp_path / f"{STAGING_PREFIX}m-{pid}-y"
+    stale.mkdir()
+    (stale / OWNER_FILE).write_text(json.dumps({"pid": pid, "token": "t1", "target": "m"}))
+    parked = tmp_path / f".graphmint-old-p-{pid}-z"  # killed between parking p and moving in the new p
+    (parked / "prev").mkdir(parents=True)
+    (parked / "prev" / "manifest.json").write_text("{}")
+    (parked / OWNER_FILE).write_text(json.dumps({"pid": pid, "token": "t2", "target": "p"}))
+    removed = sweep_stale(tmp_path)
+    assert sorted(removed) == sorted([stale, parked])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([users.name, "p"])
+    assert (tmp_path / "p" / "manifest.json").read_text() == "{}"
