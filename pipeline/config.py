@@ -1,113 +1,184 @@
-"""Read model specs from a TOML config (graphmint.toml describes the built-in zoo)."""
+"""Read model specs from a TOML config (graphmint.toml describes the built-in zoo).
+
+The file is checked against a schema (pydantic, strict: a seed is an integer, a tolerance a finite
+non-negative number, every table holds only the keys it may) before anything is built from it; the
+first problem is a ConfigError (exit 2) that names the entry and key at fault.
+"""
 
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline.errors import ConfigError, UsageError
-from pipeline.specs import ModelSpec, make_model_spec
+from pipeline.specs import MAX_SEED, ModelSpec, make_model_spec
 from validators.tolerance import DEFAULT_TOLERANCES, Tolerance, TolerancePolicy
 
 __all__ = ["DEFAULT_CONFIG", "load_config"]
 
 DEFAULT_CONFIG = Path("graphmint.toml")
-_MODEL_KEYS = {
-    "name",
-    "ref",
-    "inputs",
-    "dims",
-    "ranges",
-    "seed",
-    "routes",
-    "tolerance",
-    "known_failures",
-    "generator",
-}
-_TOL_KEYS = {"atol", "rtol"}
+
+_NonNegative = Annotated[float, Field(ge=0)]
+_Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 
 
-def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+class _Table(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+
+class _Tolerance(_Table):
+    atol: _NonNegative | None = None
+    rtol: _NonNegative | None = None
+
+    def values(self) -> dict[str, float]:
+        return {k: float(v) for k, v in (("atol", self.atol), ("rtol", self.rtol)) if v is not None}
+
+
+class _ModelTolerance(_Tolerance):
+    routes: dict[str, _Tolerance] = {}
+    outputs: dict[str, _Tolerance] = {}
+
+
+class _Model(_Table):
+    name: str
+    ref: str
+    inputs: list[str] = []
+    dims: list[str] = []
+    ranges: list[str] = []
+    seed: _Seed | None = None
+    routes: list[str] | None = None
+    tolerance: _ModelTolerance = _ModelTolerance()
+    known_failures: dict[str, str] = {}
+    generator: str | None = None
+
+
+class _Defaults(_Table):
+    seed: _Seed = 0
+    routes: list[str] | None = None
+    tolerances: dict[str, _Tolerance] = {}
+
+
+class _Config(_Table):
+    defaults: _Defaults = _Defaults()
+    models: list[_Model] = Field(min_length=1)
+
+
+def _where(loc: tuple[int | str, ...], data: Any) -> str:
+    """models[2] (name 'X').tolerance.atol: the entry by index and name, then the key path."""
+    parts: list[str] = []
+    node = data
+    for key in loc:
+        if isinstance(key, int):
+            parts[-1] += f"[{key}]"
+        else:
+            parts.append(str(key))
+        node = node[key] if isinstance(node, (dict, list)) and _has(node, key) else None
+        if isinstance(key, int) and isinstance(node, dict) and isinstance(node.get("name"), str):
+            parts[-1] += f" ({node['name']!r})"
+    return ".".join(parts) or "the top level"
+
+
+def _has(node: dict[str, Any] | list[Any], key: int | str) -> bool:
+    return key in node if isinstance(node, dict) else isinstance(key, int) and 0 <= key < len(node)
+
+
+def _table_in(annotation: Any) -> type[BaseModel] | None:
+    """The table type an annotation holds: _Model for list[_Model], _Tolerance for dict[str, _Tolerance]."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next((t for arg in get_args(annotation) if (t := _table_in(arg)) is not None), None)
+
+
+def _allowed(loc: tuple[int | str, ...]) -> list[str]:
+    """The keys the table at `loc` may hold."""
+    table: type[BaseModel] = _Config
+    for key in loc:
+        if isinstance(key, str):
+            field = table.model_fields.get(key)
+            # a key the user chose (a route, output or dtype name) holds a tolerance table
+            table = _table_in(field.annotation) or table if field else _Tolerance
+    return sorted(table.model_fields)
+
+
+def _config_error(path: Path, exc: ValidationError, data: Any) -> ConfigError:
+    error = exc.errors()[0]
+    loc = tuple(error["loc"])
+    if error["type"] == "extra_forbidden":
+        where = _where(loc[:-1], data)
+        return ConfigError(
+            f"{path}: {where}: unknown key {loc[-1]!r}; allowed: {', '.join(_allowed(loc[:-1]))}"
         )
+    if error["type"] == "missing" and loc == ("models",):
+        return ConfigError(f"config {str(path)!r} lists no [[models]]")
+    if error["type"] == "missing":
+        return ConfigError(f"{path}: {_where(loc[:-1], data)} needs the key {loc[-1]!r}")
+    if loc == ("models",) and error["type"] == "too_short":
+        return ConfigError(f"config {str(path)!r} lists no [[models]]")
+    got = repr(error.get("input"))
+    got = got if len(got) <= 60 else got[:57] + "..."
+    message = error["msg"].split(" or instance of ")[0].rstrip(".")
+    return ConfigError(f"{path}: {_where(loc, data)}: {message} (got {got})")
 
 
-def _tol_values(table: Any, where: str) -> dict[str, float]:
-    if not isinstance(table, Mapping):
-        raise ConfigError(f"{where} must be a table with atol and/or rtol")
-    _check_keys(table, _TOL_KEYS, where)
-    for key, value in table.items():
-        if not isinstance(value, (int, float)) or value < 0:
-            raise ConfigError(f"{where}.{key} must be a non-negative number, got {value!r}")
-    return {k: float(v) for k, v in table.items()}
-
-
-def _policy(table: Mapping[str, Any], defaults: Mapping[str, Tolerance], where: str) -> TolerancePolicy:
-    _check_keys(table, _TOL_KEYS | {"routes", "outputs"}, where)
-    model = _tol_values({k: v for k, v in table.items() if k in _TOL_KEYS}, where)
-    routes = {r: _tol_values(t, f"{where}.routes.{r}") for r, t in table.get("routes", {}).items()}
-    outputs = {o: _tol_values(t, f"{where}.outputs.{o}") for o, t in table.get("outputs", {}).items()}
-    return TolerancePolicy(model=model, routes=routes, outputs=outputs, defaults=dict(defaults))
-
-
-def _string_list(entry: Mapping[str, Any], key: str, where: str) -> list[str]:
-    value = entry.get(key, [])
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{where}.{key} must be a list of strings")
-    return value
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config {str(path)!r} not found: pass the path of a graphmint TOML file") from None
+    except IsADirectoryError:
+        raise ConfigError(
+            f"config {str(path)!r} is a folder: pass the path of a graphmint TOML file"
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config {str(path)!r} is not UTF-8 text: pass a graphmint TOML file") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {str(path)!r}: {exc.strerror}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config {str(path)!r} is not valid TOML: {exc}") from None
 
 
 def load_config(path: Path = DEFAULT_CONFIG) -> list[ModelSpec]:
     """Parse every [[models]] entry; raises ConfigError (exit 2) with the entry and key at fault."""
+    data = _read(path)
     try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"config {str(path)!r} not found: pass the path of a graphmint TOML file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config {str(path)!r} is not valid TOML: {exc}") from None
-    _check_keys(data, {"defaults", "models"}, str(path))
-    defaults = data.get("defaults", {})
-    _check_keys(defaults, {"seed", "routes", "tolerances"}, f"{path}: [defaults]")
+        config = _Config.model_validate(data)
+    except ValidationError as exc:
+        raise _config_error(path, exc, data) from None
     dtype_tols = dict(DEFAULT_TOLERANCES)
-    for dtype, table in defaults.get("tolerances", {}).items():
-        merged = {**dtype_tols.get(dtype, Tolerance(0.0, 0.0)).to_json(), **_tol_values(table, dtype)}
+    for dtype, table in config.defaults.tolerances.items():
+        merged = {**dtype_tols.get(dtype, Tolerance(0.0, 0.0)).to_json(), **table.values()}
         dtype_tols[dtype] = Tolerance(**merged)
-    models = data.get("models", [])
-    if not models:
-        raise ConfigError(f"config {str(path)!r} lists no [[models]]")
     specs = []
-    for index, entry in enumerate(models):
-        where = f"{path}: models[{index}]"
-        _check_keys(entry, _MODEL_KEYS, where)
-        for key in ("name", "ref"):
-            if not isinstance(entry.get(key), str):
-                raise ConfigError(f"{where} needs a string {key!r}")
-        where = f"{path}: model {entry['name']!r}"
-        routes = entry.get("routes", defaults.get("routes"))
+    for entry in config.models:
+        tolerance = entry.tolerance
+        policy = TolerancePolicy(
+            model=tolerance.values(),
+            routes={r: t.values() for r, t in tolerance.routes.items()},
+            outputs={o: t.values() for o, t in tolerance.outputs.items()},
+            defaults=dtype_tols,
+        )
         try:
             specs.append(
                 make_model_spec(
-                    name=entry["name"],
-                    ref=entry["ref"],
-                    inputs=_string_list(entry, "inputs", where),
-                    dims=_string_list(entry, "dims", where),
-                    ranges=_string_list(entry, "ranges", where),
-                    seed=int(entry.get("seed", defaults.get("seed", 0))),
-                    routes=routes,
-                    tolerances=_policy(entry.get("tolerance", {}), dtype_tols, f"{where} tolerance"),
-                    known_failures=entry.get("known_failures", {}),
-                    generator=entry.get("generator"),
+                    name=entry.name,
+                    ref=entry.ref,
+                    inputs=entry.inputs,
+                    dims=entry.dims,
+                    ranges=entry.ranges,
+                    seed=config.defaults.seed if entry.seed is None else entry.seed,
+                    routes=entry.routes if entry.routes is not None else config.defaults.routes,
+                    tolerances=policy,
+                    known_failures=entry.known_failures,
+                    generator=entry.generator,
                 )
             )
-        except ConfigError:
-            raise
         except UsageError as exc:
-            raise ConfigError(f"{where}: {exc}") from None
+            raise ConfigError(f"{path}: model {entry.name!r}: {exc}") from None
     names = [s.name for s in specs]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
