@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import UsageError
 
@@ -31,6 +30,50 @@ class _Parser(argparse.ArgumentParser):
 
 def _csv(text: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+def _names(text: str) -> tuple[str, ...]:
+    names = _csv(text)
+    if not names:
+        raise argparse.ArgumentTypeError(f"{text!r} names nothing: give comma-separated names")
+    return names
+
+
+def _parse(kind: type[int] | type[float], text: str, what: str) -> Any:
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+
+
+def _seconds(text: str) -> float:
+    value = _parse(float, text, "a positive number of seconds")
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
+def _tolerance(text: str) -> float:
+    value = _parse(float, text, "a non-negative number")
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a non-negative number")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _parse(int, text, "a port number (1..65535)")
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1..65535)")
+    return value
+
+
+def _seed(text: str) -> int:
+    from pipeline.specs import MAX_SEED
+
+    value = _parse(int, text, f"a seed in 0..{MAX_SEED}")
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a seed in 0..{MAX_SEED}")
+    return value
 
 
 def _add_report_flags(parser: argparse.ArgumentParser) -> None:
@@ -58,7 +101,7 @@ def _add_report_flags(parser: argparse.ArgumentParser) -> None:
 def _add_timeout_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=_seconds,
         default=300.0,
         metavar="SECONDS",
         help="stop a runtime that takes longer to load or run one input (default 300)",
@@ -99,14 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N=A..B",
         help="value range of an integer input, inclusive",
     )
-    export.add_argument("--routes", type=_csv, help="comma-separated routes (default: the framework's)")
+    export.add_argument("--routes", type=_names, help="comma-separated routes (default: the framework's)")
     export.add_argument("--name", help="folder name under --out (default: the callable's name)")
     export.add_argument(
         "--generator",
         metavar="MODULE:CALLABLE",
         help="makes inputs that need structure: fn(shapes, rng) -> dict",
     )
-    export.add_argument("--seed", type=int, default=0, help="seed for weights and inputs (default 0)")
+    export.add_argument("--seed", type=_seed, default=0, help="seed for weights and inputs (default 0)")
     export.add_argument(
         "--out", type=Path, default=Path("artifacts"), help="output folder (default artifacts/)"
     )
@@ -114,8 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run every model of a config (default graphmint.toml)")
     run.add_argument("config", nargs="?", type=Path, default=Path("graphmint.toml"))
-    run.add_argument("--models", type=_csv, help="comma-separated model names (default: all)")
-    run.add_argument("--routes", type=_csv, help="comma-separated routes, replacing each model's own")
+    run.add_argument("--models", type=_names, help="comma-separated model names (default: all)")
+    run.add_argument("--routes", type=_names, help="comma-separated routes, replacing each model's own")
     run.add_argument("--out", type=Path, default=Path("artifacts"), help="output folder (default artifacts/)")
     _add_report_flags(run)
 
@@ -129,8 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="artifacts/<model>/ or a folder with model.onnx and test_data_set_*/",
     )
-    validate.add_argument("--atol", type=float, help="absolute tolerance for every output")
-    validate.add_argument("--rtol", type=float, help="relative tolerance for every output")
+    validate.add_argument("--atol", type=_tolerance, help="absolute tolerance for every output")
+    validate.add_argument("--rtol", type=_tolerance, help="relative tolerance for every output")
     _add_timeout_flag(validate)
 
     package = sub.add_parser(
@@ -153,14 +196,14 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("serve-check", help="serve a bundle on 127.0.0.1 and check every golden answer")
     check.add_argument("bundle", type=Path, metavar="DIR")
     check.add_argument(
-        "--timeout", type=float, default=120.0, help="seconds to wait for the server (default 120)"
+        "--timeout", type=_seconds, default=120.0, help="seconds to wait for the server (default 120)"
     )
 
     serve = sub.add_parser(
         "serve", help="serve a bundle's ONNX models (KServe v2 over HTTP) in the foreground"
     )
     serve.add_argument("bundle", type=Path, metavar="DIR")
-    serve.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default 8000)")
+    serve.add_argument("--port", type=_port, default=8000, help="port on 127.0.0.1 (default 8000)")
 
     lst = sub.add_parser("list", help="list a config's models and every framework's routes")
     lst.add_argument("config", nargs="?", type=Path, default=Path("graphmint.toml"))
@@ -303,13 +346,15 @@ def cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (0 passed, 1 a route failed, 2 bad usage or input)."""
-    signal.signal(signal.SIGTERM, _terminate)  # unwind (and clean staging) on `kill`, as on Ctrl-C
+    from pipeline import interrupts
+
+    interrupts.install()
     try:
         args = build_parser().parse_args(argv)
         handler = {
@@ -324,11 +369,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         }[args.command]
         return handler(args)
     except UsageError as exc:
-        print(f"graphmint: error: {exc}", file=sys.stderr)
+        print(f"graphmint: error: {_one_line(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # the reader went away (`graphmint list | head`): not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except OSError as exc:  # the filesystem refused: a path that is not writable, a full disk
+        if exc.errno is None:
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        print(
+            f"graphmint: error: {exc.strerror}{where}: check that the path is a folder you can write to "
+            "and that the disk has space (nothing was published for the model in progress)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("graphmint: interrupted; nothing was published for the model in progress", file=sys.stderr)
         return 130

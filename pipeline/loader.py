@@ -8,6 +8,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
 
+from pipeline import interrupts
 from pipeline.errors import ModelLoadError
 from pipeline.frameworks import Framework, detect, imported_frameworks
 
@@ -32,8 +33,10 @@ def resolve_callable(ref: str) -> Callable[[], Any]:
                 "or add that folder to PYTHONPATH"
             ) from None
         raise ModelLoadError(f"importing {module_name!r} failed: {exc}") from None
-    except Exception as exc:
-        raise ModelLoadError(f"importing {module_name!r} raised {type(exc).__name__}: {exc}") from None
+    except BaseException as exc:
+        if interrupts.signalled():
+            raise
+        raise ModelLoadError(f"importing {module_name!r} {_raised(exc)}") from None
     target: Any = module
     for part in attr.split("."):
         if not hasattr(target, part):
@@ -45,15 +48,28 @@ def resolve_callable(ref: str) -> Callable[[], Any]:
     return fn
 
 
-def build_model(ref: str, seed: int) -> tuple[Framework, Any]:
-    """Call the model factory with every imported framework's RNG seeded; return (framework, model)."""
+def _raised(exc: BaseException) -> str:
+    """What a user's code did instead of returning: 'raised ValueError: ...', 'called sys.exit(3)'."""
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({exc.code!r}) instead of returning"
+    if isinstance(exc, interrupts.DeadlineExceeded):
+        return str(exc)
+    return f"raised {type(exc).__name__}: {exc}" if str(exc) else f"raised {type(exc).__name__}"
+
+
+def build_model(ref: str, seed: int, timeout_s: float | None = None) -> tuple[Framework, Any]:
+    """Call the model factory with every imported framework's RNG seeded; return (framework, model).
+
+    The factory runs under `timeout_s` (in the main thread); whatever it raises, `sys.exit()` and
+    `KeyboardInterrupt` included (unless a real interrupt came), is a ModelLoadError.
+    """
     factory = resolve_callable(ref)
     frameworks = imported_frameworks()
-    model = _call(factory, ref, frameworks, seed)
+    model = _call(factory, ref, frameworks, seed, timeout_s)
     framework = detect(model)
     if framework is not None and framework not in frameworks:
         # the factory imported its framework itself: build again, now that its RNG can be seeded
-        model = _call(factory, ref, [framework], seed)
+        model = _call(factory, ref, [framework], seed, timeout_s)
     if framework is None:
         raise ModelLoadError(
             f"{ref!r} returned a {type(model).__module__}.{type(model).__qualname__}, not a model: "
@@ -62,11 +78,16 @@ def build_model(ref: str, seed: int) -> tuple[Framework, Any]:
     return framework, framework.prepare(model)
 
 
-def _call(factory: Callable[[], Any], ref: str, frameworks: list[Framework], seed: int) -> Any:
+def _call(
+    factory: Callable[[], Any], ref: str, frameworks: list[Framework], seed: int, timeout_s: float | None
+) -> Any:
     try:
         with ExitStack() as stack:
             for framework in frameworks:
                 stack.enter_context(framework.seeded(seed))
-            return factory()
-    except Exception as exc:
-        raise ModelLoadError(f"calling {ref!r} raised {type(exc).__name__}: {exc}") from None
+            with interrupts.time_limit(timeout_s):
+                return factory()
+    except BaseException as exc:
+        if interrupts.signalled():
+            raise
+        raise ModelLoadError(f"calling {ref!r} {_raised(exc)}") from None
