@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["KNOWN_UPSTREAM", "upstream_reference"]
+__all__ = ["KNOWN_UPSTREAM", "UNREPRODUCIBLE_FILES", "unreproducible", "upstream_reference"]
 
 #: (pattern in the exporter's reason, upstream reference)
 KNOWN_UPSTREAM: tuple[tuple[str, str], ...] = (
@@ -30,3 +30,14 @@ KNOWN_UPSTREAM: tuple[tuple[str, str], ...] = (
 def upstream_reference(reason: str) -> str | None:
     """The upstream reference for the first known pattern in `reason`, or None."""
     return next((ref for pattern, ref in KNOWN_UPSTREAM if re.search(pattern, reason)), None)
+
+
+#: files whose bytes differ between two exports of the same model and seed, by file name, and why
+UNREPRODUCIBLE_FILES: dict[str, str] = {
+    "fingerprint.pb": "TensorFlow writes a random id into every SavedModel's fingerprint",
+}
+
+
+def unreproducible(path: str) -> str | None:
+    """Why a file written by an exporter cannot be byte-identical across builds, or None."""
+    return UNREPRODUCIBLE_FILES.get(path.rsplit("/", 1)[-1])

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import UsageError
+from pipeline.manifest import FileRecord, ModelManifest, inside, read_bundle_manifest, read_model_manifest
 from pipeline.publish import Staging, hash_files
 from pipeline.triton import model_config_text
 
@@ -39,34 +40,46 @@ _TRITON_ENTRIES = (
 def _copy(source: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     if source.is_dir():
-        shutil.copytree(source, target)
+        shutil.copytree(source, target, symlinks=True)  # a link is refused when the bundle is hashed
     else:
         shutil.copy2(source, target)
 
 
-def _published(artifacts: Path, skip: Path) -> list[tuple[Path, dict[str, Any]]]:
+def _published(artifacts: Path, skip: Path) -> list[tuple[Path, ModelManifest]]:
     models = []
     for folder in sorted(p for p in artifacts.iterdir() if p.is_dir() and p.resolve() != skip.resolve()):
-        manifest = folder / "manifest.json"
-        if manifest.is_file():
-            data = json.loads(manifest.read_text())
-            if "dims" not in data:
-                raise UsageError(f"{manifest} predates dim ranges in manifests: publish {folder.name} again")
-            models.append((folder, data))
+        if folder.name.startswith(".") or not (folder / "manifest.json").is_file():
+            continue
+        manifest = read_model_manifest(folder)
+        if "dims" not in manifest.model_fields_set:
+            raise UsageError(
+                f"{folder / 'manifest.json'} predates dim ranges in manifests: publish {folder.name} again"
+            )
+        models.append((folder, manifest))
     return models
 
 
-def _entries(folder: Path, manifest: dict[str, Any], root: Path) -> list[dict[str, Any]]:
+def _entries(folder: Path, manifest: ModelManifest, root: Path) -> list[dict[str, Any]]:
     """Copy one model's passing artifacts into the bundle; return its entries."""
-    passed = {r["route"]: r for r in manifest["routes"] if r["status"] == "passed" and r.get("artifact")}
-    name, inputs, outputs, dims = manifest["name"], manifest["inputs"], manifest["outputs"], manifest["dims"]
+    passed = {r.route: r for r in manifest.routes if r.status == "passed" and r.artifact}
+    name = manifest.name
+    inputs = [t.model_dump() for t in manifest.inputs]
+    outputs = [t.model_dump() for t in manifest.outputs]
+    dims = {d: r.model_dump() for d, r in manifest.dims.items()}
     entries = []
     for suffix, platform, routes, filename in _TRITON_ENTRIES:
         route = next((passed[r] for r in routes if r in passed), None)
-        if route is None:
+        if route is None or route.artifact is None:
             continue
+        source = inside(folder, route.artifact)
+        changed = [f.path for f in route.files if not _intact(folder, f)]
+        if changed:
+            raise UsageError(
+                f"{folder}: {', '.join(changed)} changed since publishing: publish {name} again "
+                f"(or check it with `graphmint validate {folder}`)"
+            )
         entry = root / "triton" / f"{name}_{suffix}"
-        _copy(folder / route["artifact"], entry / "1" / filename)
+        _copy(source, entry / "1" / filename)
         tensor_names = None
         if platform == "pytorch_libtorch":  # Triton's PyTorch backend binds tensors by NAME__INDEX
             tensor_names = [f"{t['name']}__{i}" for i, t in enumerate(inputs)]
@@ -79,27 +92,34 @@ def _entries(folder: Path, manifest: dict[str, Any], root: Path) -> list[dict[st
                 "server": "triton",
                 "name": f"{name}_{suffix}",
                 "platform": platform,
-                "route": route["route"],
+                "route": route.route,
                 "path": entry.relative_to(root).as_posix(),
             }
         )
         if platform == "tensorflow_savedmodel":
             tfserving = root / "tfserving" / name / "1"
-            shutil.copytree(folder / route["artifact"], tfserving)
+            shutil.copytree(source, tfserving, symlinks=True)
             entries.append(
                 {
                     "server": "tfserving",
                     "name": name,
                     "signature": "serving_default",
-                    "route": route["route"],
+                    "route": route.route,
                     "path": tfserving.parent.relative_to(root).as_posix(),
                 }
             )
     return entries
 
 
+def _intact(folder: Path, record: FileRecord) -> bool:
+    path = inside(folder, record.path)
+    return path.is_file() and hash_files(folder, path)[0].sha256 == record.sha256
+
+
 def package_bundle(artifacts: Path, out: Path | None = None) -> Path:
     """Build the serving bundle from every model published under `artifacts`; returns its folder."""
+    if not artifacts.is_dir():
+        raise UsageError(f"{artifacts} is not a folder: pass the folder models were published to")
     out = out or artifacts / "serving"
     models = _published(artifacts, out)
     if not models:
@@ -107,30 +127,31 @@ def package_bundle(artifacts: Path, out: Path | None = None) -> Path:
             f"no published model under {artifacts}: run `graphmint run` or `graphmint export` first"
         )
     described = []
-    with Staging(out.parent, out.name) as staging:
+    with Staging(out.parent, out.name, owner_file=BUNDLE_MANIFEST) as staging:
         assert staging.path is not None
         root = staging.path
         for folder, manifest in models:
             entries = _entries(folder, manifest, root)
-            golden = root / "golden" / manifest["name"]
-            for data in manifest.get("golden", []):
-                _copy(folder / data["path"], golden / data["path"])
-            onnx = next((r for r in manifest["routes"] if r["route"] == "onnx"), {})
+            golden = root / "golden" / manifest.name
+            for data in manifest.golden:
+                _copy(inside(folder, data.path), golden / data.path)
+            onnx = next((r for r in manifest.routes if r.route == "onnx"), None)
             described.append(
                 {
-                    "name": manifest["name"],
-                    "framework": manifest["framework"],
-                    "inputs": manifest["inputs"],
-                    "outputs": manifest["outputs"],
-                    "dims": manifest["dims"],
-                    "tolerance": {"atol": onnx.get("atol"), "rtol": onnx.get("rtol")},
+                    "name": manifest.name,
+                    "framework": manifest.framework,
+                    "inputs": [t.model_dump() for t in manifest.inputs],
+                    "outputs": [t.model_dump() for t in manifest.outputs],
+                    "dims": {d: r.model_dump() for d, r in manifest.dims.items()},
+                    "tolerance": {"atol": onnx.atol if onnx else None, "rtol": onnx.rtol if onnx else None},
                     "golden": golden.relative_to(root).as_posix(),
                     "entries": entries,
                     "validation": {
-                        r["route"]: {
-                            k: r.get(k) for k in ("status", "max_abs_error", "max_rel_error", "atol", "rtol")
+                        r.route: {
+                            k: getattr(r, k, None)
+                            for k in ("status", "max_abs_error", "max_rel_error", "atol", "rtol")
                         }
-                        for r in manifest["routes"]
+                        for r in manifest.routes
                     },
                 }
             )
@@ -156,10 +177,10 @@ class BundleCheck:
 
 def verify_bundle(path: Path) -> BundleCheck:
     """Re-hash every file of a bundle against its MANIFEST.json."""
-    manifest_path = path / BUNDLE_MANIFEST
-    if not manifest_path.is_file():
+    if not (path / BUNDLE_MANIFEST).is_file():
         raise UsageError(f"{path} has no {BUNDLE_MANIFEST}: pass the folder `graphmint package` wrote")
-    recorded = {f["path"]: f["sha256"] for f in json.loads(manifest_path.read_text())["files"]}
+    manifest = read_bundle_manifest(path)
+    recorded = {f.path: f.sha256 for f in manifest.files}
     found = {f.path: f.sha256 for f in hash_files(path, path) if f.path != BUNDLE_MANIFEST}
     return BundleCheck(
         path=path,

@@ -24,6 +24,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from exporters.upstream import unreproducible
 from pipeline.errors import UsageError
 from pipeline.results import FileEntry
 
@@ -168,7 +169,8 @@ def hash_files(root: Path, sub: Path) -> list[FileEntry]:
         with path.open("rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 digest.update(chunk)
-        entries.append(FileEntry(path.relative_to(root).as_posix(), digest.hexdigest(), path.stat().st_size))
+        relative = path.relative_to(root).as_posix()
+        entries.append(FileEntry(relative, digest.hexdigest(), path.stat().st_size, unreproducible(relative)))
     return entries
 
 

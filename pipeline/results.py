@@ -22,9 +22,14 @@ class FileEntry:
     path: str
     sha256: str
     bytes: int
+    #: why two builds of the same inputs cannot give this file's bytes again (None: they do)
+    unreproducible: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "sha256": self.sha256, "bytes": self.bytes}
+        entry: dict[str, Any] = {"path": self.path, "sha256": self.sha256, "bytes": self.bytes}
+        if self.unreproducible:
+            entry["unreproducible"] = self.unreproducible
+        return entry
 
 
 @dataclass

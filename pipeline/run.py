@@ -19,11 +19,12 @@ from exporters.upstream import upstream_reference
 from pipeline.errors import InputMismatchError, SpecError
 from pipeline.frameworks import Framework
 from pipeline.golden import write_golden_set
-from pipeline.inputs import make_inputs, shape_grid
+from pipeline.inputs import check_grid_budget, make_inputs, shape_grid
+from pipeline.interrupts import signalled, time_limit
 from pipeline.isolation import export_isolated, preload
 from pipeline.loader import build_model, resolve_callable
 from pipeline.progress import Progress, SilentProgress
-from pipeline.publish import Staging, hash_files
+from pipeline.publish import Staging, check_target, hash_files
 from pipeline.results import ModelResult, RouteResult
 from pipeline.specs import ModelSpec, make_model_spec
 from validators.check import (
@@ -76,14 +77,21 @@ def resolve_routes(
     return runnable, list(dict.fromkeys(elsewhere))
 
 
-def reference_cases(spec: ModelSpec, framework: Framework, model: Any) -> list[Case]:
-    """Seeded inputs at every grid point, and the eager model's outputs on them."""
+def reference_cases(
+    spec: ModelSpec, framework: Framework, model: Any, timeout_s: float | None = None
+) -> list[Case]:
+    """Seeded inputs at every grid point, and the eager model's outputs on them (each call under
+    `timeout_s`; whatever the model raises, SystemExit included, is an InputMismatchError)."""
+    check_grid_budget(spec)
     cases = []
     for index, point in enumerate(shape_grid(spec)):
         feeds = make_inputs(spec, point, index)
         try:
-            expected = framework.run_eager(model, feeds)
-        except Exception as exc:
+            with time_limit(timeout_s):
+                expected = framework.run_eager(model, feeds)
+        except BaseException as exc:
+            if signalled():
+                raise
             shapes = ", ".join(f"{k}{list(v.shape)}:{v.dtype}" for k, v in feeds.items())
             if index == 0:
                 raise InputMismatchError(
@@ -281,10 +289,13 @@ def run_model(
     Raises `UsageError` subclasses for a model or spec the user must fix; route failures are results.
     """
     progress = progress or SilentProgress()
-    framework, model = build_model(spec.ref, spec.seed)
+    if spec.inputs:
+        check_grid_budget(spec)
+    check_target(options.out, spec.name)
+    framework, model = build_model(spec.ref, spec.seed, options.timeout_s)
     spec = _with_inputs(spec, framework, model)
     routes, elsewhere = resolve_routes(spec, framework, options.routes)
-    cases = reference_cases(spec, framework, model)
+    cases = reference_cases(spec, framework, model, options.timeout_s)
     versions = {"graphmint": GRAPHMINT_VERSION, "python": platform.python_version(), **framework.versions()}
     result = ModelResult(
         name=spec.name,
@@ -323,11 +334,12 @@ def run_model(
 
 
 def write_golden(folder: Path, cases: Sequence[Case]) -> list[dict[str, Any]]:
-    """Every grid point's inputs and eager outputs as test_data_set_N folders."""
+    """Every grid point's inputs and eager outputs as test_data_set_N folders, each file hashed."""
     sets = []
     for index, case in enumerate(cases):
         path = write_golden_set(folder, index, case.feeds, case.expected)
-        sets.append({"path": path.name, "label": case.label, "sizes": dict(case.sizes)})
+        files = [f.to_json() for f in hash_files(folder, path)]
+        sets.append({"path": path.name, "label": case.label, "sizes": dict(case.sizes), "files": files})
     return sets
 
 

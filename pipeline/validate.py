@@ -9,7 +9,6 @@ checked on an upgraded copy in a temporary folder, and its result says so.
 from __future__ import annotations
 
 import hashlib
-import json
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -20,7 +19,9 @@ from typing import Any
 from exporters.base import Artifact, first_line
 from pipeline.errors import UsageError
 from pipeline.golden import GoldenSet, read_golden_sets
+from pipeline.manifest import FileRecord, ModelManifest, RouteEntry, inside, read_model_manifest
 from pipeline.results import RouteResult
+from validators import RUNNERS
 from validators.check import Case, check_runtimes, combine_checks
 from validators.onnx_upgrade import ORT_MIN_OPSET, UPGRADE_OPSET, default_opset, upgrade_onnx
 from validators.results import ArtifactCheck
@@ -188,10 +189,9 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _route_tolerances(entry: Mapping[str, Any]) -> dict[str, Tolerance]:
-    checks = entry.get("checks") or []
-    points = checks[0].get("points", []) if checks else []
-    outputs = points[0]["outputs"] if points else []
+def _route_tolerances(entry: RouteEntry) -> dict[str, Tolerance]:
+    points = entry.checks[0].get("points", []) if entry.checks else []
+    outputs = points[0].get("outputs", []) if points else []
     return {o["name"]: Tolerance(o["atol"], o["rtol"]) for o in outputs}
 
 
@@ -207,45 +207,75 @@ def _published_tolerance(
     return tolerance
 
 
-def _validate_published(
-    path: Path, atol: float | None, rtol: float | None, timeout_s: float | None
-) -> FolderValidation:
-    manifest = json.loads((path / "manifest.json").read_text())
-    result = FolderValidation(path=path, kind="published")
-    inputs = tuple(i["name"] for i in manifest["inputs"])
-    outputs = tuple(o["name"] for o in manifest["outputs"])
-    dynamic_axes = {
-        i["name"]: {a: d for a, d in enumerate(i["shape"]) if isinstance(d, str)} for i in manifest["inputs"]
-    }
-    sets = read_golden_sets(path, inputs, outputs)
+def _changed(folder: Path, files: Sequence[FileRecord]) -> list[str]:
+    """The recorded files that are missing or whose bytes changed (every path checked to stay inside)."""
+    changed = []
+    for record in files:
+        path = inside(folder, record.path)
+        if not path.is_file() or _sha256(path) != record.sha256:
+            changed.append(record.path)
+    return changed
+
+
+def _published_cases(path: Path, manifest: ModelManifest) -> list[Case]:
+    inputs = tuple(i.name for i in manifest.inputs)
+    outputs = tuple(o.name for o in manifest.outputs)
+    for golden in manifest.golden:
+        inside(path, golden.path)
+    changed = _changed(path, [f for g in manifest.golden for f in g.files])
+    if changed:
+        raise UsageError(
+            f"{path}: golden data changed since publishing ({', '.join(changed)}): publish the model again"
+        )
+    try:
+        sets = read_golden_sets(path, inputs, outputs)
+        cases = _cases(sets, inputs)
+    except Exception as exc:
+        raise UsageError(
+            f"{path}: cannot read its golden data ({first_line(exc)}): publish it again"
+        ) from None
     if not sets:
         raise UsageError(
             f"{path} has a manifest but no test_data_set_* folders: publish it again with graphmint"
         )
-    cases = _cases(sets, inputs)
-    for entry in manifest["routes"]:
-        name = entry["route"]
-        if entry["status"] != "passed":
+    return cases
+
+
+def _validate_published(
+    path: Path, atol: float | None, rtol: float | None, timeout_s: float | None
+) -> FolderValidation:
+    manifest = read_model_manifest(path)
+    result = FolderValidation(path=path, kind="published")
+    inputs = tuple(i.name for i in manifest.inputs)
+    outputs = tuple(o.name for o in manifest.outputs)
+    dynamic_axes = {
+        i.name: {a: d for a, d in enumerate(i.shape) if isinstance(d, str)} for i in manifest.inputs
+    }
+    cases = _published_cases(path, manifest)
+    for entry in manifest.routes:
+        name = entry.route
+        if entry.status != "passed":
             continue
-        if not entry.get("artifact"):
+        if not entry.artifact:
             result.routes.append(
                 RouteResult(name, "skipped", "load", "in-process route: nothing on disk to re-run")
             )
             continue
-        changed = [
-            f["path"]
-            for f in entry["files"]
-            if not (path / f["path"]).is_file() or _sha256(path / f["path"]) != f["sha256"]
-        ]
+        if entry.runner not in RUNNERS:
+            reason = f"the manifest names runner {entry.runner!r}, which this graphmint does not have"
+            result.routes.append(RouteResult(name, "error", "load", reason))
+            continue
+        artifact_path = inside(path, entry.artifact)
+        changed = _changed(path, entry.files)
         if changed:
             reason = f"file(s) changed or missing since publishing: {', '.join(changed)}"
             result.routes.append(RouteResult(name, "error", "load", reason))
             continue
         artifact = Artifact(
             route=name,
-            exporter=entry.get("exporter") or "",
-            runner=entry["runner"],
-            path=path / entry["artifact"],
+            exporter=entry.exporter or "",
+            runner=entry.runner,
+            path=artifact_path,
             input_names=inputs,
             output_names=outputs,
             dynamic_axes={k: v for k, v in dynamic_axes.items() if v},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -11,7 +12,9 @@ import pytest
 from onnx import numpy_helper
 
 from pipeline.cli import main
+from pipeline.errors import UsageError
 from pipeline.golden import read_golden_sets
+from pipeline.publish import hash_files
 from pipeline.results import ModelResult
 from pipeline.validate import validate_path
 
@@ -34,6 +37,13 @@ def _alter_first_output(folder: Path) -> None:
     path.write_bytes(numpy_helper.from_array(array, name=tensor.name).SerializeToString())
 
 
+def _rehash_golden(folder: Path) -> None:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for golden in manifest["golden"]:
+        golden["files"] = [f.to_json() for f in hash_files(folder, folder / golden["path"])]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
 def test_published_models_carry_golden_data(torch_zoo: tuple[Path, dict[str, ModelResult]]) -> None:
     out, results = torch_zoo
     spec_inputs = {name: [i["name"] for i in r.inputs] for name, r in results.items()}
@@ -54,6 +64,11 @@ def test_validate_published_folders(torch_zoo: tuple[Path, dict[str, ModelResult
     copy = tmp_path / "SmallCNN"
     shutil.copytree(out / "SmallCNN", copy)
     _alter_first_output(copy)
+    with pytest.raises(
+        UsageError, match=r"golden data changed since publishing \(test_data_set_0/output_0.pb"
+    ):
+        validate_path(copy)
+    _rehash_golden(copy)  # changed and re-hashed: the numbers are compared, and disagree
     altered = validate_path(copy)
     assert not altered.ok
     assert all(r.status == "failed" for r in altered.routes if r.route == "onnx")
