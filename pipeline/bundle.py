@@ -133,6 +133,12 @@ def package_bundle(artifacts: Path, out: Path | None = None) -> Path:
         for folder, manifest in models:
             entries = _entries(folder, manifest, root)
             golden = root / "golden" / manifest.name
+            changed = [f.path for g in manifest.golden for f in g.files if not _intact(folder, f)]
+            if changed:
+                raise UsageError(
+                    f"{folder}: golden data changed since publishing ({', '.join(changed)}): "
+                    f"publish {manifest.name} again"
+                )
             for data in manifest.golden:
                 _copy(inside(folder, data.path), golden / data.path)
             onnx = next((r for r in manifest.routes if r.route == "onnx"), None)

@@ -236,12 +236,24 @@ def _run_options(args: argparse.Namespace) -> RunOptions:
     )
 
 
+def _writable_folder(path: Path, flag: str) -> None:
+    """UsageError when `path`, or a folder above it, exists as something other than a folder."""
+    for place in (path, *path.parents):
+        if place.exists() and not place.is_dir():
+            raise UsageError(f"{flag} {path}: {place} is a file, not a folder: pass a folder")
+        if place.exists():
+            return
+
+
 def _run_quietly(args: argparse.Namespace, run: Callable[[Progress], list[ModelResult]]) -> int:
     """Run with the frameworks' own output (banners, warnings, native logs) in the report folder's
     logs/run.log, and graphmint's progress and summary on the console."""
     from pipeline.console import native_output_to
     from pipeline.progress import ConsoleProgress
 
+    _writable_folder(args.out, "--out")
+    if args.report_dir:
+        _writable_folder(args.report_dir, "--report-dir")
     folder = args.report_dir or args.out
     with native_output_to(folder / "logs" / "run.log") as console:
         results = run(ConsoleProgress(console.err))
@@ -252,7 +264,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from pipeline.run import run_model
     from pipeline.specs import make_model_spec
 
-    name = args.name or args.ref.partition(":")[2].split(".")[-1] or "model"
+    name = args.name if args.name is not None else args.ref.partition(":")[2].split(".")[-1] or "model"
     spec = make_model_spec(
         name=name,
         ref=args.ref,

@@ -71,7 +71,10 @@ def read_golden_sets(
             named: dict[str, np.ndarray] = {}
             for k, file in enumerate(_files(path, kind)):
                 name, array = _read_tensor(file)
-                named[name or (names[k] if k < len(names) else f"{kind}_{k}")] = array
+                name = name or (names[k] if k < len(names) else f"{kind}_{k}")
+                if name in named:
+                    raise ValueError(f"{path.name} holds {kind} {name!r} twice ({file.name})")
+                named[name] = array
             arrays[kind] = named
         golden.append(GoldenSet(path=path, inputs=arrays["input"], outputs=arrays["output"]))
     return golden
