@@ -369,6 +369,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     interrupts.install()
     try:
         args = build_parser().parse_args(argv)
+        if args.command in ("export", "run", "validate"):  # what killed runs left in the temp folder
+            from pipeline.isolation import sweep_stale_temp
+
+            sweep_stale_temp()
         handler = {
             "export": cmd_export,
             "run": cmd_run,

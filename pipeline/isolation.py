@@ -8,7 +8,10 @@ same weights), exports, and hands back the `ExportResult`. A child that crashes 
 error; the run goes on.
 
 Children come from validators.isolated.children_context: forks of a forkserver preloaded with the
-frameworks in use, so a child starts in about a tenth of a second instead of re-importing them.
+frameworks in use, so a child starts in about a tenth of a second instead of re-importing them. The
+forkserver runs with a fixed PYTHONHASHSEED (an export is the same bytes in every run), and it and its
+children end with this process, even one killed outright. Such a process leaves its temporary folder
+behind: `sweep_stale_temp`, called when a run starts, removes those of processes that are gone.
 """
 
 from __future__ import annotations
@@ -24,13 +27,14 @@ from dataclasses import fields
 from typing import Any
 
 from exporters.base import ExportContext, ExportResult, Route, first_line
-from validators.isolated import children_context
+from validators.isolated import children_context, sweep_stale_temp
 
-__all__ = ["export_isolated", "preload"]
+__all__ = ["export_isolated", "preload", "sweep_stale_temp"]
 
 
 def preload() -> None:
-    """Start children from a forkserver that has imported every framework imported so far."""
+    """Start the forkserver now, preloading every framework imported so far (it imports them while this
+    process goes on)."""
     children_context()
 
 

@@ -31,12 +31,15 @@ from typing import Any, ClassVar
 import numpy as np
 
 from exporters.base import Artifact, first_line
+from validators._lifeline import run_temp_dir, start_forkserver, sweep_stale_temp
 from validators.base import Runner, RuntimeUnavailable
 
-__all__ = ["IsolatedRunner", "children_context"]
+__all__ = ["IsolatedRunner", "children_context", "sweep_stale_temp"]
 
-#: imported once in the forkserver, so that children start warm
+#: imported once in the forkserver, so that children start warm; the first one ties the forkserver and
+#: its children to this process (see validators._lifeline)
 _BASE_PRELOAD = (
+    "validators._lifeline",
     "numpy",
     "onnx",
     "onnx.reference",
@@ -56,9 +59,11 @@ _preload: list[str] | None = None
 def children_context() -> Any:
     """The multiprocessing context every graphmint child process comes from: a preloaded forkserver.
 
-    The forkserver is started once, by the first child, with the frameworks this process has imported
-    by then; children are forks of it, so they start in a fraction of a second, and hold nothing of
-    this process (no exporter objects, no framework state that earlier work changed).
+    The forkserver is started by the first call, with the frameworks this process has imported by then;
+    children are forks of it, so they start in a fraction of a second, and hold nothing of this process
+    (no exporter objects, no framework state that earlier work changed). It runs with a fixed
+    PYTHONHASHSEED, so children export the same bytes in every run, and it and every child it forks end
+    when this process ends, even when it is killed outright (validators._lifeline).
     """
     global _preload
     context = multiprocessing.get_context("forkserver")
@@ -68,6 +73,7 @@ def children_context() -> Any:
             if top in sys.modules:
                 _preload.extend(heavy)
         context.set_forkserver_preload(_preload)
+    start_forkserver()
     return context
 
 
@@ -146,7 +152,7 @@ class IsolatedRunner(Runner):
         if not self.inner_ref:
             raise ValueError(f"runner {self.name} has no inner runner to host")
         context = children_context()
-        fd, self.log_path = tempfile.mkstemp(prefix="graphmint-isolated-", suffix=".log")
+        fd, self.log_path = tempfile.mkstemp(prefix="isolated-", suffix=".log", dir=run_temp_dir())
         os.close(fd)
         self.failure = None
         self.conn, child_end = context.Pipe()
@@ -165,7 +171,7 @@ class IsolatedRunner(Runner):
         except BaseException:
             self._stop()
             raise
-        self.runtime = f"{runtime} (isolated in process {self.process.pid})"
+        self.runtime = f"{runtime} (in a child process)"  # no pid: the manifest names no run's details
         self.notes.extend(notes)
 
     def infer_impl(self, feeds: Mapping[str, np.ndarray]) -> list[Any]:
