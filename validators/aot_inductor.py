@@ -1,4 +1,10 @@
-"""Runner for AOTInductor packages (torch._inductor.aoti_load_package)."""
+"""Runner for AOTInductor packages (torch._inductor.aoti_load_package).
+
+An AOTInductor package is compiled code: `aoti_load_package` (torch._inductor.package.load_package)
+reads the archive with `load_pt2`, then `AOTIModelPackageLoader` extracts its shared library and
+loads it into this process, which runs the library's code. No check of the file can make that safe;
+whether to load one at all is `pipeline.trust`'s decision, taken before this runner is used.
+"""
 
 from __future__ import annotations
 
