@@ -23,8 +23,16 @@ from typing import Any
 
 from pipeline.errors import UsageError
 from pipeline.manifest import FileRecord, ModelManifest, inside, read_bundle_manifest, read_model_manifest
-from pipeline.publish import Staging, hash_files
+from pipeline.publish import Staging, check_target, hash_files
 from pipeline.triton import model_config_text
+from pipeline.trust import (
+    TrustError,
+    sign_manifest,
+    signature_path,
+    signing_key_path,
+    verify_key_path,
+    verify_manifest,
+)
 
 __all__ = ["BUNDLE_MANIFEST", "BundleCheck", "package_bundle", "verify_bundle"]
 
@@ -116,11 +124,17 @@ def _intact(folder: Path, record: FileRecord) -> bool:
     return path.is_file() and hash_files(folder, path)[0].sha256 == record.sha256
 
 
-def package_bundle(artifacts: Path, out: Path | None = None) -> Path:
-    """Build the serving bundle from every model published under `artifacts`; returns its folder."""
+def package_bundle(artifacts: Path, out: Path | None = None, signing_key: Path | None = None) -> Path:
+    """Build the serving bundle from every model published under `artifacts`; returns its folder.
+
+    With a signing key (`signing_key`, else $GRAPHMINT_SIGNING_KEY) MANIFEST.json is signed; where a
+    verify key is configured, every model's manifest must verify with it first.
+    """
+    signing_key = signing_key_path(signing_key)
     if not artifacts.is_dir():
         raise UsageError(f"{artifacts} is not a folder: pass the folder models were published to")
     out = out or artifacts / "serving"
+    check_target(out.parent, out.name, BUNDLE_MANIFEST)  # before anything is read: a clear refusal
     models = _published(artifacts, out)
     if not models:
         raise UsageError(
@@ -131,6 +145,7 @@ def package_bundle(artifacts: Path, out: Path | None = None) -> Path:
         assert staging.path is not None
         root = staging.path
         for folder, manifest in models:
+            _check_signature(folder)
             entries = _entries(folder, manifest, root)
             golden = root / "golden" / manifest.name
             changed = [f.path for g in manifest.golden for f in g.files if not _intact(folder, f)]
@@ -164,33 +179,59 @@ def package_bundle(artifacts: Path, out: Path | None = None) -> Path:
         files = [f.to_json() for f in hash_files(root, root)]
         bundle = {"models": described, "files": files}
         (root / BUNDLE_MANIFEST).write_text(json.dumps(bundle, indent=2) + "\n")
+        if signing_key is not None:
+            sign_manifest(root / BUNDLE_MANIFEST, signing_key)
         return staging.commit()
+
+
+def _check_signature(folder: Path) -> None:
+    """Where a verify key is configured, a model whose manifest does not verify is not packaged."""
+    key = verify_key_path()
+    if key is not None:
+        try:
+            verify_manifest(folder / "manifest.json", key)
+        except TrustError as exc:
+            raise TrustError(f"{folder} is not packaged: {exc}") from None
 
 
 @dataclass
 class BundleCheck:
-    """Files that differ from the bundle manifest."""
+    """Files that differ from the bundle manifest, and whether its signature was checked."""
 
     path: Path
     changed: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     added: list[str] = field(default_factory=list)
+    #: "verified with KEY", or why the signature does not verify; None where no verify key is set
+    signature: str | None = None
+    signature_ok: bool = True
 
     @property
     def ok(self) -> bool:
-        return not (self.changed or self.missing or self.added)
+        return not (self.changed or self.missing or self.added) and self.signature_ok
 
 
-def verify_bundle(path: Path) -> BundleCheck:
-    """Re-hash every file of a bundle against its MANIFEST.json."""
-    if not (path / BUNDLE_MANIFEST).is_file():
+def verify_bundle(path: Path, verify_key: Path | None = None) -> BundleCheck:
+    """Re-hash every file of a bundle against its MANIFEST.json; where a verify key is configured
+    (`verify_key`, else $GRAPHMINT_VERIFY_KEY), check the manifest's signature too."""
+    manifest_path = path / BUNDLE_MANIFEST
+    if not manifest_path.is_file():
         raise UsageError(f"{path} has no {BUNDLE_MANIFEST}: pass the folder `graphmint package` wrote")
     manifest = read_bundle_manifest(path)
+    own = {BUNDLE_MANIFEST, signature_path(manifest_path).name}
     recorded = {f.path: f.sha256 for f in manifest.files}
-    found = {f.path: f.sha256 for f in hash_files(path, path) if f.path != BUNDLE_MANIFEST}
-    return BundleCheck(
+    found = {f.path: f.sha256 for f in hash_files(path, path) if f.path not in own}
+    check = BundleCheck(
         path=path,
         changed=sorted(p for p in recorded.keys() & found.keys() if recorded[p] != found[p]),
         missing=sorted(recorded.keys() - found.keys()),
         added=sorted(found.keys() - recorded.keys()),
     )
+    key = verify_key_path(verify_key)
+    if key is not None:
+        try:
+            verify_manifest(manifest_path, key)
+            check.signature = f"signed by the key in {key}"
+        except TrustError as exc:
+            check.signature, check.signature_ok = str(exc), False
+    return check

@@ -98,6 +98,32 @@ def _add_report_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_signing_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--signing-key",
+        type=Path,
+        metavar="PEM",
+        help="Ed25519 private key that signs what is published (default: $GRAPHMINT_SIGNING_KEY; "
+        "make one with `graphmint keygen`)",
+    )
+
+
+def _add_verify_flags(parser: argparse.ArgumentParser, trust: bool = True) -> None:
+    parser.add_argument(
+        "--verify-key",
+        type=Path,
+        metavar="PEM",
+        help="Ed25519 public key that manifests must be signed with (default: $GRAPHMINT_VERIFY_KEY)",
+    )
+    if trust:
+        parser.add_argument(
+            "--trust",
+            action="store_true",
+            help="load artifacts that can run code when loaded (TorchScript, .pt2, AOTInductor, "
+            "SavedModel) without a verified signature: only for folders you trust",
+        )
+
+
 def _add_timeout_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout",
@@ -154,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=Path("artifacts"), help="output folder (default artifacts/)"
     )
     _add_report_flags(export)
+    _add_signing_flag(export)
 
     run = sub.add_parser("run", help="run every model of a config (default graphmint.toml)")
     run.add_argument("config", nargs="?", type=Path, default=Path("graphmint.toml"))
@@ -161,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--routes", type=_names, help="comma-separated routes, replacing each model's own")
     run.add_argument("--out", type=Path, default=Path("artifacts"), help="output folder (default artifacts/)")
     _add_report_flags(run)
+    _add_signing_flag(run)
 
     validate = sub.add_parser(
         "validate", help="re-run published artifacts (or a model.onnx folder) against golden data"
@@ -175,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--atol", type=_tolerance, help="absolute tolerance for every output")
     validate.add_argument("--rtol", type=_tolerance, help="relative tolerance for every output")
     _add_timeout_flag(validate)
+    _add_verify_flags(validate)
 
     package = sub.add_parser(
         "package", help="build the serving bundle (Triton, TF Serving) from published models"
@@ -187,14 +216,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="the folder models were published to (default artifacts/)",
     )
     package.add_argument("--out", type=Path, help="bundle folder (default ARTIFACTS/serving)")
+    _add_signing_flag(package)
 
     verify = sub.add_parser(
         "verify-bundle", help="re-hash a serving bundle: exit 1 on a changed, missing or added file"
     )
     verify.add_argument("bundle", type=Path, metavar="DIR")
+    _add_verify_flags(verify, trust=False)
 
     check = sub.add_parser("serve-check", help="serve a bundle on 127.0.0.1 and check every golden answer")
     check.add_argument("bundle", type=Path, metavar="DIR")
+    _add_verify_flags(check, trust=False)
     check.add_argument(
         "--timeout", type=_seconds, default=120.0, help="seconds to wait for the server (default 120)"
     )
@@ -204,6 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("bundle", type=Path, metavar="DIR")
     serve.add_argument("--port", type=_port, default=8000, help="port on 127.0.0.1 (default 8000)")
+    _add_verify_flags(serve, trust=False)
+
+    keygen = sub.add_parser("keygen", help="make an Ed25519 key pair to sign and verify manifests with")
+    keygen.add_argument("private", type=Path, metavar="PRIVATE_PEM", help="where the private key goes (0600)")
+    keygen.add_argument("public", type=Path, metavar="PUBLIC_PEM", help="where the public key goes")
 
     lst = sub.add_parser("list", help="list a config's models and every framework's routes")
     lst.add_argument("config", nargs="?", type=Path, default=Path("graphmint.toml"))
@@ -233,6 +270,7 @@ def _run_options(args: argparse.Namespace) -> RunOptions:
         allow_fail=_allowed(args.allow_fail),
         timeout_s=args.timeout,
         strict_runtimes=args.strict_runtimes,
+        signing_key=args.signing_key,
     )
 
 
@@ -297,9 +335,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from pipeline.summary import validation_table
-    from pipeline.validate import validate_path
+    from pipeline.validate import TrustOptions, validate_path
 
-    results = [validate_path(path, args.atol, args.rtol, args.timeout) for path in args.paths]
+    trust = TrustOptions(trust=args.trust, verify_key=args.verify_key)
+    results = [validate_path(path, args.atol, args.rtol, args.timeout, trust) for path in args.paths]
     print(validation_table(results))
     return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
 
@@ -307,17 +346,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_package(args: argparse.Namespace) -> int:
     from pipeline.bundle import package_bundle
 
-    print(f"serving bundle written to {package_bundle(args.artifacts, args.out)}")
+    print(f"serving bundle written to {package_bundle(args.artifacts, args.out, args.signing_key)}")
     return EXIT_OK
 
 
 def cmd_verify_bundle(args: argparse.Namespace) -> int:
     from pipeline.bundle import verify_bundle
 
-    check = verify_bundle(args.bundle)
+    check = verify_bundle(args.bundle, args.verify_key)
     for kind in ("changed", "missing", "added"):
         for path in getattr(check, kind):
             print(f"{kind}: {path}")
+    print(f"signature: {check.signature or 'not checked (no verify key configured)'}")
     print(f"{args.bundle}: {'intact' if check.ok else 'differs from its MANIFEST.json'}")
     return EXIT_OK if check.ok else EXIT_FAILED
 
@@ -325,7 +365,7 @@ def cmd_verify_bundle(args: argparse.Namespace) -> int:
 def cmd_serve_check(args: argparse.Namespace) -> int:
     from pipeline.servecheck import serve_check
 
-    check = serve_check(args.bundle, args.timeout)
+    check = serve_check(args.bundle, args.timeout, args.verify_key)
     for model, data_set, passed, reason in check.results:
         print(f"{model:<28} {data_set:<18} {'passed' if passed else 'failed: ' + reason}")
     print(f"{sum(r[2] for r in check.results)} passed, {sum(not r[2] for r in check.results)} failed")
@@ -335,9 +375,17 @@ def cmd_serve_check(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from pipeline.server import serve
 
-    if not (args.bundle / "MANIFEST.json").is_file():
-        raise UsageError(f"{args.bundle} has no MANIFEST.json: pass the folder `graphmint package` wrote")
-    serve(args.bundle, args.port)
+    serve(args.bundle, args.port, verify_key=args.verify_key)
+    return EXIT_OK
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from pipeline.trust import generate_key_pair
+
+    generate_key_pair(args.private, args.public)
+    print(
+        f"private key: {args.private} (keep it secret)\npublic key: {args.public} (give it to who verifies)"
+    )
     return EXIT_OK
 
 
@@ -382,6 +430,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "serve-check": cmd_serve_check,
             "serve": cmd_serve,
             "list": cmd_list,
+            "keygen": cmd_keygen,
         }[args.command]
         return handler(args)
     except UsageError as exc:

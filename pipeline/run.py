@@ -27,6 +27,7 @@ from pipeline.progress import Progress, SilentProgress
 from pipeline.publish import Staging, check_target, hash_files
 from pipeline.results import ModelResult, RouteResult
 from pipeline.specs import ModelSpec, make_model_spec
+from pipeline.trust import sign_manifest, signing_key_path
 from validators.check import (
     Case,
     check_runtimes,
@@ -53,6 +54,8 @@ class RunOptions:
     #: a cross-check runtime (ORT without optimizations, the reference evaluator) that fails where the
     #: deployment runtime passes fails the route, instead of giving a warning
     strict_runtimes: bool = False
+    #: Ed25519 private key (PEM) that signs each published manifest (default: $GRAPHMINT_SIGNING_KEY)
+    signing_key: Path | None = None
 
 
 def resolve_routes(
@@ -292,6 +295,7 @@ def run_model(
     if spec.inputs:
         check_grid_budget(spec)
     check_target(options.out, spec.name)
+    signing_key = signing_key_path(options.signing_key)
     framework, model = build_model(spec.ref, spec.seed, options.timeout_s)
     spec = _with_inputs(spec, framework, model)
     routes, elsewhere = resolve_routes(spec, framework, options.routes)
@@ -327,7 +331,9 @@ def run_model(
             result.routes.append(RouteResult(route=name, status="skipped", stage="export", reason=reason))
         if result.ok:
             result.golden = write_golden(staging.path, cases)
-            write_manifest(staging.path, result.manifest())
+            manifest = write_manifest(staging.path, result.manifest())
+            if signing_key is not None:
+                sign_manifest(manifest, signing_key)
             result.published = staging.commit()
     progress.model_finished(result)
     return result

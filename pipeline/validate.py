@@ -21,13 +21,14 @@ from pipeline.errors import UsageError
 from pipeline.golden import GoldenSet, read_golden_sets
 from pipeline.manifest import FileRecord, ModelManifest, RouteEntry, inside, read_model_manifest
 from pipeline.results import RouteResult
+from pipeline.trust import folder_trust
 from validators import RUNNERS
 from validators.check import Case, check_runtimes, combine_checks
 from validators.onnx_upgrade import ORT_MIN_OPSET, UPGRADE_OPSET, default_opset, upgrade_onnx
 from validators.results import ArtifactCheck
 from validators.tolerance import DEFAULT_TOLERANCES, EXACT, Tolerance, TolerancePolicy
 
-__all__ = ["FolderValidation", "validate_path"]
+__all__ = ["FolderValidation", "TrustOptions", "validate_path"]
 
 
 @dataclass
@@ -242,9 +243,10 @@ def _published_cases(path: Path, manifest: ModelManifest) -> list[Case]:
 
 
 def _validate_published(
-    path: Path, atol: float | None, rtol: float | None, timeout_s: float | None
+    path: Path, atol: float | None, rtol: float | None, timeout_s: float | None, trust: TrustOptions
 ) -> FolderValidation:
     manifest = read_model_manifest(path)
+    decision = folder_trust(path / "manifest.json", trust=trust.trust, verify_key=trust.verify_key)
     result = FolderValidation(path=path, kind="published")
     inputs = tuple(i.name for i in manifest.inputs)
     outputs = tuple(o.name for o in manifest.outputs)
@@ -271,6 +273,10 @@ def _validate_published(
             reason = f"file(s) changed or missing since publishing: {', '.join(changed)}"
             result.routes.append(RouteResult(name, "error", "load", reason))
             continue
+        refusal = decision.refusal(entry.artifact, entry.runner)
+        if refusal:
+            result.routes.append(RouteResult(name, "skipped", "load", refusal))
+            continue
         artifact = Artifact(
             route=name,
             exporter=entry.exporter or "",
@@ -285,14 +291,31 @@ def _validate_published(
     return result
 
 
+@dataclass(frozen=True)
+class TrustOptions:
+    """Whether artifacts that can run code when loaded may be loaded: with `trust`, or when the
+    manifest's signature verifies with `verify_key` (default: $GRAPHMINT_VERIFY_KEY)."""
+
+    trust: bool = False
+    verify_key: Path | None = None
+
+
 def validate_path(
-    path: Path, atol: float | None = None, rtol: float | None = None, timeout_s: float | None = None
+    path: Path,
+    atol: float | None = None,
+    rtol: float | None = None,
+    timeout_s: float | None = None,
+    trust: TrustOptions = TrustOptions(),
 ) -> FolderValidation:
-    """Re-run every artifact in `path` against its golden data; UsageError for a folder it cannot read."""
+    """Re-run every artifact in `path` against its golden data; UsageError for a folder it cannot read.
+
+    Routes whose format can run code when loaded (TorchScript, .pt2, AOTInductor, SavedModel) are
+    skipped with the reason unless `trust` allows them; ONNX and TFLite files are always checked.
+    """
     if not path.is_dir():
         raise UsageError(f"{path} is not a folder: pass artifacts/<model>/ or a folder with model.onnx")
     if (path / "manifest.json").is_file():
-        return _validate_published(path, atol, rtol, timeout_s)
+        return _validate_published(path, atol, rtol, timeout_s, trust)
     if (path / "model.onnx").is_file():
         return _validate_onnx_folder(path, atol, rtol, timeout_s)
     raise UsageError(

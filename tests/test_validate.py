@@ -16,7 +16,7 @@ from pipeline.errors import UsageError
 from pipeline.golden import read_golden_sets
 from pipeline.publish import hash_files
 from pipeline.results import ModelResult
-from pipeline.validate import validate_path
+from pipeline.validate import TrustOptions, validate_path
 
 BACKEND_DATA = Path(onnx.__file__).parent / "backend" / "test" / "data"
 BACKEND_FOLDERS = sorted(
@@ -57,7 +57,7 @@ def test_published_models_carry_golden_data(torch_zoo: tuple[Path, dict[str, Mod
 def test_validate_published_folders(torch_zoo: tuple[Path, dict[str, ModelResult]], tmp_path: Path) -> None:
     out, results = torch_zoo
     for name in results:
-        validation = validate_path(out / name)
+        validation = validate_path(out / name, trust=TrustOptions(trust=True))
         assert validation.ok, [(r.route, r.status, r.reason) for r in validation.routes]
         on_disk = {r.route for r in validation.routes if r.status == "passed"}
         assert "onnx" in on_disk and "torchscript-trace" in on_disk
