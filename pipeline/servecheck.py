@@ -3,12 +3,12 @@ KServe v2 client (tritonclient.http), compare the answers with the golden output
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,14 +16,21 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.errors import UsageError
 from pipeline.golden import read_golden_sets
-from pipeline.server import HOST
+from pipeline.server import HOST, check_bundle_for_serving
 from pipeline.triton import TRITON_TYPES
 from validators.compare import compare_output
 from validators.tolerance import DEFAULT_TOLERANCES, Tolerance
 
-__all__ = ["ServeCheck", "free_port", "serve_check", "start_server", "stop_server", "wait_ready"]
+__all__ = [
+    "ServeCheck",
+    "ServerProcess",
+    "free_port",
+    "serve_check",
+    "start_server",
+    "stop_server",
+    "wait_ready",
+]
 
 
 @dataclass
@@ -44,17 +51,32 @@ def free_port() -> int:
         return port
 
 
-def start_server(bundle: Path, port: int) -> subprocess.Popen[bytes]:
-    """The server in its own process group, so that it and anything it starts can be stopped together."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "pipeline.server", str(bundle), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+class ServerProcess(subprocess.Popen[bytes]):
+    """The server, in its own process group (so that it and anything it starts can be stopped
+    together), logging to a temporary file: a pipe that nobody reads while it serves would fill up
+    with its log (a line or more a request) and stall it."""
+
+    def __init__(self, args: list[str]) -> None:
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (open while the server runs; stop_server closes it)
+        try:
+            super().__init__(args, stdout=subprocess.DEVNULL, stderr=self.log, start_new_session=True)
+        except BaseException:
+            self.log.close()
+            raise
+
+    def log_tail(self, size: int = 300) -> str:
+        """The end of what the server printed so far."""
+        end = os.fstat(self.log.fileno()).st_size
+        return os.pread(self.log.fileno(), size, max(0, end - size)).decode(errors="replace").strip()
 
 
-def stop_server(process: subprocess.Popen[bytes]) -> None:
+def start_server(bundle: Path, port: int, max_request_mb: float | None = None) -> ServerProcess:
+    """`python -m pipeline.server` on the bundle; `max_request_mb` None: the server's default."""
+    limit = [] if max_request_mb is None else ["--max-request-mb", str(max_request_mb)]
+    return ServerProcess([sys.executable, "-m", "pipeline.server", str(bundle), "--port", str(port), *limit])
+
+
+def stop_server(process: ServerProcess) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -62,14 +84,14 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+    process.log.close()
 
 
-def wait_ready(client: Any, process: subprocess.Popen[bytes], timeout: float) -> None:
+def wait_ready(client: Any, process: ServerProcess, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            err = process.stderr.read().decode(errors="replace") if process.stderr else ""
-            raise RuntimeError(f"the server exited with code {process.returncode}: {err.strip()[-300:]}")
+            raise RuntimeError(f"the server exited with code {process.returncode}: {process.log_tail()}")
         try:
             if client.is_server_ready():
                 return
@@ -79,13 +101,11 @@ def wait_ready(client: Any, process: subprocess.Popen[bytes], timeout: float) ->
     raise RuntimeError(f"the server was not ready within {timeout:g}s")
 
 
-def serve_check(bundle: Path, timeout: float = 120.0) -> ServeCheck:
+def serve_check(bundle: Path, timeout: float = 120.0, verify_key: Path | None = None) -> ServeCheck:
     import tritonclient.http as http
 
-    manifest_path = bundle / "MANIFEST.json"
-    if not manifest_path.is_file():
-        raise UsageError(f"{bundle} has no MANIFEST.json: pass the folder `graphmint package` wrote")
-    manifest = json.loads(manifest_path.read_text())
+    # a broken bundle, or one whose signature does not verify, is a UsageError before any server starts
+    manifest = check_bundle_for_serving(bundle, verify_key)
     port = free_port()
     process = start_server(bundle, port)
     check = ServeCheck()

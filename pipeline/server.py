@@ -2,38 +2,263 @@
 
 Run as its own process: `python -m pipeline.server BUNDLE --port P`. It uses the kserve package's
 data plane and REST endpoints, bound to 127.0.0.1 only (kserve's own ModelServer listens on every
-interface). kserve is imported only here: it cannot share a process with tritonclient's gRPC protos.
+interface). kserve is imported only here, and only once the checks have passed: it cannot share a
+process with tritonclient's gRPC protos.
+
+Before it starts, `check_bundle_for_serving` checks the bundle (its MANIFEST.json, paths, hashes and
+ONNX files) and `serve` checks the port: a problem is a `UsageError` of one line. Once it runs, every
+request is checked against its model's signature (`Signature.check`: names, datatypes, shapes within
+the dim ranges, size, values) before anything is decoded, and one that does not fit is answered 400.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import collections
 import json
+import logging
+import math
+import os
+import socket
 import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["HOST", "main"]
+from pipeline.errors import UsageError
+from pipeline.manifest import read_bundle_manifest
+from pipeline.triton import TRITON_TYPES
+
+__all__ = [
+    "HOST",
+    "MAX_RANK",
+    "MAX_REQUEST_MB",
+    "RequestRejected",
+    "Signature",
+    "TensorClaim",
+    "check_bundle_for_serving",
+    "main",
+    "serve",
+]
 
 HOST = "127.0.0.1"
+#: the most tensor data one request may claim, in MiB (`python -m pipeline.server --max-request-mb`)
+MAX_REQUEST_MB = 64.0
+#: the most dims a request's tensor may claim, whatever the model declares
+MAX_RANK = 16
+#: graphmint dtype -> KServe v2 datatype (FP32, INT64...)
+V2_DATATYPES = {dtype: name.removeprefix("TYPE_") for dtype, name in TRITON_TYPES.items()}
+#: numpy kinds of JSON values a tensor of each kind accepts (whole numbers are fine in a float tensor)
+_VALUE_KINDS = {"f": "fiu", "i": "iu", "u": "iu", "b": "b"}
+_AGAIN = "package the bundle again with `graphmint package`"
 
 
-def _onnx_model_class() -> type:
+class RequestRejected(ValueError):
+    """A request that does not fit its model's signature: the server answers 400 with this message."""
+
+
+@dataclass(frozen=True)
+class TensorClaim:
+    """One input of a request as sent, before anything is decoded: what it claims and what it carries."""
+
+    name: str
+    shape: Any
+    datatype: Any
+    #: the JSON values; None when the tensor's bytes follow the JSON part of the body (binary data)
+    data: Any = None
+    #: the number of those bytes (`binary_data_size`)
+    nbytes: int | None = None
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What one model takes, as the bundle's MANIFEST.json says, and how much a request may hold."""
+
+    model: str
+    inputs: tuple[Mapping[str, Any], ...]
+    dims: Mapping[str, Mapping[str, int]]
+    max_bytes: int
+
+    def check(self, claims: Sequence[TensorClaim]) -> dict[str, np.ndarray | None]:
+        """Check a request's inputs before anything is allocated for them; return the JSON ones decoded
+        (None for binary ones). Raises `RequestRejected` naming every input that does not fit."""
+        expected = [str(spec["name"]) for spec in self.inputs]
+        counts = collections.Counter(c.name for c in claims)
+        wrong = [f"input {n!r} is missing" for n in expected if n not in counts]
+        wrong += [f"input {n!r} is given {k} times" for n, k in counts.items() if k > 1 and n in expected]
+        wrong += [f"it has no input {n!r}" for n in [n for n in counts if n not in expected][:5]]
+        if wrong:
+            raise RequestRejected(f"model {self.model} takes inputs {expected}: {'; '.join(wrong)}")
+        claimed = {c.name: c for c in claims}
+        sizes: dict[str, tuple[int, str]] = {}  # dynamic dim -> (its size, the input that set it)
+        total = 0
+        decoded: dict[str, np.ndarray | None] = {}
+        problems = []
+        for spec in self.inputs:
+            claim = claimed[spec["name"]]
+            try:
+                shape = self._shape(spec, claim, sizes)
+                dtype = np.dtype(spec["dtype"])
+                nbytes = math.prod(shape) * dtype.itemsize
+                total += nbytes
+                if total > self.max_bytes:
+                    raise RequestRejected(
+                        f"input {claim.name!r} of shape {list(shape)} needs {nbytes} bytes ({total} for "
+                        f"the request so far); this server takes at most {self.max_bytes} bytes a "
+                        "request (--max-request-mb)"
+                    )
+                if claim.data is not None:
+                    decoded[claim.name] = _decode(claim.name, claim.data, shape, dtype)
+                elif claim.nbytes is None:
+                    raise RequestRejected(f"input {claim.name!r} has no data")
+                elif claim.nbytes != nbytes:
+                    raise RequestRejected(
+                        f"input {claim.name!r} has {claim.nbytes} bytes of binary data; shape "
+                        f"{list(shape)} of {V2_DATATYPES[spec['dtype']]} needs {nbytes}"
+                    )
+                else:
+                    decoded[claim.name] = None
+            except RequestRejected as exc:
+                problems.append(str(exc))
+        if problems:
+            raise RequestRejected("; ".join(problems))
+        return decoded
+
+    def _shape(
+        self, spec: Mapping[str, Any], claim: TensorClaim, sizes: dict[str, tuple[int, str]]
+    ) -> tuple[int, ...]:
+        """The claimed shape, once its datatype, rank and every dim fit the declared ones."""
+        name, declared = claim.name, spec["shape"]
+        want = V2_DATATYPES[spec["dtype"]]
+        got = claim.datatype.upper() if isinstance(claim.datatype, str) else claim.datatype
+        if got != want:
+            raise RequestRejected(f"input {name!r} must be {want}, got {claim.datatype!r}")
+        shape = claim.shape
+        if not isinstance(shape, list):
+            raise RequestRejected(f"input {name!r}: shape must be a list of dims, got {shape!r}")
+        if len(shape) > MAX_RANK:
+            raise RequestRejected(f"input {name!r} claims {len(shape)} dims; a request may have {MAX_RANK}")
+        bad = next((i for i, d in enumerate(shape) if type(d) is not int or d < 0), None)
+        if bad is not None:
+            raise RequestRejected(f"input {name!r}: dim {bad} is {shape[bad]!r}, not a whole number >= 0")
+        if len(shape) != len(declared):
+            raise RequestRejected(
+                f"input {name!r} must have {len(declared)} dims {declared}, got {len(shape)}: {shape}"
+            )
+        for index, (dim, size) in enumerate(zip(declared, shape, strict=True)):
+            if not isinstance(dim, str):
+                if size != dim:
+                    raise RequestRejected(f"input {name!r}: dim {index} must be {dim}, got {size}")
+                continue
+            low, high = self.dims[dim]["min"], self.dims[dim]["max"]
+            if not low <= size <= high:
+                raise RequestRejected(
+                    f"input {name!r}: dim {index} ({dim}) is {size}, outside its range {low}..{high}"
+                )
+            first, where = sizes.setdefault(dim, (size, name))
+            if first != size:
+                raise RequestRejected(
+                    f"input {name!r}: dim {index} ({dim}) is {size}, but {first} in input {where!r}"
+                )
+        return tuple(shape)
+
+
+def _decode(name: str, data: Any, shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
+    """JSON values as an array of `dtype` and `shape`, once their count and kind fit."""
+    count = math.prod(shape)
+    if not isinstance(data, (list, np.ndarray)):
+        raise RequestRejected(f"input {name!r}: data must be a list of numbers, got {type(data).__name__}")
+    try:
+        values = np.asarray(data)
+    except ValueError:  # nested lists of different lengths
+        raise RequestRejected(f"input {name!r}: data is a ragged nested list") from None
+    if values.size != count:
+        raise RequestRejected(f"input {name!r} has {values.size} values; shape {list(shape)} needs {count}")
+    if values.size and values.dtype.kind not in _VALUE_KINDS[dtype.kind]:
+        what = next((repr(v) for v in _misfits(data, dtype.kind)), f"values of type {values.dtype}")
+        raise RequestRejected(f"input {name!r} holds {what}, not {dtype} numbers")
+    if values.size and dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        low, high = values.min(), values.max()
+        if low < info.min or high > info.max:
+            odd = low if low < info.min else high
+            raise RequestRejected(f"input {name!r} holds {odd}, outside {dtype}'s {info.min}..{info.max}")
+    with np.errstate(over="ignore"):  # overflow is reported below, as a 400
+        array = values.astype(dtype)
+    if dtype.kind == "f" and values.dtype.kind == "f":
+        overflow = np.isinf(array) & np.isfinite(values)
+        if overflow.any():
+            raise RequestRejected(f"input {name!r} holds {values[overflow][0]}, beyond {dtype}'s range")
+    return array.reshape(shape)
+
+
+def _misfits(data: Any, kind: str) -> Iterator[Any]:
+    """JSON values, in order, that are not numbers of a `kind` tensor (bools only for bool)."""
+    for value in data:
+        if isinstance(value, list):
+            yield from _misfits(value, kind)
+        elif kind == "b":
+            if not isinstance(value, bool):
+                yield value
+        elif isinstance(value, bool) or not isinstance(value, (int, float) if kind == "f" else int):
+            yield value
+
+
+def _binary_claims(body: bytes, json_length: str) -> list[TensorClaim]:
+    """The inputs of a request whose binary data follows its JSON part, read off that JSON part."""
+    if not json_length.isdigit() or int(json_length) > len(body):
+        raise RequestRejected(
+            f"Inference-Header-Content-Length is {json_length!r}; it must be the length of the JSON "
+            f"part of the body ({len(body)} bytes in all)"
+        )
+    start = int(json_length)
+    try:
+        header = json.loads(body[:start])
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RequestRejected(f"the JSON part of the request does not parse: {exc}") from None
+    if not isinstance(header, dict) or not isinstance(header.get("inputs"), list):
+        raise RequestRejected("the JSON part of the request must be an object with a list of `inputs`")
+    claims, end = [], start
+    for item in header["inputs"]:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise RequestRejected("every input of the request must be an object with a `name`")
+        name, shape, datatype = item["name"], item.get("shape"), item.get("datatype")
+        if item.get("data") is not None:
+            claims.append(TensorClaim(name, shape, datatype, data=item["data"]))
+            continue
+        parameters = item.get("parameters")
+        size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
+        if type(size) is not int or size < 0:
+            raise RequestRejected(f"input {name!r} has neither `data` nor a `binary_data_size`")
+        claims.append(TensorClaim(name, shape, datatype, nbytes=size))
+        end += size
+    if end != len(body):
+        raise RequestRejected(
+            f"the inputs' binary_data_size add up to {end - start} bytes; the body has "
+            f"{len(body) - start} after its JSON part"
+        )
+    return claims
+
+
+def _classes(signatures: Mapping[str, Signature]) -> tuple[type, type]:
+    """kserve's Model and DataPlane, with every request checked against its model's signature."""
     import kserve
     import onnxruntime as ort
+    from kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER
     from kserve.errors import InvalidInput
+    from kserve.protocol.dataplane import DataPlane
     from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
     from kserve.utils.numpy_codec import from_np_dtype
 
     class OnnxModel(kserve.Model):  # type: ignore[misc]
         """One bundle entry: checks a request against the model's signature, then runs ORT."""
 
-        def __init__(self, name: str, path: Path, inputs: list[dict[str, Any]]) -> None:
+        def __init__(self, name: str, path: Path) -> None:
             super().__init__(name)
-            self.path, self.inputs = path, inputs
+            self.path = path
             self.session: Any = None
 
         def load(self) -> bool:
@@ -42,31 +267,18 @@ def _onnx_model_class() -> type:
             return True
 
         def _feeds(self, request: InferRequest) -> dict[str, np.ndarray]:
-            given = {i.name: i for i in request.inputs}
-            expected = [i["name"] for i in self.inputs]
-            if sorted(given) != sorted(expected):
-                raise InvalidInput(
-                    f"model {self.name} takes inputs {expected}, the request has {sorted(given)}"
-                )
-            feeds = {}
-            for spec in self.inputs:
-                array = given[spec["name"]].as_numpy()
-                if str(array.dtype) != spec["dtype"]:
-                    raise InvalidInput(f"input {spec['name']!r} must be {spec['dtype']}, got {array.dtype}")
-                shape = spec["shape"]
-                fixed_ok = len(array.shape) == len(shape) and all(
-                    isinstance(d, str) or d == n for d, n in zip(shape, array.shape, strict=True)
-                )
-                if not fixed_ok:
-                    raise InvalidInput(
-                        f"input {spec['name']!r} must have shape {shape}, got {list(array.shape)}"
-                    )
-                feeds[spec["name"]] = array
-            return feeds
+            claims = [TensorClaim(i.name, i.shape, i.datatype, data=i.data) for i in request.inputs]
+            try:
+                decoded = signatures[self.name].check(claims)
+            except RequestRejected as exc:
+                raise InvalidInput(str(exc)) from None
+            return {name: array for name, array in decoded.items() if array is not None}
 
         async def predict(
             self, payload: InferRequest, headers: Any = None, response_headers: Any = None
         ) -> Any:
+            if not isinstance(payload, InferRequest):
+                raise InvalidInput(f"this server speaks KServe v2: POST /v2/models/{self.name}/infer")
             feeds = self._feeds(payload)
             names = [o.name for o in self.session.get_outputs()]
             outputs = []
@@ -76,38 +288,258 @@ def _onnx_model_class() -> type:
                 outputs.append(out)
             return InferResponse(response_id=payload.id or "", model_name=self.name, infer_outputs=outputs)
 
-    return OnnxModel
+    class CheckedDataPlane(DataPlane):  # type: ignore[misc]
+        """kserve's data plane, checking a binary request before kserve reshapes its bytes (which
+        it does while parsing the body, before any model sees it)."""
+
+        def decode_inference_request(self, body: Any, headers: Any, model_name: str) -> Any:
+            length = headers.get(INFERENCE_CONTENT_LENGTH_HEADER) if headers else None
+            if isinstance(body, bytes) and model_name in signatures and length is not None:
+                try:
+                    signatures[model_name].check(_binary_claims(body, length))
+                except RequestRejected as exc:
+                    raise InvalidInput(str(exc)) from None
+            return super().decode_inference_request(body, headers, model_name)
+
+    return OnnxModel, CheckedDataPlane
 
 
-def serve(bundle: Path, port: int) -> None:
-    """Serve every ONNX entry of the bundle until the process is stopped."""
-    from kserve import ModelServer
-    from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
-    from kserve.protocol.rest.server import RESTServer
+class _ClientErrorsInOneLine(logging.Filter):
+    """kserve logs a traceback with every 400; a client's mistake is one line of the server's log."""
 
-    manifest = json.loads((bundle / "MANIFEST.json").read_text())
-    onnx_model = _onnx_model_class()
-    server = ModelServer(http_port=port, enable_grpc=False, workers=1)
+    def __init__(self, client_error: type[Exception]) -> None:
+        super().__init__()
+        self.client_error = client_error
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, self.client_error):
+            record.msg, record.args, record.exc_info, record.exc_text = f"400: {error}", (), None, None
+        return True
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:300] or type(exc).__name__
+
+
+def _inside(root: Path, path: Path) -> bool:
+    return path.resolve().is_relative_to(root)
+
+
+def _read_manifest(bundle: Path) -> dict[str, Any]:
+    """MANIFEST.json, checked against its schema (pipeline.manifest: types, and paths that stay in the
+    bundle), with every tensor's dtype one serving knows and every named dim one of `dims`."""
+    path = bundle / "MANIFEST.json"
+    if not path.is_file():
+        raise UsageError(f"{bundle} has no MANIFEST.json: pass the folder `graphmint package` wrote")
+    manifest = read_bundle_manifest(bundle)
+    for model in manifest.models:
+        for tensor in [*model.inputs, *model.outputs]:
+            where = f"{path}: model {model.name} tensor {tensor.name!r}"
+            if tensor.dtype not in V2_DATATYPES:
+                raise UsageError(f"{where}: {tensor.dtype!r} is not a known dtype: {_AGAIN}")
+            for dim in tensor.shape:
+                if isinstance(dim, str) and dim not in model.dims:
+                    raise UsageError(f"{where}: dim {dim!r} is not one of the model's dims: {_AGAIN}")
+    data: dict[str, Any] = manifest.model_dump()
+    return data
+
+
+def _links_outside(bundle: Path, root: Path) -> Iterator[Path]:
+    """Symbolic links under the bundle that lead outside it."""
+    for folder, dirs, files in os.walk(bundle):
+        for name in [*dirs, *files]:
+            path = Path(folder) / name
+            if path.is_symlink() and not _inside(root, path):
+                yield path
+
+
+def _onnx_entries(bundle: Path, manifest: Mapping[str, Any]) -> Iterator[tuple[Mapping[str, Any], str, Path]]:
+    """(model, entry name, its model.onnx) for every entry that `serve` serves."""
     for model in manifest["models"]:
         for entry in model["entries"]:
-            if entry["server"] == "triton" and entry["platform"] == "onnxruntime_onnx":
-                instance = onnx_model(
-                    entry["name"], bundle / entry["path"] / "1" / "model.onnx", model["inputs"]
+            if entry["server"] == "triton" and entry.get("platform") == "onnxruntime_onnx":
+                yield model, entry["name"], bundle / entry["path"] / "1" / "model.onnx"
+
+
+def _tensors(graph: Any) -> Iterator[Any]:
+    """Every TensorProto of an ONNX graph: initializers and node attributes, subgraphs included."""
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield from (sparse.values, sparse.indices)
+    for node in graph.node:
+        yield from _attribute_tensors(node.attribute)
+
+
+def _attribute_tensors(attributes: Any) -> Iterator[Any]:
+    for attribute in attributes:
+        if attribute.HasField("t"):
+            yield attribute.t
+        yield from attribute.tensors
+        sparse = list(attribute.sparse_tensors)
+        if attribute.HasField("sparse_tensor"):
+            sparse.append(attribute.sparse_tensor)
+        for tensor in sparse:
+            yield from (tensor.values, tensor.indices)
+        graphs = list(attribute.graphs)
+        if attribute.HasField("g"):
+            graphs.append(attribute.g)
+        for graph in graphs:
+            yield from _tensors(graph)
+
+
+def _check_onnx(name: str, path: Path, bundle: Path) -> None:
+    """The model parses, keeps its external data in its own folder, and loads in ONNX Runtime."""
+    import onnx
+    import onnxruntime as ort
+
+    where = path.relative_to(bundle).as_posix()
+    if not path.is_file():
+        raise UsageError(f"entry {name}: {where} is missing: {_AGAIN}")
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf's DecodeError and whatever else a corrupt file raises
+        raise UsageError(f"entry {name}: {where} is not an ONNX model ({_one_line(exc)}): {_AGAIN}") from exc
+    folder = path.parent.resolve()
+    functions = (t for f in proto.functions for node in f.node for t in _attribute_tensors(node.attribute))
+    for tensor in (*_tensors(proto.graph), *functions):
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = {e.key: e.value for e in tensor.external_data}.get("location", "")
+        if not location or not (folder / location).resolve().is_relative_to(folder):
+            raise UsageError(
+                f"entry {name}: {where} reads tensor {tensor.name!r} from {location!r}, outside its "
+                f"folder: export the model and {_AGAIN}"
+            )
+    options = ort.SessionOptions()
+    options.log_severity_level = 4  # the error is reported below, once
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    try:
+        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises its own classes for each kind of failure
+        raise UsageError(
+            f"entry {name}: ONNX Runtime cannot load {where} ({_one_line(exc)}): {_AGAIN}"
+        ) from exc
+
+
+def check_bundle_for_serving(bundle: Path, verify_key: Path | None = None) -> dict[str, Any]:
+    """Check everything `serve` reads from a bundle, before a server starts; return its MANIFEST.json.
+
+    The manifest parses and holds what serving reads; no path it names and no link in the bundle
+    leads outside the bundle; every file hashes as the manifest says; every ONNX entry keeps its
+    external data in its own folder and loads in ONNX Runtime. Raises `UsageError` (one line: what is
+    wrong, what to do) at the first problem.
+    """
+    from pipeline.bundle import verify_bundle
+
+    manifest = _read_manifest(bundle)
+    root = bundle.resolve()
+    for link in _links_outside(bundle, root):
+        raise UsageError(
+            f"{link} links to {link.resolve()}, outside the bundle: {_AGAIN} (it copies files, not links)"
+        )
+    for model in manifest["models"]:
+        paths = [("the golden folder", model["golden"])]
+        paths += [(f"entry {e['name']}", e["path"]) for e in model["entries"]]
+        for what, relative in paths:
+            if not _inside(root, bundle / relative):
+                raise UsageError(
+                    f"{bundle / 'MANIFEST.json'}: {what} of model {model['name']} is at {relative!r}, "
+                    f"outside the bundle: {_AGAIN}"
                 )
-                instance.load()
-                server.register_model(instance)
-    rest = RESTServer(FASTAPI_APP_IMPORT_STRING, server.dataplane, server.model_repository_extension, port)
-    rest.config.host = HOST  # loopback only
-    print(f"serving {bundle} on http://{HOST}:{port}", flush=True)
-    asyncio.run(rest.start())
+    check = verify_bundle(bundle, verify_key)
+    if not check.signature_ok:
+        raise UsageError(f"{bundle} is refused: {check.signature}")
+    if not check.ok:
+        kinds = {"changed": check.changed, "missing": check.missing, "added": check.added}
+        differ = "; ".join(f"{kind}: {', '.join(paths[:3])}" for kind, paths in kinds.items() if paths)
+        raise UsageError(
+            f"{bundle} differs from its MANIFEST.json ({differ}): see `graphmint verify-bundle {bundle}`, "
+            f"and {_AGAIN}"
+        )
+    for _, name, path in _onnx_entries(bundle, manifest):
+        _check_onnx(name, path, bundle)
+    return manifest
+
+
+def _bind(port: int) -> socket.socket:
+    """A socket bound to HOST:port, for the server to listen on; UsageError if it cannot be had."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn's own socket would
+    try:
+        sock.bind((HOST, port))
+    except OSError as exc:
+        sock.close()
+        raise UsageError(
+            f"cannot listen on {HOST}:{port} ({exc.strerror or exc}): stop what uses it or pass --port "
+            "with a free port"
+        ) from exc
+    return sock
+
+
+def serve(
+    bundle: Path, port: int, max_request_mb: float = MAX_REQUEST_MB, verify_key: Path | None = None
+) -> None:
+    """Serve every ONNX entry of the bundle until the process is stopped.
+
+    The bundle (`check_bundle_for_serving`) and the port are checked first: a problem raises
+    `UsageError` before kserve is imported or anything listens.
+    """
+    if not 1 <= port <= 65535:
+        raise UsageError(f"port {port} is not in 1..65535: pass --port with a free port")
+    if not (math.isfinite(max_request_mb) and max_request_mb > 0):
+        raise UsageError(f"--max-request-mb is {max_request_mb}: pass a positive number of MiB")
+    manifest = check_bundle_for_serving(bundle, verify_key)
+    max_bytes = int(max_request_mb * 2**20)
+    signatures = {
+        name: Signature(name, tuple(model["inputs"]), model["dims"], max_bytes)
+        for model, name, _ in _onnx_entries(bundle, manifest)
+    }
+    sock = _bind(port)
+    try:
+        from kserve import ModelServer
+        from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
+        from kserve.errors import InvalidInput
+        from kserve.logging import KSERVE_LOGGER_NAME
+        from kserve.protocol.rest.server import RESTServer
+
+        onnx_model, data_plane = _classes(signatures)
+        server = ModelServer(http_port=port, enable_grpc=False, workers=1)
+        for _, name, path in _onnx_entries(bundle, manifest):
+            instance = onnx_model(name, path)
+            instance.load()
+            server.register_model(instance)
+        rest = RESTServer(
+            FASTAPI_APP_IMPORT_STRING,
+            data_plane(model_registry=server.registered_models),
+            server.model_repository_extension,
+            port,
+        )
+        rest.config.host = HOST  # loopback only: the socket below is bound there
+        logging.getLogger(KSERVE_LOGGER_NAME).addFilter(_ClientErrorsInOneLine(InvalidInput))
+        print(f"serving {bundle} on http://{HOST}:{port}", flush=True)
+        rest.run(sockets=[sock])
+    finally:
+        sock.close()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.server")
     parser.add_argument("bundle", type=Path)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument(
+        "--max-request-mb",
+        type=float,
+        default=MAX_REQUEST_MB,
+        help=f"the most tensor data a request may hold, in MiB (default {MAX_REQUEST_MB:g})",
+    )
     args = parser.parse_args(argv)
-    serve(args.bundle, args.port)
+    try:
+        serve(args.bundle, args.port, args.max_request_mb)
+    except UsageError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -12,6 +12,7 @@ from tritonclient.grpc import model_config_pb2 as pb
 
 from pipeline.bundle import BUNDLE_MANIFEST, package_bundle, verify_bundle
 from pipeline.cli import main
+from pipeline.publish import hash_files
 from pipeline.results import ModelResult
 from pipeline.triton import TRITON_TYPES, batch_dim
 
@@ -123,6 +124,12 @@ def test_serve_check_fails_on_a_swapped_model(
         bundle / "triton" / "ModelWithCustom_onnx" / "1" / "model.onnx",
         bundle / "triton" / "SimpleNet_onnx" / "1" / "model.onnx",
     )
+    assert main(["serve-check", str(bundle)]) == 2, "a bundle that differs from its manifest is refused"
+    assert "differs from its MANIFEST.json" in capsys.readouterr().err
+    # swapped and re-hashed (as whoever can rewrite the manifest would): the answers are compared
+    manifest = json.loads((bundle / BUNDLE_MANIFEST).read_text())
+    manifest["files"] = [f.to_json() for f in hash_files(bundle, bundle) if f.path != BUNDLE_MANIFEST]
+    (bundle / BUNDLE_MANIFEST).write_text(json.dumps(manifest))
     assert main(["serve-check", str(bundle)]) == 1
     out = capsys.readouterr().out
     failed = [line for line in out.splitlines() if "failed:" in line]
