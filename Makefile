@@ -9,7 +9,7 @@ OUT ?= artifacts
 # torch's CPU build is not on PyPI: uv takes it from this folder (pip's configuration names it too)
 TORCH_WHEELS ?= /opt/wheels
 
-.PHONY: all artifacts package test corpus lint format clean distclean lock
+.PHONY: all artifacts package test test-long corpus lint format clean distclean lock
 
 all: artifacts
 
@@ -59,6 +59,11 @@ corpus: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# the long checks that `make test` leaves out: every third-party corpus model through pytest, every
+# ONNX backend-test folder through `graphmint validate`
+test-long: $(STAMP)
+	$(PY) -m pytest -m corpus
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

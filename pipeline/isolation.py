@@ -39,11 +39,16 @@ def preload() -> None:
 
 
 def _export_job(
-    ref: str, seed: int, framework: str, route: str, index: int, ctx: dict[str, Any]
+    ref: str, seed: int, framework: str, route: str, index: int, ctx: dict[str, Any], cwd: str
 ) -> ExportResult:
-    """In the child: build the model afresh, run one strategy of one route, return its result."""
+    """In the child: build the model afresh, run one strategy of one route, return its result.
+
+    It works in the parent's current folder (the forkserver's may be another one): the model's
+    module is found, and relative paths mean, what they mean in the parent."""
     from exporters import get_route
     from pipeline.loader import build_model
+
+    os.chdir(cwd)
 
     with tempfile.TemporaryFile() as native:
         with _descriptors_to(native.fileno()):
@@ -85,7 +90,9 @@ def export_isolated(route: Route, index: int, ctx: ExportContext, ref: str, seed
     state = {f.name: getattr(ctx, f.name) for f in fields(ctx) if f.name != "model"}
     executor = ProcessPoolExecutor(max_workers=1, mp_context=children_context())
     try:
-        future = executor.submit(_export_job, ref, seed, route.framework, route.name, index, state)
+        future = executor.submit(
+            _export_job, ref, seed, route.framework, route.name, index, state, os.getcwd()
+        )
         return future.result()
     except BrokenProcessPool:
         return ExportResult(

@@ -201,27 +201,17 @@ def test_list_shows_models_and_routes(capsys: pytest.CaptureFixture[str]) -> Non
     assert "SimpleNet" in out and "TransformerBlock" in out
 
 
-def test_two_runs_give_the_same_numbers(graphmint_cli: Cli, user_dir: Path) -> None:
+def test_the_seed_decides_the_weights(
+    user_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import torch
 
+    monkeypatch.chdir(user_dir)
     weights = []
     for out, seed in (("a", "3"), ("b", "3"), ("c", "4")):
-        proc = graphmint_cli(
-            "export",
-            "usermodels:build",
-            "--input",
-            "x:float32[batch,6]",
-            "--input",
-            "scale:float32[1]",
-            "--routes",
-            "torchscript-trace",
-            "--seed",
-            seed,
-            "--out",
-            out,
-            cwd=user_dir,
-        )
-        assert proc.returncode == 0, proc.stderr
+        spec = ["--input", "x:float32[batch,6]", "--input", "scale:float32[1]"]
+        args = ["export", "usermodels:build", *spec, "--routes", "torchscript-trace", "--seed", seed]
+        assert main([*args, "--out", out]) == 0, capsys.readouterr().err
         module = torch.jit.load(str(user_dir / out / "build" / "torchscript-trace" / "model.pt"))
         weights.append(module.state_dict()["proj.weight"])
     assert torch.equal(weights[0], weights[1]), "the same seed must give the same weights"

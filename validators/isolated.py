@@ -87,8 +87,14 @@ def _import_runner(ref: str) -> type[Runner]:
     return runner
 
 
-def _child_main(conn: Connection, inner: str, artifact: Artifact, log_path: str) -> None:
-    """The child: send everything it prints to the log, then serve activate / infer / close requests."""
+def _child_main(conn: Connection, inner: str, artifact: Artifact, log_path: str, cwd: str) -> None:
+    """The child: send everything it prints to the log, then serve activate / infer / close requests.
+
+    It works in the parent's current folder, so that the model's module and relative paths resolve
+    as they do there."""
+    os.chdir(cwd)
+    if "" not in sys.path:
+        sys.path.insert(0, "")  # the current folder, where the parent found the model's module
     with open(log_path, "w", buffering=1) as log:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
@@ -160,7 +166,7 @@ class IsolatedRunner(Runner):
         artifact = dataclasses.replace(self.artifact, in_process=None)
         self.process = context.Process(
             target=_child_main,
-            args=(child_end, self.inner_ref, artifact, self.log_path),
+            args=(child_end, self.inner_ref, artifact, self.log_path, os.getcwd()),
             name=f"graphmint-{self.name}",
             daemon=True,
         )
