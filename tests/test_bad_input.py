@@ -13,6 +13,7 @@ import shutil
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -532,3 +533,25 @@ def test_package_never_replaces_a_folder_it_did_not_write(
     assert (mine / "keep.txt").read_text() == "keep"
     assert (artifacts / "SimpleNet" / "manifest.json").is_file()
     assert sorted(os.listdir(tmp_path)) == ["artifacts", "mine"]
+
+
+KERAS_FACTORY = textwrap.dedent(
+    """
+    import keras
+
+    def build():
+        inputs = keras.Input((4,), name="x")
+        return keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    """
+)
+
+
+def test_a_keras_error_is_one_line_in_a_real_process(
+    graphmint_cli: Callable[..., Any], tmp_path: Path
+) -> None:
+    """TensorFlow's own log lines (oneDNN, absl, CUDA probes) stay out of the one-line error."""
+    (tmp_path / "kerasmodels.py").write_text(KERAS_FACTORY)
+    proc = graphmint_cli("export", "kerasmodels:build", "--input", "x:float32[batch,5]", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("graphmint: error: model 'build' rejects"), proc.stderr
