@@ -18,18 +18,21 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import fields
+from multiprocessing.connection import Connection
 from typing import Any
 
 from exporters.base import ExportContext, ExportResult, Route, first_line
+from pipeline.inputs import shape_grid
 from validators.isolated import children_context, sweep_stale_temp
 
-__all__ = ["export_isolated", "preload", "sweep_stale_temp"]
+__all__ = ["eager_isolated", "export_isolated", "preload", "sweep_stale_temp"]
 
 
 def preload() -> None:
@@ -102,3 +105,83 @@ def export_isolated(route: Route, index: int, ctx: ExportContext, ref: str, seed
         return ExportResult(error=first_line(exc))
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
+
+
+#: seconds the eager child may take beyond its own limits (starting, sending the outputs back)
+EAGER_GRACE_S = 60.0
+
+
+def _eager_job(conn: Connection, spec: Any, timeout_s: float | None, cwd: str) -> None:
+    """In the child: build the model and run it eagerly on the whole grid; send back the spec (with
+    the inputs read off the model) and the outputs, or the UsageError / error that stopped it."""
+    from pipeline.errors import UsageError
+    from pipeline.run import eager_reference
+
+    os.chdir(cwd)
+    if "" not in sys.path:
+        sys.path.insert(0, "")
+    reply: tuple[str, Any]
+    with tempfile.TemporaryFile() as native, _descriptors_to(native.fileno()):
+        try:
+            reply = ("ok", eager_reference(spec, timeout_s))
+        except UsageError as exc:
+            reply = ("usage", str(exc))
+        except BaseException as exc:  # a bug of graphmint's, reported in the parent
+            reply = ("error", first_line(exc))
+    conn.send(reply)
+    conn.close()
+
+
+def eager_isolated(spec: Any, timeout_s: float | None) -> tuple[Any, list[dict[str, Any]]]:
+    """The model built and run eagerly on its grid in a child process first: (spec, outputs per point).
+
+    A factory or forward that kills its process (a segfault, an abort, `os._exit`) or hangs in native
+    code past its time would take graphmint down with it; in the child it is a ModelLoadError (exit
+    2) naming the signal or the time. UsageErrors raised in the child are raised here as they were.
+    """
+    from pipeline.errors import ModelLoadError, UsageError
+
+    context = children_context()
+    receive, send = context.Pipe(duplex=False)
+    process = context.Process(
+        target=_eager_job, args=(send, spec, timeout_s, os.getcwd()), name="graphmint-eager", daemon=True
+    )
+    process.start()
+    send.close()
+    points = len(shape_grid(spec)) if spec.inputs else 8
+    limit = None if timeout_s is None else timeout_s * (2 + points) + EAGER_GRACE_S
+    try:
+        if not receive.poll(limit):
+            raise ModelLoadError(
+                f"building and running {spec.ref!r} eagerly did not finish within {limit:g}s "
+                "(stuck in native code?): fix the model, or raise --timeout"
+            )
+        status, payload = receive.recv()
+    except EOFError:
+        process.join(10)
+        raise ModelLoadError(
+            f"building or running {spec.ref!r} eagerly {_ended(process.exitcode)}: the model's code "
+            "crashed its process (graphmint runs it in a child first, so nothing else was affected)"
+        ) from None
+    finally:
+        receive.close()
+        if process.is_alive():
+            process.join(10)
+        if process.is_alive():
+            process.kill()
+            process.join()
+    if status == "usage":
+        raise UsageError(payload)
+    if status == "error":
+        raise RuntimeError(f"the eager reference failed in its child process: {payload}")
+    result: tuple[Any, list[dict[str, Any]]] = payload
+    return result
+
+
+def _ended(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"killed its process with {signal.Signals(-code).name} ({signal.strsignal(-code)})"
+        except ValueError:
+            return f"killed its process with signal {-code}"
+    return f"ended its process with exit code {code}"

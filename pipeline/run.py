@@ -21,7 +21,7 @@ from pipeline.frameworks import Framework
 from pipeline.golden import write_golden_set
 from pipeline.inputs import check_grid_budget, make_inputs, shape_grid
 from pipeline.interrupts import signalled, time_limit
-from pipeline.isolation import export_isolated, preload
+from pipeline.isolation import eager_isolated, export_isolated, preload
 from pipeline.loader import build_model, resolve_callable
 from pipeline.progress import Progress, SilentProgress
 from pipeline.publish import Staging, check_target, hash_files
@@ -56,6 +56,9 @@ class RunOptions:
     strict_runtimes: bool = False
     #: Ed25519 private key (PEM) that signs each published manifest (default: $GRAPHMINT_SIGNING_KEY)
     signing_key: Path | None = None
+    #: build and run the model eagerly in a child process first, so that a factory or forward that
+    #: crashes or hangs in native code is an error, not the end of graphmint
+    isolate_eager: bool = True
 
 
 def resolve_routes(
@@ -81,17 +84,25 @@ def resolve_routes(
 
 
 def reference_cases(
-    spec: ModelSpec, framework: Framework, model: Any, timeout_s: float | None = None
+    spec: ModelSpec,
+    framework: Framework,
+    model: Any,
+    timeout_s: float | None = None,
+    expected: Sequence[Mapping[str, np.ndarray]] | None = None,
 ) -> list[Case]:
     """Seeded inputs at every grid point, and the eager model's outputs on them (each call under
-    `timeout_s`; whatever the model raises, SystemExit included, is an InputMismatchError)."""
+    `timeout_s`; whatever the model raises, SystemExit included, is an InputMismatchError), or the
+    outputs `expected` that a child computed on the same inputs."""
     check_grid_budget(spec)
     cases = []
     for index, point in enumerate(shape_grid(spec)):
         feeds = make_inputs(spec, point, index)
+        if expected is not None:
+            cases.append(Case(point.label, point.sizes, point.varied, feeds, dict(expected[index])))
+            continue
         try:
             with time_limit(timeout_s):
-                expected = framework.run_eager(model, feeds)
+                outputs = framework.run_eager(model, feeds)
         except BaseException as exc:
             if signalled():
                 raise
@@ -105,8 +116,18 @@ def reference_cases(
                 f"model {spec.name!r} fails eagerly at {point.label} ({shapes}): {first_line(exc)}; "
                 "narrow that dim's range with --dim NAME=MIN..MAX"
             ) from None
-        cases.append(Case(point.label, point.sizes, point.varied, feeds, expected))
+        cases.append(Case(point.label, point.sizes, point.varied, feeds, outputs))
     return cases
+
+
+def eager_reference(
+    spec: ModelSpec, timeout_s: float | None = None
+) -> tuple[ModelSpec, list[dict[str, Any]]]:
+    """Build the model and run it on its grid: the spec (inputs read off the model where it declares
+    none) and the outputs at each point. What `eager_isolated` runs in a child."""
+    framework, model = build_model(spec.ref, spec.seed, timeout_s)
+    spec = _with_inputs(spec, framework, model)
+    return spec, [dict(c.expected) for c in reference_cases(spec, framework, model, timeout_s)]
 
 
 def _output_specs(spec: ModelSpec, cases: Sequence[Case]) -> list[dict[str, Any]]:
@@ -296,10 +317,14 @@ def run_model(
         check_grid_budget(spec)
     check_target(options.out, spec.name)
     signing_key = signing_key_path(options.signing_key)
+    expected = None
+    if options.isolate_eager:  # a factory or forward that crashes takes a child down, not graphmint
+        resolve_callable(spec.ref)  # its module and framework imported first: children start warm
+        spec, expected = eager_isolated(spec, options.timeout_s)
     framework, model = build_model(spec.ref, spec.seed, options.timeout_s)
     spec = _with_inputs(spec, framework, model)
     routes, elsewhere = resolve_routes(spec, framework, options.routes)
-    cases = reference_cases(spec, framework, model, options.timeout_s)
+    cases = reference_cases(spec, framework, model, options.timeout_s, expected)
     versions = {"graphmint": GRAPHMINT_VERSION, "python": platform.python_version(), **framework.versions()}
     result = ModelResult(
         name=spec.name,

@@ -77,6 +77,27 @@ FACTORIES = textwrap.dedent(
     def exits_in_forward():
         return ExitsInForward()
 
+
+    class CrashesInForward(Net):
+        def forward(self, x):
+            import ctypes
+
+            return ctypes.string_at(0)
+
+
+    def crashes():
+        import ctypes
+
+        ctypes.string_at(0)
+
+    def crashes_in_forward():
+        return CrashesInForward()
+
+    def exits_hard():
+        import os
+
+        os._exit(7)
+
     not_callable = 3
     """
 )
@@ -212,6 +233,9 @@ FACTORY_CASES: list[tuple[str, str, list[str], str]] = [
     ("missing module", "no_such_module:build", [], "cannot import module"),
     ("sys.exit at import", "exits_at_import:build", [], "sys.exit(4)"),
     ("sys.exit in forward", "factories:exits_in_forward", [], "rejects its declared inputs"),
+    ("segfault in the factory", "factories:crashes", [], "SIGSEGV"),
+    ("segfault in forward", "factories:crashes_in_forward", [], "SIGSEGV"),
+    ("os._exit in the factory", "factories:exits_hard", [], "exit code 7"),
     ("inputs the model rejects", "factories:good", ["--input", "x:float32[batch,5]"], "rejects"),
 ]
 
