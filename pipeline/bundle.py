@@ -165,6 +165,7 @@ def package_bundle(artifacts: Path, out: Path | None = None, signing_key: Path |
                     "outputs": [t.model_dump() for t in manifest.outputs],
                     "dims": {d: r.model_dump() for d, r in manifest.dims.items()},
                     "tolerance": {"atol": onnx.atol if onnx else None, "rtol": onnx.rtol if onnx else None},
+                    "tolerances": onnx.output_tolerances() if onnx else {},
                     "golden": golden.relative_to(root).as_posix(),
                     "entries": entries,
                     "validation": {

@@ -64,6 +64,12 @@ class RouteEntry(_Entry):
     atol: float | None = None
     rtol: float | None = None
 
+    def output_tolerances(self) -> dict[str, dict[str, float]]:
+        """The tolerance each output was checked with ({} where the route recorded no check)."""
+        points = self.checks[0].get("points", []) if self.checks else []
+        outputs = points[0].get("outputs", []) if points else []
+        return {o["name"]: {"atol": o["atol"], "rtol": o["rtol"]} for o in outputs}
+
 
 class GoldenEntry(_Entry):
     path: RelPath
@@ -97,6 +103,8 @@ class BundleModel(_Entry):
     outputs: list[TensorEntry]
     dims: dict[str, DimEntry] = {}
     tolerance: dict[str, float | None] = {}
+    #: per output, the tolerance its route was validated with (bundles from before it have none)
+    tolerances: dict[str, dict[str, float]] = {}
     golden: RelPath
     entries: list[BundleEntry] = []
 

@@ -38,7 +38,18 @@ from validators.check import (
 
 __all__ = ["RunOptions", "reference_cases", "resolve_routes", "run_model", "run_models"]
 
-GRAPHMINT_VERSION = "0.1.0"
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("graphmint")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0+unknown"
+
+
+#: pyproject.toml's version, as installed
+GRAPHMINT_VERSION = _version()
 
 
 @dataclass(frozen=True)

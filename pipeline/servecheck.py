@@ -138,9 +138,10 @@ def serve_check(bundle: Path, timeout: float = 120.0, verify_key: Path | None = 
                 problems = []
                 for name, expected in golden.outputs.items():
                     default = DEFAULT_TOLERANCES.get(str(expected.dtype), Tolerance(0.0, 0.0))
+                    own = model.get("tolerances", {}).get(name) or tol  # per output, where recorded
                     t = Tolerance(
-                        default.atol if tol.get("atol") is None else tol["atol"],
-                        default.rtol if tol.get("rtol") is None else tol["rtol"],
+                        default.atol if own.get("atol") is None else own["atol"],
+                        default.rtol if own.get("rtol") is None else own["rtol"],
                     )
                     actual = answer.as_numpy(name)
                     if actual is None:

@@ -19,7 +19,7 @@ from typing import Any
 from exporters.base import Artifact, first_line
 from pipeline.errors import UsageError
 from pipeline.golden import GoldenSet, read_golden_sets
-from pipeline.manifest import FileRecord, ModelManifest, RouteEntry, inside, read_model_manifest
+from pipeline.manifest import FileRecord, ModelManifest, inside, read_model_manifest
 from pipeline.results import RouteResult
 from pipeline.trust import folder_trust
 from validators import RUNNERS
@@ -190,12 +190,6 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _route_tolerances(entry: RouteEntry) -> dict[str, Tolerance]:
-    points = entry.checks[0].get("points", []) if entry.checks else []
-    outputs = points[0].get("outputs", []) if points else []
-    return {o["name"]: Tolerance(o["atol"], o["rtol"]) for o in outputs}
-
-
 def _published_tolerance(
     known: Mapping[str, Tolerance], atol: float | None, rtol: float | None
 ) -> Callable[[str, str], Tolerance]:
@@ -286,7 +280,8 @@ def _validate_published(
             output_names=outputs,
             dynamic_axes={k: v for k, v in dynamic_axes.items() if v},
         )
-        tolerance = _published_tolerance(_route_tolerances(entry), atol, rtol)
+        known = {name: Tolerance(**t) for name, t in entry.output_tolerances().items()}
+        tolerance = _published_tolerance(known, atol, rtol)
         result.routes.append(_result(name, artifact, cases, tolerance, timeout_s))
     return result
 

@@ -174,3 +174,30 @@ def test_server_answers_bad_requests_with_400_on_loopback_only(bundles: list[Pat
     finally:
         stop_server(process)
     assert process.returncode is not None and not _listening(port)
+
+
+def test_serve_check_uses_each_outputs_own_tolerance(
+    torch_zoo: Zoo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, _ = torch_zoo
+    artifacts = tmp_path / "artifacts"
+    shutil.copytree(out / "SimpleNet", artifacts / "SimpleNet")
+    manifest = json.loads((artifacts / "SimpleNet" / "manifest.json").read_text())
+    onnx = next(r for r in manifest["routes"] if r["route"] == "onnx")
+    for point in onnx["checks"][0]["points"]:  # as a config's [models.tolerance.outputs] would set it
+        for output in point["outputs"]:
+            output["atol"] = 10.0
+    (artifacts / "SimpleNet" / "manifest.json").write_text(json.dumps(manifest))
+    bundle = package_bundle(artifacts)
+    described = json.loads((bundle / BUNDLE_MANIFEST).read_text())["models"][0]
+    assert described["tolerances"] == {"output": {"atol": 10.0, "rtol": onnx["rtol"]}}
+    # other weights behind the same signature: within 10 of the golden outputs, not within 1e-5
+    other = out / "ModelWithCustom" / "onnx" / "model.onnx"
+    shutil.copy(other, bundle / "triton" / "SimpleNet_onnx" / "1" / "model.onnx")
+    bundle_manifest = json.loads((bundle / BUNDLE_MANIFEST).read_text())
+    bundle_manifest["files"] = [f.to_json() for f in hash_files(bundle, bundle) if f.path != BUNDLE_MANIFEST]
+    (bundle / BUNDLE_MANIFEST).write_text(json.dumps(bundle_manifest))
+    assert main(["serve-check", str(bundle)]) == 0, capsys.readouterr().out
+    bundle_manifest["models"][0]["tolerances"] = {}  # only the route's first number: it fails
+    (bundle / BUNDLE_MANIFEST).write_text(json.dumps(bundle_manifest))
+    assert main(["serve-check", str(bundle)]) == 1
