@@ -117,9 +117,7 @@ def _eager_job(conn: Connection, spec: Any, timeout_s: float | None, cwd: str) -
     from pipeline.errors import UsageError
     from pipeline.run import eager_reference
 
-    os.chdir(cwd)
-    if "" not in sys.path:
-        sys.path.insert(0, "")
+    os.chdir(cwd)  # build_model finds the model's module there, as in the parent
     reply: tuple[str, Any]
     with tempfile.TemporaryFile() as native, _descriptors_to(native.fileno()):
         try:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import UsageError
-from pipeline.manifest import read_bundle_manifest
+from pipeline.manifest import inside, read_bundle_manifest
 from pipeline.triton import TRITON_TYPES
 
 __all__ = [
@@ -439,15 +439,9 @@ def check_bundle_for_serving(bundle: Path, verify_key: Path | None = None) -> di
         raise UsageError(
             f"{link} links to {link.resolve()}, outside the bundle: {_AGAIN} (it copies files, not links)"
         )
-    for model in manifest["models"]:
-        paths = [("the golden folder", model["golden"])]
-        paths += [(f"entry {e['name']}", e["path"]) for e in model["entries"]]
-        for what, relative in paths:
-            if not _inside(root, bundle / relative):
-                raise UsageError(
-                    f"{bundle / 'MANIFEST.json'}: {what} of model {model['name']} is at {relative!r}, "
-                    f"outside the bundle: {_AGAIN}"
-                )
+    for model in manifest["models"]:  # resolved, symbolic links included (the schema checked the text)
+        for relative in [model["golden"], *(e["path"] for e in model["entries"])]:
+            inside(bundle, relative)
     check = verify_bundle(bundle, verify_key)
     if not check.signature_ok:
         raise UsageError(f"{bundle} is refused: {check.signature}")
