@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import fields
+from importlib.machinery import PathFinder
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from exporters.base import ExportContext, ExportResult, Route, first_line
@@ -35,10 +38,44 @@ from validators.isolated import children_context, sweep_stale_temp
 __all__ = ["eager_isolated", "export_isolated", "preload", "sweep_stale_temp"]
 
 
-def preload() -> None:
-    """Start the forkserver now, preloading every framework imported so far (it imports them while this
-    process goes on)."""
-    children_context()
+#: top-level modules whose import in a model's module means its framework: torch or tensorflow
+_FRAMEWORK_OF = {
+    "torch": "torch",
+    "transformers": "torch",
+    "tensorflow": "tensorflow",
+    "keras": "tensorflow",
+    "keras_hub": "tensorflow",
+    "tf_keras": "tensorflow",
+}
+_IMPORTS = re.compile(r"^\s*(?:import|from)\s+(\w+)", re.MULTILINE)
+
+
+def frameworks_named_in(refs: Iterable[str]) -> set[str]:
+    """The frameworks that the modules of `module:callable` references import by name, read from their
+    source without importing anything (a module that is not a plain source file tells nothing)."""
+    found: set[str] = set()
+    for ref in refs:
+        search: list[str] | None = [p or os.getcwd() for p in sys.path]
+        spec = None
+        for part in ref.partition(":")[0].split("."):
+            name = part if spec is None else f"{spec.name}.{part}"
+            spec = PathFinder.find_spec(name, search) if search is not None else None
+            if spec is None:
+                break
+            search = list(spec.submodule_search_locations or []) or None
+        if spec is None or not (spec.origin or "").endswith(".py"):
+            continue
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            source = Path(spec.origin).read_text()
+            found.update(fw for top in _IMPORTS.findall(source) if (fw := _FRAMEWORK_OF.get(top)))
+    return found
+
+
+def preload(refs: Iterable[str] = ()) -> None:
+    """Start the forkserver now, preloading every framework imported so far and those the modules of
+    `refs` import (it imports them while this process goes on: a model's module and the forkserver
+    import the framework at the same time)."""
+    children_context(frameworks_named_in(refs))
 
 
 def _export_job(

@@ -330,6 +330,7 @@ def run_model(
     signing_key = signing_key_path(options.signing_key)
     expected = None
     if options.isolate_eager:  # a factory or forward that crashes takes a child down, not graphmint
+        preload([spec.ref])  # the forkserver imports the framework while the model's module does here
         resolve_callable(spec.ref)  # its module and framework imported first: children start warm
         spec, expected = eager_isolated(spec, options.timeout_s)
     framework, model = build_model(spec.ref, spec.seed, options.timeout_s)
@@ -404,8 +405,9 @@ def json_default(obj: Any) -> Any:
 def run_models(
     specs: Sequence[ModelSpec], options: RunOptions = RunOptions(), progress: Progress | None = None
 ) -> list[ModelResult]:
-    """Run several models; their modules are imported first so that export children start warm."""
+    """Run several models. The forkserver starts first, preloading the frameworks the models' modules
+    name, while their modules are imported here: export children start warm."""
+    preload(spec.ref for spec in specs)
     for spec in specs:
         resolve_callable(spec.ref)
-    preload()
     return [run_model(spec, options, progress) for spec in specs]

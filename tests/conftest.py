@@ -31,9 +31,10 @@ def warm_children() -> None:
     from pipeline.isolation import preload
     from pipeline.loader import resolve_callable
 
-    for spec in load_config(ZOO_CONFIG):
+    specs = load_config(ZOO_CONFIG)
+    preload(spec.ref for spec in specs)
+    for spec in specs:
         resolve_callable(spec.ref)
-    preload()
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ import re
 import signal
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from multiprocessing.connection import Connection
 from typing import Any, ClassVar
 
@@ -56,12 +56,13 @@ _FRAMEWORK_PRELOAD = {
 _preload: list[str] | None = None
 
 
-def children_context() -> Any:
+def children_context(frameworks: Iterable[str] = ()) -> Any:
     """The multiprocessing context every graphmint child process comes from: a preloaded forkserver.
 
     The forkserver is started by the first call, with the frameworks this process has imported by then;
     children are forks of it, so they start in a fraction of a second, and hold nothing of this process
-    (no exporter objects, no framework state that earlier work changed). It runs with a fixed
+    (no exporter objects, no framework state that earlier work changed). `frameworks` (top-level
+    names, as in _FRAMEWORK_PRELOAD) are preloaded too, imported here or not yet. It runs with a fixed
     PYTHONHASHSEED, so children export the same bytes in every run, and it and every child it forks end
     when this process ends, even when it is killed outright (validators._lifeline).
     """
@@ -70,7 +71,7 @@ def children_context() -> Any:
     if _preload is None:
         _preload = list(_BASE_PRELOAD)
         for top, heavy in _FRAMEWORK_PRELOAD.items():
-            if top in sys.modules:
+            if top in sys.modules or top in frameworks:
                 _preload.extend(heavy)
         context.set_forkserver_preload(_preload)
     start_forkserver()
