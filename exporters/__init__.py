@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from exporters.base import Artifact, ExportContext, ExportResult, Route, Strategy
+from graphmint.exporters.base import Artifact, ExportContext, ExportResult, Route, Strategy
 
 __all__ = [
     "ROUTE_MODULES",
@@ -20,16 +20,16 @@ __all__ = [
 
 #: (framework, route name) -> module defining ROUTE; in the order routes run
 ROUTE_MODULES: dict[tuple[str, str], str] = {
-    ("torch", "torchscript-trace"): "exporters.torchscript_trace",
-    ("torch", "torchscript-script"): "exporters.torchscript_script",
-    ("torch", "torch-export"): "exporters.torch_export",
-    ("torch", "torch-compile"): "exporters.torch_compile",
-    ("torch", "aot-inductor"): "exporters.aot_inductor",
-    ("torch", "onnx"): "exporters.onnx_torch",
-    ("tensorflow", "tf-function"): "exporters.tf_function",
-    ("tensorflow", "saved-model"): "exporters.saved_model",
-    ("tensorflow", "tflite"): "exporters.tflite",
-    ("tensorflow", "onnx"): "exporters.onnx_tf",
+    ("torch", "torchscript-trace"): "graphmint.exporters.torchscript_trace",
+    ("torch", "torchscript-script"): "graphmint.exporters.torchscript_script",
+    ("torch", "torch-export"): "graphmint.exporters.torch_export",
+    ("torch", "torch-compile"): "graphmint.exporters.torch_compile",
+    ("torch", "aot-inductor"): "graphmint.exporters.aot_inductor",
+    ("torch", "onnx"): "graphmint.exporters.onnx_torch",
+    ("tensorflow", "tf-function"): "graphmint.exporters.tf_function",
+    ("tensorflow", "saved-model"): "graphmint.exporters.saved_model",
+    ("tensorflow", "tflite"): "graphmint.exporters.tflite",
+    ("tensorflow", "onnx"): "graphmint.exporters.onnx_tf",
 }
 
 

@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any
 
-from exporters.base import ExportContext, captured_output
+from graphmint.exporters.base import ExportContext, captured_output
 
 __all__ = ["TF_LOGGERS", "captured_tf_output", "input_signature", "serving_function", "trackable"]
 
@@ -75,7 +75,7 @@ def serving_function(ctx: ExportContext) -> Any:
     """
     import tensorflow as tf
 
-    from pipeline.frameworks.tensorflow_fw import call_model, flatten_tf_outputs
+    from graphmint.models.frameworks.tensorflow_fw import call_model, flatten_tf_outputs
 
     model, names, inputs = ctx.model, ctx.output_names, ctx.input_names
 

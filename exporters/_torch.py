@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from exporters.base import ExportContext
+from graphmint.exporters.base import ExportContext
 
 TORCH_LOGGERS = ("torch", "torch._dynamo", "torch._inductor", "torch.export", "torch.onnx", "torch.fx")
 
 
 def example_args(ctx: ExportContext) -> tuple[Any, ...]:
-    from pipeline.frameworks.torch_fw import to_torch
+    from graphmint.models.frameworks.torch_fw import to_torch
 
     return tuple(to_torch(ctx.example_inputs))
 
@@ -27,7 +27,7 @@ def flat_module(ctx: ExportContext) -> Any:
     """
     import torch
 
-    from pipeline.frameworks.torch_fw import bind_inputs, call_bound, flatten_torch_tensors
+    from graphmint.models.frameworks.torch_fw import bind_inputs, call_bound, flatten_torch_tensors
 
     model, names = ctx.model, tuple(ctx.input_names)
     keywords = bind_inputs(model, names)

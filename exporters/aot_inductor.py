@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from exporters._torch import TORCH_LOGGERS, export_program
-from exporters.base import ExportContext, ExportResult, Route, captured_output, first_line
+from graphmint.exporters._torch import TORCH_LOGGERS, export_program
+from graphmint.exporters.base import ExportContext, ExportResult, Route, captured_output, first_line
 
 
 def compile_package(ctx: ExportContext) -> ExportResult:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from exporters._tf import captured_tf_output, input_signature, serving_function
-from exporters.base import ExportContext, ExportResult, Route, first_line
+from graphmint.exporters._tf import captured_tf_output, input_signature, serving_function
+from graphmint.exporters.base import ExportContext, ExportResult, Route, first_line
 
 OPSET = 17
 

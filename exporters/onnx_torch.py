@@ -6,8 +6,8 @@ The pipeline moves to the fallback when the first candidate raises *or* its file
 
 from __future__ import annotations
 
-from exporters._torch import TORCH_LOGGERS, example_args, export_dynamic_shapes, flat_module
-from exporters.base import Artifact, ExportContext, ExportResult, Route, captured_output, first_line
+from graphmint.exporters._torch import TORCH_LOGGERS, example_args, export_dynamic_shapes, flat_module
+from graphmint.exporters.base import Artifact, ExportContext, ExportResult, Route, captured_output, first_line
 
 TORCHSCRIPT_OPSET = 17
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from exporters._tf import captured_tf_output, serving_function, trackable
-from exporters.base import ExportContext, ExportResult, Route, first_line
+from graphmint.exporters._tf import captured_tf_output, serving_function, trackable
+from graphmint.exporters.base import ExportContext, ExportResult, Route, first_line
 
 SIGNATURE = "serving_default"
 

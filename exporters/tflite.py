@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 
-from exporters._tf import captured_tf_output, serving_function, trackable
-from exporters.base import ExportContext, ExportResult, Route, first_line
+from graphmint.exporters._tf import captured_tf_output, serving_function, trackable
+from graphmint.exporters.base import ExportContext, ExportResult, Route, first_line
 
 BUILTINS = ("TFLITE_BUILTINS",)
 WITH_SELECT_TF_OPS = ("TFLITE_BUILTINS", "SELECT_TF_OPS")

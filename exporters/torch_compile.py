@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from exporters._torch import TORCH_LOGGERS, example_args, flat_module
-from exporters.base import ExportContext, ExportResult, Route, captured_output, first_line
+from graphmint.exporters._torch import TORCH_LOGGERS, example_args, flat_module
+from graphmint.exporters.base import ExportContext, ExportResult, Route, captured_output, first_line
 
 
 def _compiled(ctx: ExportContext, module: Any, unbacked: bool, graphs: int) -> Any:

@@ -43,7 +43,7 @@ LABELS = 10
 def text_inputs(shapes: Mapping[str, tuple[int, ...]], rng: np.random.Generator) -> dict[str, np.ndarray]:
     """A `padding_mask` of right-padded sequences: each row keeps 1..seq leading tokens.
 
-    Graphmint calls this as an input generator (`generator = "models.corpus_keras:text_inputs"`);
+    Graphmint calls this as an input generator (`generator = "graphmint.models.corpus_keras:text_inputs"`);
     token and segment ids come from the spec's value ranges.
     """
     out: dict[str, np.ndarray] = {}

@@ -48,7 +48,7 @@ _IMAGE_BATCH = (4, 3, 64, 64)
 def text_inputs(shapes: Mapping[str, tuple[int, ...]], rng: np.random.Generator) -> dict[str, np.ndarray]:
     """An `attention_mask` of right-padded sequences: each row keeps 1..seq leading tokens.
 
-    Graphmint calls this as an input generator (`generator = "models.corpus_torch:text_inputs"`);
+    Graphmint calls this as an input generator (`generator = "graphmint.models.corpus_torch:text_inputs"`);
     the token ids themselves come from the spec's value range.
     """
     out: dict[str, np.ndarray] = {}

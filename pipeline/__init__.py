@@ -3,8 +3,8 @@
 Importing this package loads neither PyTorch nor TensorFlow; frameworks load when a model needs them.
 """
 
-from pipeline.config import load_config
-from pipeline.errors import (
+from graphmint.pipeline.config import load_config
+from graphmint.pipeline.errors import (
     ConfigError,
     GraphmintError,
     InputMismatchError,
@@ -12,10 +12,17 @@ from pipeline.errors import (
     SpecError,
     UsageError,
 )
-from pipeline.inputs import GridPoint, make_inputs, shape_grid
-from pipeline.results import ModelResult, RouteResult
-from pipeline.run import RunOptions, run_model, run_models
-from pipeline.specs import DimRange, InputSpec, ModelSpec, ValueRange, make_model_spec, parse_input_spec
+from graphmint.pipeline.inputs import GridPoint, make_inputs, shape_grid
+from graphmint.pipeline.results import ModelResult, RouteResult
+from graphmint.pipeline.run import RunOptions, run_model, run_models
+from graphmint.pipeline.specs import (
+    DimRange,
+    InputSpec,
+    ModelSpec,
+    ValueRange,
+    make_model_spec,
+    parse_input_spec,
+)
 
 __all__ = [
     "ConfigError",

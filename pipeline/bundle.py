@@ -21,11 +21,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import UsageError
-from pipeline.manifest import FileRecord, ModelManifest, inside, read_bundle_manifest, read_model_manifest
-from pipeline.publish import Staging, check_target, hash_files
-from pipeline.triton import model_config_text
-from pipeline.trust import (
+from graphmint.pipeline.errors import UsageError
+from graphmint.pipeline.manifest import (
+    FileRecord,
+    ModelManifest,
+    inside,
+    read_bundle_manifest,
+    read_model_manifest,
+)
+from graphmint.pipeline.publish import Staging, check_target, hash_files
+from graphmint.pipeline.triton import model_config_text
+from graphmint.pipeline.trust import (
     TrustError,
     sign_manifest,
     signature_path,

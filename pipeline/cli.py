@@ -10,13 +10,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.errors import UsageError
+from graphmint.pipeline.errors import UsageError
 
 if TYPE_CHECKING:
-    from pipeline.console import Console
-    from pipeline.progress import Progress
-    from pipeline.results import ModelResult
-    from pipeline.run import RunOptions
+    from graphmint.pipeline.console import Console
+    from graphmint.pipeline.progress import Progress
+    from graphmint.pipeline.results import ModelResult
+    from graphmint.pipeline.run import RunOptions
 
 __all__ = ["main"]
 
@@ -68,7 +68,7 @@ def _port(text: str) -> int:
 
 
 def _seed(text: str) -> int:
-    from pipeline.specs import MAX_SEED
+    from graphmint.pipeline.specs import MAX_SEED
 
     value = _parse(int, text, f"a seed in 0..{MAX_SEED}")
     if not 0 <= value <= MAX_SEED:
@@ -248,8 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _report(results: Sequence[ModelResult], args: argparse.Namespace, console: Console) -> int:
-    from pipeline.reports import write_reports
-    from pipeline.summary import summary_table
+    from graphmint.pipeline.reports import write_reports
+    from graphmint.pipeline.summary import summary_table
 
     print(summary_table(results), file=console.out)
     folder = args.report_dir or args.out
@@ -262,7 +262,7 @@ def _report(results: Sequence[ModelResult], args: argparse.Namespace, console: C
 
 
 def _run_options(args: argparse.Namespace) -> RunOptions:
-    from pipeline.run import RunOptions
+    from graphmint.pipeline.run import RunOptions
 
     return RunOptions(
         out=args.out,
@@ -286,8 +286,8 @@ def _writable_folder(path: Path, flag: str) -> None:
 def _run_quietly(args: argparse.Namespace, run: Callable[[Progress], list[ModelResult]]) -> int:
     """Run with the frameworks' own output (banners, warnings, native logs) in the report folder's
     logs/run.log, and graphmint's progress and summary on the console."""
-    from pipeline.console import native_output_to
-    from pipeline.progress import ConsoleProgress
+    from graphmint.pipeline.console import native_output_to
+    from graphmint.pipeline.progress import ConsoleProgress
 
     _writable_folder(args.out, "--out")
     if args.report_dir:
@@ -299,8 +299,8 @@ def _run_quietly(args: argparse.Namespace, run: Callable[[Progress], list[ModelR
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from pipeline.run import run_model
-    from pipeline.specs import make_model_spec
+    from graphmint.pipeline.run import run_model
+    from graphmint.pipeline.specs import make_model_spec
 
     name = args.name if args.name is not None else args.ref.partition(":")[2].split(".")[-1] or "model"
     spec = make_model_spec(
@@ -317,8 +317,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pipeline.config import load_config
-    from pipeline.run import run_models
+    from graphmint.pipeline.config import load_config
+    from graphmint.pipeline.run import run_models
 
     specs = load_config(args.config)
     if args.models:
@@ -334,8 +334,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from pipeline.summary import validation_table
-    from pipeline.validate import TrustOptions, validate_path
+    from graphmint.pipeline.summary import validation_table
+    from graphmint.pipeline.validate import TrustOptions, validate_path
 
     trust = TrustOptions(trust=args.trust, verify_key=args.verify_key)
     results = [validate_path(path, args.atol, args.rtol, args.timeout, trust) for path in args.paths]
@@ -344,14 +344,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_package(args: argparse.Namespace) -> int:
-    from pipeline.bundle import package_bundle
+    from graphmint.pipeline.bundle import package_bundle
 
     print(f"serving bundle written to {package_bundle(args.artifacts, args.out, args.signing_key)}")
     return EXIT_OK
 
 
 def cmd_verify_bundle(args: argparse.Namespace) -> int:
-    from pipeline.bundle import verify_bundle
+    from graphmint.pipeline.bundle import verify_bundle
 
     check = verify_bundle(args.bundle, args.verify_key)
     for kind in ("changed", "missing", "added"):
@@ -363,7 +363,7 @@ def cmd_verify_bundle(args: argparse.Namespace) -> int:
 
 
 def cmd_serve_check(args: argparse.Namespace) -> int:
-    from pipeline.servecheck import serve_check
+    from graphmint.pipeline.servecheck import serve_check
 
     check = serve_check(args.bundle, args.timeout, args.verify_key)
     for model, data_set, passed, reason in check.results:
@@ -373,14 +373,14 @@ def cmd_serve_check(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from pipeline.server import serve
+    from graphmint.pipeline.server import serve
 
     serve(args.bundle, args.port, verify_key=args.verify_key)
     return EXIT_OK
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    from pipeline.trust import generate_key_pair
+    from graphmint.pipeline.trust import generate_key_pair
 
     generate_key_pair(args.private, args.public)
     print(
@@ -390,8 +390,8 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from exporters import ROUTE_MODULES, get_route
-    from pipeline.config import load_config
+    from graphmint.exporters import ROUTE_MODULES, get_route
+    from graphmint.pipeline.config import load_config
 
     print("routes:")
     for framework, name in ROUTE_MODULES:
@@ -412,13 +412,13 @@ def _one_line(text: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (0 passed, 1 a route failed, 2 bad usage or input)."""
-    from pipeline import interrupts
+    from graphmint.pipeline import interrupts
 
     interrupts.install()
     try:
         args = build_parser().parse_args(argv)
         if args.command in ("export", "run", "validate"):  # what killed runs left in the temp folder
-            from pipeline.isolation import sweep_stale_temp
+            from graphmint.pipeline.isolation import sweep_stale_temp
 
             sweep_stale_temp()
         handler = {

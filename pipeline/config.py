@@ -13,9 +13,9 @@ from typing import Annotated, Any, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pipeline.errors import ConfigError, UsageError
-from pipeline.specs import MAX_SEED, ModelSpec, make_model_spec
-from validators.tolerance import DEFAULT_TOLERANCES, Tolerance, TolerancePolicy
+from graphmint.pipeline.errors import ConfigError, UsageError
+from graphmint.pipeline.specs import MAX_SEED, ModelSpec, make_model_spec
+from graphmint.validators.tolerance import DEFAULT_TOLERANCES, Tolerance, TolerancePolicy
 
 __all__ = ["DEFAULT_CONFIG", "load_config"]
 

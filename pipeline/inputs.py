@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipeline.specs import InputSpec, ModelSpec
+from graphmint.pipeline.specs import InputSpec, ModelSpec
 
 __all__ = ["GRID_BUDGET_BYTES", "GridPoint", "check_grid_budget", "make_inputs", "shape_grid"]
 
@@ -53,7 +53,7 @@ def shape_grid(spec: ModelSpec) -> list[GridPoint]:
 
 def check_grid_budget(spec: ModelSpec, budget: int = GRID_BUDGET_BYTES) -> None:
     """SpecError, before anything is allocated, when the grid's inputs would exceed `budget` bytes."""
-    from pipeline.errors import SpecError
+    from graphmint.pipeline.errors import SpecError
 
     total, largest = 0, (0, "")
     for point in shape_grid(spec):
@@ -100,8 +100,8 @@ def make_inputs(spec: ModelSpec, point: GridPoint, index: int) -> dict[str, np.n
 def _from_generator(
     spec: ModelSpec, shapes: dict[str, tuple[int, ...]], rng: np.random.Generator
 ) -> dict[str, np.ndarray]:
-    from pipeline.errors import SpecError
-    from pipeline.loader import resolve_callable
+    from graphmint.pipeline.errors import SpecError
+    from graphmint.pipeline.loader import resolve_callable
 
     assert spec.generator is not None
     try:

@@ -31,9 +31,9 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from exporters.base import ExportContext, ExportResult, Route, first_line
-from pipeline.inputs import shape_grid
-from validators.isolated import children_context, sweep_stale_temp
+from graphmint.exporters.base import ExportContext, ExportResult, Route, first_line
+from graphmint.pipeline.inputs import shape_grid
+from graphmint.validators.isolated import children_context, sweep_stale_temp
 
 __all__ = ["eager_isolated", "export_isolated", "preload", "sweep_stale_temp"]
 
@@ -85,8 +85,8 @@ def _export_job(
 
     It works in the parent's current folder (the forkserver's may be another one): the model's
     module is found, and relative paths mean, what they mean in the parent."""
-    from exporters import get_route
-    from pipeline.loader import build_model
+    from graphmint.exporters import get_route
+    from graphmint.pipeline.loader import build_model
 
     os.chdir(cwd)
 
@@ -151,8 +151,8 @@ EAGER_GRACE_S = 60.0
 def _eager_job(conn: Connection, spec: Any, timeout_s: float | None, cwd: str) -> None:
     """In the child: build the model and run it eagerly on the whole grid; send back the spec (with
     the inputs read off the model) and the outputs, or the UsageError / error that stopped it."""
-    from pipeline.errors import UsageError
-    from pipeline.run import eager_reference
+    from graphmint.pipeline.errors import UsageError
+    from graphmint.pipeline.run import eager_reference
 
     os.chdir(cwd)  # build_model finds the model's module there, as in the parent
     reply: tuple[str, Any]
@@ -174,7 +174,7 @@ def eager_isolated(spec: Any, timeout_s: float | None) -> tuple[Any, list[dict[s
     code past its time would take graphmint down with it; in the child it is a ModelLoadError (exit
     2) naming the signal or the time. UsageErrors raised in the child are raised here as they were.
     """
-    from pipeline.errors import ModelLoadError, UsageError
+    from graphmint.pipeline.errors import ModelLoadError, UsageError
 
     context = children_context()
     receive, send = context.Pipe(duplex=False)

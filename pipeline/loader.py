@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
 
-from pipeline import interrupts
-from pipeline.errors import ModelLoadError
-from pipeline.frameworks import Framework, detect, imported_frameworks
+from graphmint.models.frameworks import Framework, detect, imported_frameworks
+from graphmint.pipeline import interrupts
+from graphmint.pipeline.errors import ModelLoadError
 
 __all__ = ["build_model", "resolve_callable"]
 
@@ -25,7 +26,7 @@ def resolve_callable(ref: str) -> Callable[[], Any]:
     if "" not in sys.path:
         sys.path.insert(0, "")  # the current directory, as `python -m` would have it
     try:
-        module = importlib.import_module(module_name)
+        module = _import(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and module_name.startswith(exc.name):
             raise ModelLoadError(
@@ -46,6 +47,21 @@ def resolve_callable(ref: str) -> Callable[[], Any]:
         raise ModelLoadError(f"{ref!r} is not callable: it should be a function or class returning a model")
     fn: Callable[[], Any] = target
     return fn
+
+
+#: the built-in zoo's modules as configs named them before graphmint was installed under its own name
+#: ("models.torch_zoo:simple_net"); a user's own `models` package, where there is one, comes first
+_LEGACY_ZOO = "models."
+
+
+def _import(module_name: str) -> Any:
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        legacy = module_name.startswith(_LEGACY_ZOO) and exc.name in ("models", module_name)
+        if not legacy or importlib.util.find_spec(f"graphmint.{module_name}") is None:
+            raise
+        return importlib.import_module(f"graphmint.{module_name}")
 
 
 def _raised(exc: BaseException) -> str:

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from pipeline.errors import UsageError
+from graphmint.pipeline.errors import UsageError
 
 __all__ = ["BundleManifest", "ModelManifest", "inside", "read_bundle_manifest", "read_model_manifest"]
 

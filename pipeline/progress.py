@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TextIO
 
-from pipeline.results import ModelResult, RouteResult
+from graphmint.pipeline.results import ModelResult, RouteResult
 
 __all__ = ["ConsoleProgress", "Progress", "SilentProgress"]
 

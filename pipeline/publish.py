@@ -24,9 +24,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from exporters.upstream import unreproducible
-from pipeline.errors import UsageError
-from pipeline.results import FileEntry
+from graphmint.exporters.upstream import unreproducible
+from graphmint.pipeline.errors import UsageError
+from graphmint.pipeline.results import FileEntry
 
 __all__ = ["OWNER_FILE", "STAGING_PREFIX", "Staging", "check_target", "hash_files", "sweep_stale"]
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from validators.results import ArtifactCheck
+from graphmint.validators.results import ArtifactCheck
 
 __all__ = ["NUMBERED", "STATUSES", "FileEntry", "ModelResult", "RouteResult"]
 

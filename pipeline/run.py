@@ -13,22 +13,22 @@ from typing import Any
 
 import numpy as np
 
-from exporters import ROUTE_MODULES, ExportContext, Route, default_routes, get_route
-from exporters.base import clean_text, first_line
-from exporters.upstream import upstream_reference
-from pipeline.errors import InputMismatchError, SpecError
-from pipeline.frameworks import Framework
-from pipeline.golden import write_golden_set
-from pipeline.inputs import check_grid_budget, make_inputs, shape_grid
-from pipeline.interrupts import signalled, time_limit
-from pipeline.isolation import eager_isolated, export_isolated, preload
-from pipeline.loader import build_model, resolve_callable
-from pipeline.progress import Progress, SilentProgress
-from pipeline.publish import Staging, check_target, hash_files
-from pipeline.results import ModelResult, RouteResult
-from pipeline.specs import ModelSpec, make_model_spec
-from pipeline.trust import sign_manifest, signing_key_path
-from validators.check import (
+from graphmint.exporters import ROUTE_MODULES, ExportContext, Route, default_routes, get_route
+from graphmint.exporters.base import clean_text, first_line
+from graphmint.exporters.upstream import upstream_reference
+from graphmint.models.frameworks import Framework
+from graphmint.pipeline.errors import InputMismatchError, SpecError
+from graphmint.pipeline.golden import write_golden_set
+from graphmint.pipeline.inputs import check_grid_budget, make_inputs, shape_grid
+from graphmint.pipeline.interrupts import signalled, time_limit
+from graphmint.pipeline.isolation import eager_isolated, export_isolated, preload
+from graphmint.pipeline.loader import build_model, resolve_callable
+from graphmint.pipeline.progress import Progress, SilentProgress
+from graphmint.pipeline.publish import Staging, check_target, hash_files
+from graphmint.pipeline.results import ModelResult, RouteResult
+from graphmint.pipeline.specs import ModelSpec, make_model_spec
+from graphmint.pipeline.trust import sign_manifest, signing_key_path
+from graphmint.validators.check import (
     Case,
     check_runtimes,
     combine_checks,

@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.golden import read_golden_sets
-from pipeline.server import HOST, check_bundle_for_serving
-from pipeline.triton import TRITON_TYPES
-from validators.compare import compare_output
-from validators.tolerance import DEFAULT_TOLERANCES, Tolerance
+from graphmint.pipeline.golden import read_golden_sets
+from graphmint.pipeline.server import HOST, check_bundle_for_serving
+from graphmint.pipeline.triton import TRITON_TYPES
+from graphmint.validators.compare import compare_output
+from graphmint.validators.tolerance import DEFAULT_TOLERANCES, Tolerance
 
 __all__ = [
     "ServeCheck",
@@ -71,9 +71,11 @@ class ServerProcess(subprocess.Popen[bytes]):
 
 
 def start_server(bundle: Path, port: int, max_request_mb: float | None = None) -> ServerProcess:
-    """`python -m pipeline.server` on the bundle; `max_request_mb` None: the server's default."""
+    """`python -m graphmint.pipeline.server` on the bundle; `max_request_mb` None: the server's default."""
     limit = [] if max_request_mb is None else ["--max-request-mb", str(max_request_mb)]
-    return ServerProcess([sys.executable, "-m", "pipeline.server", str(bundle), "--port", str(port), *limit])
+    return ServerProcess(
+        [sys.executable, "-m", "graphmint.pipeline.server", str(bundle), "--port", str(port), *limit]
+    )
 
 
 def stop_server(process: ServerProcess) -> None:

@@ -1,6 +1,6 @@
 """A KServe v2 (Open Inference Protocol) server for a bundle's ONNX models, on ONNX Runtime.
 
-Run as its own process: `python -m pipeline.server BUNDLE --port P`. It uses the kserve package's
+Run as its own process: `python -m graphmint.pipeline.server BUNDLE --port P`. It uses the kserve package's
 data plane and REST endpoints, bound to 127.0.0.1 only (kserve's own ModelServer listens on every
 interface). kserve is imported only here, and only once the checks have passed: it cannot share a
 process with tritonclient's gRPC protos.
@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.errors import UsageError
-from pipeline.manifest import inside, read_bundle_manifest
-from pipeline.triton import TRITON_TYPES
+from graphmint.pipeline.errors import UsageError
+from graphmint.pipeline.manifest import inside, read_bundle_manifest
+from graphmint.pipeline.triton import TRITON_TYPES
 
 __all__ = [
     "HOST",
@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 HOST = "127.0.0.1"
-#: the most tensor data one request may claim, in MiB (`python -m pipeline.server --max-request-mb`)
+#: the most tensor data one request may claim, in MiB (`python -m graphmint.pipeline.server --max-request-mb`)
 MAX_REQUEST_MB = 64.0
 #: the most dims a request's tensor may claim, whatever the model declares
 MAX_RANK = 16
@@ -431,7 +431,7 @@ def check_bundle_for_serving(bundle: Path, verify_key: Path | None = None) -> di
     external data in its own folder and loads in ONNX Runtime. Raises `UsageError` (one line: what is
     wrong, what to do) at the first problem.
     """
-    from pipeline.bundle import verify_bundle
+    from graphmint.pipeline.bundle import verify_bundle
 
     manifest = _read_manifest(bundle)
     root = bundle.resolve()
@@ -519,7 +519,7 @@ def serve(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.server")
+    parser = argparse.ArgumentParser(prog="python -m graphmint.pipeline.server")
     parser.add_argument("bundle", type=Path)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument(

@@ -6,8 +6,9 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from pipeline.errors import SpecError
-from validators.tolerance import TolerancePolicy
+from graphmint.models.frameworks import DTYPES
+from graphmint.pipeline.errors import SpecError
+from graphmint.validators.tolerance import TolerancePolicy
 
 __all__ = [
     "DTYPES",
@@ -22,7 +23,6 @@ __all__ = [
     "parse_range",
 ]
 
-DTYPES = ("float32", "float64", "float16", "int64", "int32", "int16", "int8", "uint8", "bool")
 DEFAULT_DIM_MIN = 1
 DEFAULT_DIM_MAX = 64
 DEFAULT_INT_RANGE = (0, 9)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pipeline.results import NUMBERED, ModelResult, RouteResult
-from pipeline.validate import FolderValidation
+from graphmint.pipeline.results import NUMBERED, ModelResult, RouteResult
+from graphmint.pipeline.validate import FolderValidation
 
 __all__ = ["summary_table", "validation_table"]
 

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.errors import UsageError
+from graphmint.pipeline.errors import UsageError
+from graphmint.validators.base import UnsafeArtifactError
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -62,10 +63,6 @@ VERIFY_KEY_ENV = "GRAPHMINT_VERIFY_KEY"
 
 class TrustError(UsageError):
     """A signature or key that does not check out: missing, unreadable, another key's, or not matching."""
-
-
-class UnsafeArtifactError(TrustError):
-    """An artifact holds content that would run code when loaded; it was refused without loading it."""
 
 
 # --- keys -------------------------------------------------------------------------------------------

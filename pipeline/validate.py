@@ -16,17 +16,17 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from exporters.base import Artifact, first_line
-from pipeline.errors import UsageError
-from pipeline.golden import GoldenSet, read_golden_sets
-from pipeline.manifest import FileRecord, ModelManifest, inside, read_model_manifest
-from pipeline.results import RouteResult
-from pipeline.trust import folder_trust
-from validators import RUNNERS
-from validators.check import Case, check_runtimes, combine_checks
-from validators.onnx_upgrade import ORT_MIN_OPSET, UPGRADE_OPSET, default_opset, upgrade_onnx
-from validators.results import ArtifactCheck
-from validators.tolerance import DEFAULT_TOLERANCES, EXACT, Tolerance, TolerancePolicy
+from graphmint.exporters.base import Artifact, first_line
+from graphmint.pipeline.errors import UsageError
+from graphmint.pipeline.golden import GoldenSet, read_golden_sets
+from graphmint.pipeline.manifest import FileRecord, ModelManifest, inside, read_model_manifest
+from graphmint.pipeline.results import RouteResult
+from graphmint.pipeline.trust import folder_trust
+from graphmint.validators import RUNNERS
+from graphmint.validators.check import Case, check_runtimes, combine_checks
+from graphmint.validators.onnx_upgrade import ORT_MIN_OPSET, UPGRADE_OPSET, default_opset, upgrade_onnx
+from graphmint.validators.results import ArtifactCheck
+from graphmint.validators.tolerance import DEFAULT_TOLERANCES, EXACT, Tolerance, TolerancePolicy
 
 __all__ = ["FolderValidation", "TrustOptions", "validate_path"]
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import load_config
-from pipeline.results import ModelResult
-from pipeline.specs import ModelSpec
+from graphmint.pipeline.config import load_config
+from graphmint.pipeline.results import ModelResult
+from graphmint.pipeline.specs import ModelSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 ZOO_CONFIG = ROOT / "graphmint.toml"
@@ -20,7 +20,7 @@ ZOO_CONFIG = ROOT / "graphmint.toml"
 
 def zoo_specs(framework: str) -> list[ModelSpec]:
     """Zoo models of one framework, told apart by their factory module (no framework is imported)."""
-    module = {"torch": "models.torch_zoo", "tensorflow": "models.keras_zoo"}[framework]
+    module = {"torch": "graphmint.models.torch_zoo", "tensorflow": "graphmint.models.keras_zoo"}[framework]
     return [s for s in load_config(ZOO_CONFIG) if s.ref.partition(":")[0] == module]
 
 
@@ -28,8 +28,8 @@ def zoo_specs(framework: str) -> list[ModelSpec]:
 def warm_children() -> None:
     """Import both zoos before the first child process starts, so the forkserver preloads both
     frameworks and no test's children pay for importing one (this is what `run_models` does too)."""
-    from pipeline.isolation import preload
-    from pipeline.loader import resolve_callable
+    from graphmint.pipeline.isolation import preload
+    from graphmint.pipeline.loader import resolve_callable
 
     specs = load_config(ZOO_CONFIG)
     preload(spec.ref for spec in specs)
@@ -40,7 +40,7 @@ def warm_children() -> None:
 @pytest.fixture(scope="session")
 def torch_zoo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, ModelResult]]:
     """Every PyTorch zoo model through every route its config entry names, published once."""
-    from pipeline.run import RunOptions, run_models
+    from graphmint.pipeline.run import RunOptions, run_models
 
     out = tmp_path_factory.mktemp("torch-zoo")
     results = run_models(zoo_specs("torch"), RunOptions(out=out))
@@ -50,7 +50,7 @@ def torch_zoo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
 @pytest.fixture(scope="session")
 def keras_zoo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, ModelResult]]:
     """Every Keras zoo model through every TensorFlow route, published once."""
-    from pipeline.run import RunOptions, run_models
+    from graphmint.pipeline.run import RunOptions, run_models
 
     out = tmp_path_factory.mktemp("keras-zoo")
     results = run_models(zoo_specs("tensorflow"), RunOptions(out=out))
@@ -59,12 +59,13 @@ def keras_zoo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
 
 @pytest.fixture
 def graphmint_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """Run `python -m pipeline ARGS` in a subprocess, in `cwd` (default: a fresh temporary folder)."""
+    """Run `python -m graphmint.pipeline ARGS` in a subprocess, in `cwd` (default: a fresh temporary
+    folder)."""
 
     def run(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
         return subprocess.run(
-            [sys.executable, "-m", "pipeline", *args],
+            [sys.executable, "-m", "graphmint.pipeline", *args],
             cwd=cwd or tmp_path,
             env=env,
             capture_output=True,

@@ -10,11 +10,11 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as pb
 
-from pipeline.bundle import BUNDLE_MANIFEST, package_bundle, verify_bundle
-from pipeline.cli import main
-from pipeline.publish import hash_files
-from pipeline.results import ModelResult
-from pipeline.triton import TRITON_TYPES, batch_dim
+from graphmint.pipeline.bundle import BUNDLE_MANIFEST, package_bundle, verify_bundle
+from graphmint.pipeline.cli import main
+from graphmint.pipeline.publish import hash_files
+from graphmint.pipeline.results import ModelResult
+from graphmint.pipeline.triton import TRITON_TYPES, batch_dim
 
 Zoo = tuple[Path, dict[str, ModelResult]]
 
@@ -101,7 +101,7 @@ def _listening(port: int) -> list[str]:
 
 
 def test_serve_check_passes_on_the_zoo_bundle(bundles: list[Path]) -> None:
-    from pipeline.servecheck import serve_check
+    from graphmint.pipeline.servecheck import serve_check
 
     check = serve_check(bundles[0])
     assert check.ok, [r for r in check.results if not r[2]]
@@ -142,7 +142,7 @@ def test_server_answers_bad_requests_with_400_on_loopback_only(bundles: list[Pat
 
     import tritonclient.http as http
 
-    from pipeline.servecheck import free_port, start_server, stop_server, wait_ready
+    from graphmint.pipeline.servecheck import free_port, start_server, stop_server, wait_ready
 
     port = free_port()
     process = start_server(bundles[0], port)

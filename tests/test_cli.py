@@ -10,7 +10,7 @@ from subprocess import CompletedProcess
 
 import pytest
 
-from pipeline.cli import main
+from graphmint.pipeline.cli import main
 
 Cli = Callable[..., CompletedProcess[str]]
 

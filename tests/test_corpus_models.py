@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pipeline.config import load_config
-from pipeline.frameworks import Framework, flatten_outputs
-from pipeline.inputs import make_inputs, shape_grid
-from pipeline.loader import build_model
-from pipeline.specs import ModelSpec
+from graphmint.models.frameworks import Framework, flatten_outputs
+from graphmint.pipeline.config import load_config
+from graphmint.pipeline.inputs import make_inputs, shape_grid
+from graphmint.pipeline.loader import build_model
+from graphmint.pipeline.specs import ModelSpec
 from tests.conftest import ROOT
 
 CORPUS = ROOT / "corpus.toml"
@@ -38,9 +38,9 @@ FAST = {
 }
 #: the third-party libraries each factory needs beyond its framework: a test without them is skipped
 REQUIRES = {
-    "models.corpus_torch": ("torch", "transformers"),
-    "models.corpus_keras": ("tensorflow", "keras"),
-    "models.corpus_keras:bert_backbone": ("tensorflow", "keras", "keras_hub"),
+    "graphmint.models.corpus_torch": ("torch", "transformers"),
+    "graphmint.models.corpus_keras": ("tensorflow", "keras"),
+    "graphmint.models.corpus_keras:bert_backbone": ("tensorflow", "keras", "keras_hub"),
 }
 #: an output whose two answers differ by less than this is taken as constant
 MIN_CHANGE = 1e-4

@@ -58,7 +58,7 @@ def failing_run(runs: Path) -> tuple[Path, CompletedProcess[str]]:
         [
             sys.executable,
             "-m",
-            "pipeline",
+            "graphmint.pipeline",
             "export",
             "approx:build",
             "--input",

@@ -1,4 +1,4 @@
-"""Heavy frameworks load lazily: `import pipeline` loads neither, a torch run never loads TensorFlow."""
+"""Heavy frameworks load lazily: `import graphmint.pipeline` loads neither, a torch run never loads TensorFlow."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ def _modules_after(code: str) -> dict[str, bool]:
 def test_import_pipeline_loads_no_framework() -> None:
     loaded = _modules_after(
         """
-        import pipeline, pipeline.cli, exporters, validators
-        from exporters import ROUTE_MODULES, get_route
+        import graphmint.pipeline, graphmint.pipeline.cli, graphmint.exporters, graphmint.validators
+        from graphmint.exporters import ROUTE_MODULES, get_route
         for fw, name in ROUTE_MODULES:
             get_route(fw, name)
         """
@@ -41,7 +41,7 @@ def test_torch_only_run_never_imports_tensorflow(tmp_path: object) -> None:
     loaded = _modules_after(
         f"""
         from pathlib import Path
-        from pipeline import RunOptions, load_config, run_models
+        from graphmint.pipeline import RunOptions, load_config, run_models
         specs = [s for s in load_config(Path("graphmint.toml")) if s.name == "ModelWithCustom"]
         [result] = run_models(specs, RunOptions(out=Path({str(tmp_path)!r})))
         assert result.ok, [(r.route, r.status, r.reason) for r in result.routes]

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 import validators
-from pipeline.results import ModelResult
-from pipeline.validate import TrustOptions, validate_path
-from validators.base import Runner
+from graphmint.pipeline.results import ModelResult
+from graphmint.pipeline.validate import TrustOptions, validate_path
+from graphmint.validators.base import Runner
 
 
 class SegfaultsOnLoad(Runner):

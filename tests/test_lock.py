@@ -170,7 +170,7 @@ def test_environment_is_the_lock() -> None:
 
     if Path(sys.prefix).resolve() != (ROOT / ".venv").resolve():
         pytest.skip(f"running in {sys.prefix}, not make's .venv: the lock does not describe it")
-    from pipeline.frameworks import FRAMEWORKS, get_framework
+    from graphmint.models.frameworks import FRAMEWORKS, get_framework
 
     locked = locked_versions()
     problems = []

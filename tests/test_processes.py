@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.publish import STAGING_PREFIX
+from graphmint.pipeline.publish import STAGING_PREFIX
 
 ROOT = Path(__file__).resolve().parent.parent
 MARK = "GRAPHMINT_TEST_PROCESSES_RUN"
@@ -64,7 +64,7 @@ def _children(processes: dict[int, str], parent: int) -> list[int]:
 
 @dataclass
 class Run:
-    """One `python -m pipeline export` of a tiny model, in its own session and temporary folder."""
+    """One `python -m graphmint.pipeline export` of a tiny model, in its own session and temporary folder."""
 
     out: Path
     tmp: Path
@@ -85,9 +85,9 @@ class Run:
         command = [
             sys.executable,
             "-m",
-            "pipeline",
+            "graphmint.pipeline",
             "export",
-            "models.torch_zoo:simple_net",
+            "graphmint.models.torch_zoo:simple_net",
             "--input",
             "x:float32[batch,10]",
             "--dim",

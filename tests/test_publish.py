@@ -16,8 +16,8 @@ from subprocess import CompletedProcess
 
 import pytest
 
-from pipeline.errors import UsageError
-from pipeline.publish import OWNER_FILE, STAGING_PREFIX, Staging, sweep_stale
+from graphmint.pipeline.errors import UsageError
+from graphmint.pipeline.publish import OWNER_FILE, STAGING_PREFIX, Staging, sweep_stale
 from tests.conftest import ROOT
 
 Cli = Callable[..., CompletedProcess[str]]
@@ -94,7 +94,7 @@ def _start_slow(workdir: Path) -> subprocess.Popen[bytes]:
         [
             sys.executable,
             "-m",
-            "pipeline",
+            "graphmint.pipeline",
             "export",
             "pubmodels:slow",
             "--input",

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.results import ModelResult, RouteResult
-from pipeline.specs import make_model_spec
+from graphmint.pipeline.results import ModelResult, RouteResult
+from graphmint.pipeline.specs import make_model_spec
 
 pytest.importorskip(
     "transformers", reason="the corpus extra (transformers) is not installed: make installs it"
@@ -34,20 +34,20 @@ def real_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     """A transformers text model, a transformers vision model and a `forward(*args)` model through
     every file-writing torch route; a keras-hub backbone and a Keras model with a Normalization layer
     through every TensorFlow route; published once."""
-    from pipeline.run import RunOptions, run_models
+    from graphmint.pipeline.run import RunOptions, run_models
 
     torch_specs = [
         make_model_spec(
             name="Bert",
-            ref="models.corpus_torch:bert",
+            ref="graphmint.models.corpus_torch:bert",
             inputs=["input_ids:int64[batch,seq]", "attention_mask:int64[batch,seq]"],
             dims=TEXT_DIMS,
             ranges=["input_ids=0..99"],
-            generator="models.corpus_torch:text_inputs",
+            generator="graphmint.models.corpus_torch:text_inputs",
         ),
         make_model_spec(
             name="ViT",
-            ref="models.corpus_torch:vit",
+            ref="graphmint.models.corpus_torch:vit",
             inputs=["pixel_values:float32[batch,3,32,32]"],
             dims=["batch=1..4"],
         ),
@@ -61,7 +61,7 @@ def real_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     keras_specs = [
         make_model_spec(
             name="BertBackbone",
-            ref="models.corpus_keras:bert_backbone",
+            ref="graphmint.models.corpus_keras:bert_backbone",
             inputs=[],
             dims=["batch=1..3", "dim1=2..16@8"],
             ranges=["token_ids=0..99", "segment_ids=0..1", "padding_mask=1..1"],
@@ -136,10 +136,10 @@ def test_inputs_are_bound_by_name_for_the_torchscript_onnx_exporter(tmp_path: Pa
     import numpy as np
     import onnxruntime as ort
 
-    from exporters.base import ExportContext
-    from exporters.onnx_torch import export_torchscript
-    from models.corpus_torch import bert
-    from pipeline.frameworks.torch_fw import TorchFramework
+    from graphmint.exporters.base import ExportContext
+    from graphmint.exporters.onnx_torch import export_torchscript
+    from graphmint.models.corpus_torch import bert
+    from graphmint.models.frameworks.torch_fw import TorchFramework
 
     framework = TorchFramework()
     with framework.seeded(0):
@@ -193,7 +193,7 @@ def test_keras_input_names_are_stable_across_builds() -> None:
     """Keras names unnamed inputs keras_tensor_N by build order: never the published interface."""
     import keras
 
-    from pipeline.frameworks.tensorflow_fw import TensorFlowFramework
+    from graphmint.models.frameworks.tensorflow_fw import TensorFlowFramework
 
     def build() -> keras.Model:
         a, b = keras.Input((4,)), keras.Input((3,), name="mask")

@@ -10,10 +10,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from pipeline.results import ModelResult
-from pipeline.validate import validate_path
-from validators.check import combine_checks
-from validators.results import ArtifactCheck
+from graphmint.pipeline.results import ModelResult
+from graphmint.pipeline.validate import validate_path
+from graphmint.validators.check import combine_checks
+from graphmint.validators.results import ArtifactCheck
 
 ONNX_RUNTIMES = ("onnxruntime", "onnxruntime-noopt", "onnx-reference", "onnxruntime-cuda")
 
@@ -99,6 +99,6 @@ def test_reference_evaluator_skips_an_op_it_lacks(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("runner", ["onnxruntime-cuda", "torchscript-cuda", "torch-export-cuda"])
 def test_cuda_runners_are_registered(runner: str) -> None:
-    from validators import RUNNERS, get_runner
+    from graphmint.validators import RUNNERS, get_runner
 
     assert runner in RUNNERS and get_runner(runner).name == runner

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.errors import SpecError
-from pipeline.inputs import make_inputs, shape_grid
-from pipeline.specs import InputSpec, make_model_spec, parse_dim, parse_input_spec, parse_range
-from validators.compare import compare_output
-from validators.tolerance import Tolerance, TolerancePolicy
+from graphmint.pipeline.errors import SpecError
+from graphmint.pipeline.inputs import make_inputs, shape_grid
+from graphmint.pipeline.specs import InputSpec, make_model_spec, parse_dim, parse_input_spec, parse_range
+from graphmint.validators.compare import compare_output
+from graphmint.validators.tolerance import Tolerance, TolerancePolicy
 
 
 def test_parse_input_spec() -> None:

@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from exporters import ROUTE_MODULES, default_routes
-from exporters.base import Artifact
-from pipeline.results import ModelResult
+from graphmint.exporters import ROUTE_MODULES, default_routes
+from graphmint.exporters.base import Artifact
+from graphmint.pipeline.results import ModelResult
+from graphmint.validators.base import Runner, RuntimeUnavailable
+from graphmint.validators.isolated import IsolatedRunner
 from tests.conftest import zoo_specs
-from validators.base import Runner, RuntimeUnavailable
-from validators.isolated import IsolatedRunner
 
 SPECS = zoo_specs("tensorflow")
 CASES = [(s.name, r) for s in SPECS for r in (s.routes or default_routes("tensorflow"))]
@@ -143,7 +143,7 @@ class Introspect(Runner):
         self.runtime = "introspection"
 
     def infer_impl(self, feeds: Mapping[str, np.ndarray]) -> list[Any]:
-        return [np.array([os.getpid(), "models.keras_zoo" in sys.modules])]
+        return [np.array([os.getpid(), "graphmint.models.keras_zoo" in sys.modules])]
 
 
 class CrashesInInfer(Runner):
@@ -197,9 +197,9 @@ def _hosted(inner: type[Runner], **kwargs: Any) -> IsolatedRunner:
 
 def test_saved_model_is_checked_in_a_fresh_process(keras_zoo: Zoo) -> None:
     """The saved-model runner loads from disk in a spawned child that never saw the export's objects."""
-    from pipeline.inputs import make_inputs, shape_grid
-    from pipeline.loader import build_model
-    from validators import get_runner
+    from graphmint.pipeline.inputs import make_inputs, shape_grid
+    from graphmint.pipeline.loader import build_model
+    from graphmint.validators import get_runner
 
     out, _ = keras_zoo
     spec = next(s for s in SPECS if s.name == "KerasCNN")
@@ -224,7 +224,7 @@ def test_saved_model_is_checked_in_a_fresh_process(keras_zoo: Zoo) -> None:
     np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
 
     # the child is a fresh interpreter: nothing this process imported (the zoo, the model) is in it
-    assert "models.keras_zoo" in sys.modules
+    assert "graphmint.models.keras_zoo" in sys.modules
     with _hosted(Introspect) as probe:
         [facts], _ = probe.infer({"x": np.zeros(1, np.float32)})
     pid, child_has_zoo = int(facts[0]), bool(facts[1])
@@ -327,8 +327,8 @@ TF_MODULE = textwrap.dedent(
 
 def test_plain_tf_module_runs_every_route(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Not only Keras: a tf.Module with a tf.function signature, its inputs read off that signature."""
-    from pipeline.run import RunOptions, run_model
-    from pipeline.specs import make_model_spec
+    from graphmint.pipeline.run import RunOptions, run_model
+    from graphmint.pipeline.specs import make_model_spec
 
     (tmp_path / "tfmodule.py").write_text(TF_MODULE)
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -345,8 +345,8 @@ def test_plain_tf_module_runs_every_route(tmp_path: Path, monkeypatch: pytest.Mo
 def test_inputs_inferred_from_keras_models() -> None:
     import keras
 
-    from models.keras_zoo import keras_custom
-    from pipeline.frameworks.tensorflow_fw import TensorFlowFramework
+    from graphmint.models.frameworks.tensorflow_fw import TensorFlowFramework
+    from graphmint.models.keras_zoo import keras_custom
 
     fw = TensorFlowFramework()
     ids = keras.Input((None,), dtype="int32", name="ids")
@@ -361,8 +361,8 @@ def test_inputs_inferred_from_keras_models() -> None:
 def test_seeded_builds_are_reproducible_and_leave_global_rngs_alone() -> None:
     import random
 
-    from models.keras_zoo import keras_simple_net
-    from pipeline.frameworks.tensorflow_fw import TensorFlowFramework
+    from graphmint.models.frameworks.tensorflow_fw import TensorFlowFramework
+    from graphmint.models.keras_zoo import keras_simple_net
 
     fw = TensorFlowFramework()
     weights = []

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from exporters import ROUTE_MODULES, default_routes
-from pipeline.results import ModelResult
+from graphmint.exporters import ROUTE_MODULES, default_routes
+from graphmint.pipeline.results import ModelResult
 from tests.conftest import zoo_specs
 
 SPECS = zoo_specs("torch")

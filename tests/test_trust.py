@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from exporters import ROUTE_MODULES
-from exporters.base import Artifact, ExportContext
-from pipeline.errors import UsageError
-from pipeline.trust import (
+from graphmint.exporters import ROUTE_MODULES
+from graphmint.exporters.base import Artifact, ExportContext
+from graphmint.pipeline.errors import UsageError
+from graphmint.pipeline.trust import (
     SIGNING_KEY_ENV,
     VERIFY_KEY_ENV,
     TrustError,
@@ -39,7 +39,7 @@ from pipeline.trust import (
     verify_key_path,
     verify_manifest,
 )
-from validators import RUNNERS
+from graphmint.validators import RUNNERS
 
 # --- keys and signatures ----------------------------------------------------------------------------
 
@@ -199,7 +199,7 @@ def _tiny_model() -> Any:
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
     """A .pt2 written by graphmint's torch-export route (dynamic batch), and its eager model."""
-    from exporters.torch_export import export
+    from graphmint.exporters.torch_export import export
 
     model = _tiny_model()
     workdir = tmp_path_factory.mktemp("torch-export")
@@ -303,7 +303,7 @@ ATTACKS = {
 def test_runner_refuses_a_pt2_that_runs_code(attack: str, exported: tuple[Path, Any], tmp_path: Path) -> None:
     import torch
 
-    from validators.torch_export import ExportedProgramRunner
+    from graphmint.validators.torch_export import ExportedProgramRunner
 
     make, message = ATTACKS[attack]
     live = _rewrite(exported[0], tmp_path / "live.pt2", make(tmp_path / "live-marker"))
@@ -321,7 +321,7 @@ def test_runner_refuses_a_pt2_that_runs_code(attack: str, exported: tuple[Path, 
 
 
 def test_runner_refuses_compiled_code_inside_a_pt2(exported: tuple[Path, Any], tmp_path: Path) -> None:
-    from validators.torch_export import ExportedProgramRunner
+    from graphmint.validators.torch_export import ExportedProgramRunner
 
     def add_library(entries: dict[str, bytes]) -> None:
         entries["data/aotinductor/model/model.so"] = b"\x7fELF"
@@ -334,7 +334,7 @@ def test_runner_refuses_compiled_code_inside_a_pt2(exported: tuple[Path, Any], t
 def test_graphmint_pt2_still_loads_and_runs(exported: tuple[Path, Any]) -> None:
     import torch
 
-    from validators.torch_export import ExportedProgramRunner
+    from graphmint.validators.torch_export import ExportedProgramRunner
 
     path, model = exported
     x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)  # not the example batch

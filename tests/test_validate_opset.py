@@ -12,9 +12,9 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from pipeline.cli import main
-from pipeline.validate import validate_path
-from validators.onnx_upgrade import ORT_MIN_OPSET, UPGRADE_OPSET
+from graphmint.pipeline.cli import main
+from graphmint.pipeline.validate import validate_path
+from graphmint.validators.onnx_upgrade import ORT_MIN_OPSET, UPGRADE_OPSET
 
 BACKEND_DATA = Path(onnx.__file__).parent / "backend" / "test" / "data"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import importlib
 
-from validators.base import Runner
-from validators.tolerance import DEFAULT_TOLERANCES, Tolerance, TolerancePolicy
+from graphmint.validators.base import Runner
+from graphmint.validators.tolerance import DEFAULT_TOLERANCES, Tolerance, TolerancePolicy
 
 __all__ = [
     "CROSS_CHECK_RUNTIMES",
@@ -21,19 +21,19 @@ __all__ = [
 
 #: runner name -> "module:class"; modules import their runtime lazily
 RUNNERS: dict[str, str] = {
-    "onnxruntime": "validators.onnxruntime:OnnxRuntimeRunner",
-    "onnxruntime-noopt": "validators.onnxruntime:OnnxRuntimeNoOptRunner",
-    "onnxruntime-cuda": "validators.onnxruntime:OnnxRuntimeCudaRunner",
-    "onnx-reference": "validators.onnx_reference:OnnxReferenceRunner",
-    "torchscript": "validators.torchscript:TorchScriptRunner",
-    "torchscript-cuda": "validators.torchscript:TorchScriptCudaRunner",
-    "torch-export": "validators.torch_export:ExportedProgramRunner",
-    "torch-export-cuda": "validators.torch_export:ExportedProgramCudaRunner",
-    "aot-inductor": "validators.aot_inductor:AOTInductorRunner",
-    "torch-in-process": "validators.torch_in_process:TorchInProcessRunner",
-    "tf-in-process": "validators.tf_in_process:TfInProcessRunner",
-    "saved-model": "validators.saved_model:SavedModelRunner",
-    "tflite": "validators.tflite:TFLiteRunner",
+    "onnxruntime": "graphmint.validators.onnxruntime:OnnxRuntimeRunner",
+    "onnxruntime-noopt": "graphmint.validators.onnxruntime:OnnxRuntimeNoOptRunner",
+    "onnxruntime-cuda": "graphmint.validators.onnxruntime:OnnxRuntimeCudaRunner",
+    "onnx-reference": "graphmint.validators.onnx_reference:OnnxReferenceRunner",
+    "torchscript": "graphmint.validators.torchscript:TorchScriptRunner",
+    "torchscript-cuda": "graphmint.validators.torchscript:TorchScriptCudaRunner",
+    "torch-export": "graphmint.validators.torch_export:ExportedProgramRunner",
+    "torch-export-cuda": "graphmint.validators.torch_export:ExportedProgramCudaRunner",
+    "aot-inductor": "graphmint.validators.aot_inductor:AOTInductorRunner",
+    "torch-in-process": "graphmint.validators.torch_in_process:TorchInProcessRunner",
+    "tf-in-process": "graphmint.validators.tf_in_process:TfInProcessRunner",
+    "saved-model": "graphmint.validators.saved_model:SavedModelRunner",
+    "tflite": "graphmint.validators.tflite:TFLiteRunner",
 }
 
 

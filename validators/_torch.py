@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from validators.base import Runner, RuntimeUnavailable
+from graphmint.validators.base import Runner, RuntimeUnavailable
 
 
 class TorchRunner(Runner):
@@ -40,7 +40,7 @@ class TorchRunner(Runner):
     def infer_impl(self, feeds: Mapping[str, np.ndarray]) -> list[Any]:
         import torch
 
-        from pipeline.frameworks.torch_fw import flatten_torch_outputs, to_torch
+        from graphmint.models.frameworks.torch_fw import flatten_torch_outputs, to_torch
 
         assert self.fn is not None
         with torch.inference_mode():

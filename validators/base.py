@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from exporters.base import Artifact
+from graphmint.exporters.base import Artifact
 
-__all__ = ["Runner", "RuntimeUnavailable"]
+__all__ = ["Runner", "RuntimeUnavailable", "UnsafeArtifactError"]
 
 
 class RuntimeUnavailable(Exception):
@@ -24,6 +24,10 @@ class RuntimeUnavailable(Exception):
 
     The check is reported as skipped with this message, never silently left out.
     """
+
+
+class UnsafeArtifactError(Exception):
+    """An artifact holds content that would run code when loaded; it was refused without loading it."""
 
 
 class Runner(ABC):

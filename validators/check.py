@@ -7,13 +7,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from exporters.base import Artifact, first_line
-from validators import CROSS_CHECK_RUNTIMES, get_runner, runtimes_for
-from validators.base import Runner, RuntimeUnavailable
-from validators.compare import compare_output
-from validators.isolated import IsolatedRunner
-from validators.results import ArtifactCheck, PointCheck
-from validators.tolerance import Tolerance
+from graphmint.exporters.base import Artifact, first_line
+from graphmint.validators import CROSS_CHECK_RUNTIMES, get_runner, runtimes_for
+from graphmint.validators.base import Runner, RuntimeUnavailable
+from graphmint.validators.compare import compare_output
+from graphmint.validators.isolated import IsolatedRunner
+from graphmint.validators.results import ArtifactCheck, PointCheck
+from graphmint.validators.tolerance import Tolerance
 
 __all__ = [
     "Case",

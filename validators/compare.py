@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from validators.results import ERROR_BINS, OutputComparison
-from validators.tolerance import Tolerance
+from graphmint.validators.results import ERROR_BINS, OutputComparison
+from graphmint.validators.tolerance import Tolerance
 
 __all__ = ["compare_output"]
 

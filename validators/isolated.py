@@ -30,23 +30,23 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from exporters.base import Artifact, first_line
-from validators._lifeline import run_temp_dir, start_forkserver, sweep_stale_temp
-from validators.base import Runner, RuntimeUnavailable
+from graphmint.exporters.base import Artifact, first_line
+from graphmint.validators._lifeline import run_temp_dir, start_forkserver, sweep_stale_temp
+from graphmint.validators.base import Runner, RuntimeUnavailable
 
 __all__ = ["IsolatedRunner", "children_context", "sweep_stale_temp"]
 
 #: imported once in the forkserver, so that children start warm; the first one ties the forkserver and
 #: its children to this process (see validators._lifeline)
 _BASE_PRELOAD = (
-    "validators._lifeline",
+    "graphmint.validators._lifeline",
     "numpy",
     "onnx",
     "onnx.reference",
     "onnxruntime",
     "exporters",
     "validators",
-    "pipeline.loader",
+    "graphmint.pipeline.loader",
 )
 #: heavy modules worth preloading, per framework top-level module, when the parent has imported it
 _FRAMEWORK_PRELOAD = {

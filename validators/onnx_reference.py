@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from validators.base import Runner, RuntimeUnavailable
+from graphmint.validators.base import Runner, RuntimeUnavailable
 
 
 class OnnxReferenceRunner(Runner):

@@ -71,7 +71,7 @@ def upgrade_onnx(source: Path, dest: Path, target: int = UPGRADE_OPSET) -> Opset
     Raises the converter's error when it cannot convert the graph, and BrokenProcessPool when it
     crashes its process.
     """
-    from validators.isolated import children_context
+    from graphmint.validators.isolated import children_context
 
     with ProcessPoolExecutor(max_workers=1, mp_context=children_context()) as pool:
         return pool.submit(_convert, source, dest, target).result()

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from validators._tf import outputs_in_order
-from validators.base import Runner
-from validators.isolated import IsolatedRunner
+from graphmint.validators._tf import outputs_in_order
+from graphmint.validators.base import Runner
+from graphmint.validators.isolated import IsolatedRunner
 
 __all__ = ["SavedModelRunner", "SignatureRunner"]
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from validators._tf import outputs_in_order
-from validators.base import Runner
+from graphmint.validators._tf import outputs_in_order
+from graphmint.validators.base import Runner
 
 
 class TfInProcessRunner(Runner):
@@ -30,6 +30,6 @@ class TfInProcessRunner(Runner):
         self.fn = None
 
     def infer_impl(self, feeds: Mapping[str, np.ndarray]) -> list[Any]:
-        from pipeline.frameworks.tensorflow_fw import flatten_tf_outputs, to_tf
+        from graphmint.models.frameworks.tensorflow_fw import flatten_tf_outputs, to_tf
 
         return outputs_in_order(flatten_tf_outputs(self.fn(*to_tf(feeds))), self.artifact.output_names)

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from validators._tf import outputs_in_order
-from validators.base import Runner, RuntimeUnavailable
+from graphmint.validators._tf import outputs_in_order
+from graphmint.validators.base import Runner, RuntimeUnavailable
 
 
 def _interpreter_class() -> tuple[Any, str]:

@@ -44,8 +44,8 @@ import zipfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from pipeline.trust import UnsafeArtifactError
-from validators._torch import TorchRunner
+from graphmint.validators._torch import TorchRunner
+from graphmint.validators.base import UnsafeArtifactError
 
 __all__ = ["ExportedProgramCudaRunner", "ExportedProgramRunner", "check_program", "check_pt2"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from validators._torch import TorchRunner
+from graphmint.validators._torch import TorchRunner
 
 
 def _graphs_compiled() -> int:

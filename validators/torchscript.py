@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from validators._torch import TorchRunner
+from graphmint.validators._torch import TorchRunner
 
 
 class TorchScriptRunner(TorchRunner):

@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline.results import ModelResult
+from graphmint.pipeline.results import ModelResult
 
 __all__ = ["write_reports"]
 
@@ -27,10 +27,10 @@ def write_text_atomic(path: Path, text: str | bytes) -> Path:
 
 def write_reports(results: Sequence[ModelResult], folder: Path) -> list[Path]:
     """Write every report into `folder`; returns their paths."""
-    from pipeline.reports.json_report import json_report
-    from pipeline.reports.junit import junit_xml
-    from pipeline.reports.markdown import markdown_report
-    from pipeline.reports.plot import error_plot_png
+    from graphmint.pipeline.reports.json_report import json_report
+    from graphmint.pipeline.reports.junit import junit_xml
+    from graphmint.pipeline.reports.markdown import markdown_report
+    from graphmint.pipeline.reports.plot import error_plot_png
 
     written = [
         write_text_atomic(folder / "report.json", json_report(results)),

@@ -5,8 +5,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
-from pipeline.results import ModelResult, RouteResult
-from validators.results import ArtifactCheck, PointCheck
+from graphmint.pipeline.results import ModelResult, RouteResult
+from graphmint.validators.results import ArtifactCheck, PointCheck
 
 __all__ = ["junit_xml"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pipeline.results import NUMBERED, ModelResult, RouteResult
+from graphmint.pipeline.results import NUMBERED, ModelResult, RouteResult
 
 __all__ = ["markdown_report", "next_step"]
 

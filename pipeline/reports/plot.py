@@ -6,8 +6,8 @@ import io
 
 import numpy as np
 
-from pipeline.results import ModelResult
-from validators.results import ERROR_BINS
+from graphmint.pipeline.results import ModelResult
+from graphmint.validators.results import ERROR_BINS
 
 __all__ = ["error_plot_png"]
 

@@ -13,8 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.frameworks import Framework, flatten_outputs
-from pipeline.specs import DTYPES
+from graphmint.models.frameworks import DTYPES, Framework, flatten_outputs
 
 __all__ = ["TensorFlowFramework", "call_model", "flatten_tf_outputs", "to_tf"]
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "DTYPES",
     "FRAMEWORKS",
     "Framework",
     "detect",
@@ -25,6 +26,10 @@ __all__ = [
     "imported_frameworks",
     "package_versions",
 ]
+
+
+#: the dtypes an input spec may name (numpy names), which every adapter maps to its framework's own
+DTYPES = ("float32", "float64", "float16", "int64", "int32", "int16", "int8", "uint8", "bool")
 
 
 def package_versions(*names: str) -> dict[str, str]:
@@ -94,8 +99,8 @@ class Framework(ABC):
 
 #: name -> (adapter "module:class", top-level modules whose import means user code may hold its models)
 _ADAPTERS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "torch": ("pipeline.frameworks.torch_fw:TorchFramework", ("torch",)),
-    "tensorflow": ("pipeline.frameworks.tensorflow_fw:TensorFlowFramework", ("tensorflow", "keras")),
+    "torch": ("graphmint.models.frameworks.torch_fw:TorchFramework", ("torch",)),
+    "tensorflow": ("graphmint.models.frameworks.tensorflow_fw:TensorFlowFramework", ("tensorflow", "keras")),
 }
 FRAMEWORKS = tuple(_ADAPTERS)
 _cache: dict[str, Framework] = {}

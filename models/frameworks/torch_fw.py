@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.frameworks import Framework, flatten_outputs
+from graphmint.models.frameworks import Framework, flatten_outputs
 
 __all__ = [
     "TorchFramework",

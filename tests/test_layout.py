@@ -1,0 +1,102 @@
+"""The shape of the house: one installed name, imports that run one way, modules a reader can hold.
+
+- graphmint installs one top-level name, `graphmint`: a user's own `pipeline` or `models` package
+  is theirs, and graphmint still exports the model it holds.
+- Imports run one way, as the data does: models (the zoo and the framework adapters) ← exporters
+  (routes and the artifact they write) ← validators (runners, comparisons, verdicts) ← pipeline (the
+  orchestration). Nothing imports a layer above its own.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+#: each top-level folder's layer: a module may import its own layer and those below it
+LAYERS = {"models": 0, "exporters": 1, "validators": 2, "pipeline": 3}
+#: longest module, in lines: past this a module holds more than one concern
+MAX_LINES = 400
+
+
+def _modules() -> list[Path]:
+    return sorted(p for folder in LAYERS for p in (ROOT / folder).rglob("*.py"))
+
+
+def _graphmint_imports(path: Path) -> list[tuple[int, str]]:
+    """(line, imported module) for every import of graphmint's own code in `path`, relative ones resolved."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                package = path.relative_to(ROOT).parent.parts
+                base = package[: len(package) - node.level + 1]
+                found.append((node.lineno, ".".join(("graphmint", *base, *filter(None, [node.module])))))
+            elif node.module:
+                found.append((node.lineno, node.module))
+    return [(line, name) for line, name in found if name.split(".")[0] in ("graphmint", *LAYERS)]
+
+
+def test_the_distribution_installs_one_top_level_name() -> None:
+    top_level = metadata.distribution("graphmint").read_text("top_level.txt") or ""
+    assert top_level.split() == ["graphmint"]
+
+
+def test_imports_run_one_way() -> None:
+    wrong = []
+    for path in _modules():
+        own = path.relative_to(ROOT).parts[0]
+        for line, name in _graphmint_imports(path):
+            parts = name.split(".")
+            if parts[0] != "graphmint":
+                wrong.append(f"{path.relative_to(ROOT)}:{line} imports {name!r}, not graphmint.{name}")
+            elif len(parts) > 1 and LAYERS[parts[1]] > LAYERS[own]:
+                wrong.append(f"{path.relative_to(ROOT)}:{line}: {own} imports {name} (a layer above)")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_no_module_is_longer_than_the_limit() -> None:
+    long = {
+        str(p.relative_to(ROOT)): n for p in _modules() if (n := len(p.read_text().splitlines())) > MAX_LINES
+    }
+    assert not long, f"modules over {MAX_LINES} lines: {long}"
+
+
+USER_NET = """
+import torch
+
+
+def build():
+    return torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh())
+"""
+
+
+@pytest.mark.parametrize("package", ["pipeline", "models"])
+def test_a_user_project_with_its_own_package_of_the_same_name_exports(tmp_path: Path, package: str) -> None:
+    """The user's project holds `pipeline/` and `models/` packages, as many projects do; graphmint
+    exports `<package>.mynet:build` from it (installed top-level folders once shadowed them)."""
+    for name in ("pipeline", "models"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text("")
+    (tmp_path / package / "mynet.py").write_text(USER_NET)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    graphmint = Path(sys.executable).parent / "graphmint"
+    ref = f"{package}.mynet:build"
+    args = ["export", ref, "--input", "x:float32[batch,4]", "--routes", "torchscript-trace", "--out", "out"]
+    proc = subprocess.run(
+        [str(graphmint), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    manifest = json.loads((tmp_path / "out" / "build" / "manifest.json").read_text())
+    assert [r["status"] for r in manifest["routes"]] == ["passed"]
+    assert manifest["outputs"][0]["shape"] == ["batch", 3]
