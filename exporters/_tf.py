@@ -10,9 +10,16 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any
 
-from graphmint.exporters.base import ExportContext, captured_output
+from graphmint.exporters.base import ExportContext, Exporter, captured_output
 
-__all__ = ["TF_LOGGERS", "captured_tf_output", "input_signature", "serving_function", "trackable"]
+__all__ = [
+    "TF_LOGGERS",
+    "TfExporter",
+    "captured_tf_output",
+    "input_signature",
+    "serving_function",
+    "trackable",
+]
 
 TF_LOGGERS = ("tensorflow", "absl", "tf2onnx", "keras")
 
@@ -51,6 +58,15 @@ def captured_tf_output() -> Iterator[io.StringIO]:
     """captured_output for TensorFlow's loggers, plus what its native code prints."""
     with captured_output(TF_LOGGERS) as log, _native_output(log):
         yield log
+
+
+class TfExporter(Exporter):
+    """A TensorFlow strategy: TensorFlow's loggers and native output go to the route's log."""
+
+    package = "tensorflow"
+
+    def capture(self) -> contextlib.AbstractContextManager[io.StringIO]:
+        return captured_tf_output()
 
 
 def input_signature(ctx: ExportContext) -> list[Any]:

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 from typing import Any
 
-from graphmint.exporters.base import ExportContext
+from graphmint.exporters.base import ExportContext, Exporter, captured_output
 
 TORCH_LOGGERS = ("torch", "torch._dynamo", "torch._inductor", "torch.export", "torch.onnx", "torch.fx")
+
+
+class TorchExporter(Exporter):
+    """A PyTorch strategy: torch's loggers go to the route's log, the artifact names torch's version."""
+
+    package = "torch"
+
+    def capture(self) -> contextlib.AbstractContextManager[io.StringIO]:
+        return captured_output(TORCH_LOGGERS)
 
 
 def example_args(ctx: ExportContext) -> tuple[Any, ...]:

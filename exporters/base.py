@@ -1,21 +1,26 @@
 """What every exporter shares: the export context, the artifact it writes, and the route it serves.
 
-An exporter is a *strategy*: a function from an `ExportContext` to an `ExportResult` that returns its
-failure instead of raising it. A `Route` is an ordered fallback chain of strategies; the pipeline tries
-them in turn and records why each rejected candidate was rejected.
+An exporter is a *strategy*: a callable from an `ExportContext` to an `ExportResult` that returns its
+failure instead of raising it. `Exporter` owns that skeleton (capture what the toolchain prints and
+logs, turn an exception into a one-line reason, label the artifact with the exporter's version); a
+route module only implements `Exporter.export`. A `Route` is an ordered fallback chain of
+strategies; the pipeline tries them in turn and records why each rejected candidate was rejected.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import logging
 import re
 import warnings
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -23,6 +28,10 @@ __all__ = [
     "Artifact",
     "ExportContext",
     "ExportResult",
+    "ExportState",
+    "Exporter",
+    "Made",
+    "NotApplicable",
     "Route",
     "Strategy",
     "captured_output",
@@ -92,17 +101,91 @@ class Artifact:
     imports: tuple[str, ...] = ()
 
 
+class ExportState(StrEnum):
+    EXPORTED = "exported"
+    FAILED = "failed"
+    #: the strategy does not apply to this model (not "broke"): the route is skipped with the reason
+    SKIPPED = "skipped"
+
+
 @dataclass
 class ExportResult:
-    """An artifact, or the reason there is none. `skipped` marks 'does not apply', not 'broke'."""
+    """What one strategy did: an artifact (exported), or the reason there is none (failed, skipped)."""
 
+    state: ExportState
     artifact: Artifact | None = None
-    error: str | None = None
-    skipped: bool = False
+    reason: str = ""
     log: str = ""
+
+    @classmethod
+    def failed(cls, reason: str, log: str = "") -> ExportResult:
+        return cls(ExportState.FAILED, reason=reason, log=log)
 
 
 Strategy = Callable[[ExportContext], ExportResult]
+
+
+class NotApplicable(Exception):
+    """Raised by `Exporter.export`: the strategy does not apply to this model; the message says why."""
+
+
+@dataclass(frozen=True)
+class Made:
+    """What `Exporter.export` made besides its file: an object checked in-process, manifest details."""
+
+    in_process: Any = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Exporter(ABC):
+    """One strategy of a route. The base runs the skeleton every strategy shares: it captures what the
+    toolchain prints, warns and logs (`capture`), calls `export`, and returns an `ExportResult`:
+    `exported` with an artifact labelled `tool (package version)`, `failed` with `reason(exc)` for any
+    exception, `skipped` for `NotApplicable`. Subclasses set the class attributes and implement `export`.
+    """
+
+    #: what made the file, as the manifest's `exporter` names it (the package's version is appended)
+    tool: ClassVar[str]
+    #: the distribution whose version labels the artifact ("torch", "tensorflow", "tf2onnx")
+    package: ClassVar[str]
+    #: the runner that loads the artifact
+    runner: ClassVar[str]
+    #: the file (or folder) `export` writes in the work folder; None for a route that leaves no file
+    filename: ClassVar[str | None] = None
+
+    @abstractmethod
+    def export(self, ctx: ExportContext, path: Path | None) -> Made | None:
+        """Write the static form to `path` (or make it in-process); raise on failure."""
+
+    def capture(self) -> contextlib.AbstractContextManager[io.StringIO]:
+        """Where the toolchain's output goes while it runs: the route's log."""
+        return captured_output()
+
+    def reason(self, exc: Exception) -> str:
+        """The one line a failure is reported with."""
+        return first_line(exc)
+
+    def label(self) -> str:
+        return self.tool
+
+    def __call__(self, ctx: ExportContext) -> ExportResult:
+        path = ctx.workdir / self.filename if self.filename else None
+        with self.capture() as log:
+            try:
+                made = self.export(ctx, path) or Made()
+            except NotApplicable as exc:
+                return ExportResult(ExportState.SKIPPED, reason=str(exc), log=log.getvalue())
+            except Exception as exc:
+                return ExportResult.failed(self.reason(exc), log.getvalue())
+        version = getattr(importlib.import_module(self.package), "__version__", "?")
+        artifact = ctx.artifact(
+            exporter=f"{self.label()} ({self.package} {version})",
+            runner=self.runner,
+            path=path,
+            in_process=made.in_process,
+            details=made.details,
+        )
+        return ExportResult(ExportState.EXPORTED, artifact=artifact, log=log.getvalue())
 
 
 @dataclass(frozen=True)
@@ -111,6 +194,7 @@ class Route:
 
     name: str
     framework: str
+    #: (candidate name, strategy), in the order they are tried
     strategies: tuple[tuple[str, Strategy], ...]
     runner: str
     default: bool = True

@@ -7,11 +7,14 @@ same way as for a PyTorch model.
 
 from __future__ import annotations
 
-import re
+import contextlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-from graphmint.exporters._tf import captured_tf_output, input_signature, serving_function
-from graphmint.exporters.base import ExportContext, ExportResult, Route, first_line
+from graphmint.exporters._tf import TfExporter, input_signature, serving_function
+from graphmint.exporters.base import ExportContext, Made, Route
 
 OPSET = 17
 
@@ -86,47 +89,54 @@ def _name_interface(model: Any, ctx: ExportContext) -> None:
                 dims[axis].dim_param = dim
 
 
-def convert(ctx: ExportContext) -> ExportResult:
-    import onnx
-    import tf2onnx
+@contextlib.contextmanager
+def _messages(logger_name: str) -> Iterator[list[str]]:
+    """The messages `logger_name` and its children log during the block (they still reach the log)."""
+    messages: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger(logger_name)
+    logger.addHandler(handler)
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
 
-    path = ctx.workdir / "model.onnx"
-    with captured_tf_output() as log:
-        try:
-            function = serving_function(ctx)
+
+class Convert(TfExporter):
+    tool = "tf2onnx.convert.from_function"
+    package = "tf2onnx"
+    runner = "onnxruntime"
+    filename = "model.onnx"
+
+    def export(self, ctx: ExportContext, path: Path | None) -> Made:
+        import onnx
+        import tf2onnx
+
+        function = serving_function(ctx)
+        with _messages("tf2onnx") as messages:
             model, _ = tf2onnx.convert.from_function(
                 function,
                 input_signature=input_signature(ctx),
                 opset=OPSET,
                 custom_op_handlers=CUSTOM_OPS,
             )
-        except Exception as exc:
-            return ExportResult(error=first_line(exc), log=log.getvalue())
-        unsupported = re.search(r"Unsupported ops: (.+)", log.getvalue())
+        unsupported = [
+            m.removeprefix("Unsupported ops: ") for m in messages if m.startswith("Unsupported ops: ")
+        ]
         if unsupported:
-            return ExportResult(
-                error=f"tf2onnx has no conversion for {unsupported.group(1)}", log=log.getvalue()
-            )
-        try:
-            _name_interface(model, ctx)
-            pruned = _prune_inputs(model, ctx, _captured_constants(function))
-            onnx.save(model, str(path))
-        except Exception as exc:
-            return ExportResult(error=first_line(exc), log=log.getvalue())
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
-    artifact = ctx.artifact(
-        exporter=f"tf2onnx.convert.from_function (tf2onnx {tf2onnx.__version__})",
-        runner="onnxruntime",
-        path=path,
-        details={"opset": opset, "pruned_inputs": pruned or None},
-    )
-    return ExportResult(artifact=artifact, log=log.getvalue())
+            raise RuntimeError(f"tf2onnx has no conversion for {unsupported[0]}")
+        _name_interface(model, ctx)
+        pruned = _prune_inputs(model, ctx, _captured_constants(function))
+        onnx.save(model, str(path))
+        opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+        return Made(details={"opset": opset, "pruned_inputs": pruned or None})
 
 
 ROUTE = Route(
     name="onnx",
     framework="tensorflow",
-    strategies=(("tf2onnx", convert),),
+    strategies=(("tf2onnx", Convert()),),
     runner="onnxruntime",
     description="ONNX via tf2onnx.convert.from_function, run in ONNX Runtime",
 )

@@ -6,58 +6,61 @@ The pipeline moves to the fallback when the first candidate raises *or* its file
 
 from __future__ import annotations
 
-from graphmint.exporters._torch import TORCH_LOGGERS, example_args, export_dynamic_shapes, flat_module
-from graphmint.exporters.base import Artifact, ExportContext, ExportResult, Route, captured_output, first_line
+from pathlib import Path
+from typing import Any
+
+from graphmint.exporters._torch import TorchExporter, example_args, export_dynamic_shapes, flat_module
+from graphmint.exporters.base import ExportContext, Made, Route
 
 TORCHSCRIPT_OPSET = 17
 
 
-def _artifact(ctx: ExportContext, exporter: str) -> Artifact:
+def _opset(path: Path) -> int | None:
     import onnx
 
-    path = ctx.workdir / "model.onnx"
-    opset = next(
-        (
-            o.version
-            for o in onnx.load(str(path), load_external_data=False).opset_import
-            if o.domain in ("", "ai.onnx")
-        ),
-        None,
-    )
-    return ctx.artifact(exporter=exporter, runner="onnxruntime", path=path, details={"opset": opset})
+    imports = onnx.load(str(path), load_external_data=False).opset_import
+    return next((o.version for o in imports if o.domain in ("", "ai.onnx")), None)
 
 
-def _export(ctx: ExportContext, dynamo: bool, **options: object) -> ExportResult:
-    """torch.onnx.export with the context's names, into `model.onnx`; failures come back as results."""
-    import torch
+class OnnxExport(TorchExporter):
+    """torch.onnx.export with the context's names, into `model.onnx`."""
 
-    with captured_output(TORCH_LOGGERS) as log:
-        try:
-            torch.onnx.export(
-                flat_module(ctx),
-                example_args(ctx),
-                str(ctx.workdir / "model.onnx"),
-                dynamo=dynamo,
-                input_names=list(ctx.input_names),
-                output_names=list(ctx.output_names),
-                **options,
-            )
-            artifact = _artifact(ctx, f"torch.onnx.export(dynamo={dynamo}) (torch {torch.__version__})")
-        except Exception as exc:
-            return ExportResult(error=first_line(exc), log=log.getvalue())
-    return ExportResult(artifact=artifact, log=log.getvalue())
+    tool = "torch.onnx.export"
+    runner = "onnxruntime"
+    filename = "model.onnx"
+
+    def __init__(self, dynamo: bool) -> None:
+        self.dynamo = dynamo
+
+    def label(self) -> str:
+        return f"{self.tool}(dynamo={self.dynamo})"
+
+    def options(self, ctx: ExportContext) -> dict[str, Any]:
+        if self.dynamo:
+            return {"dynamic_shapes": export_dynamic_shapes(ctx), "external_data": False}
+        dynamic_axes = {
+            name: {axis: dim for axis, (dim, _, _) in axes.items()} for name, axes in ctx.dynamic_axes.items()
+        }
+        return {"dynamic_axes": dynamic_axes, "opset_version": TORCHSCRIPT_OPSET}
+
+    def export(self, ctx: ExportContext, path: Path | None) -> Made:
+        import torch
+
+        assert path is not None
+        torch.onnx.export(
+            flat_module(ctx),
+            example_args(ctx),
+            str(path),
+            dynamo=self.dynamo,
+            input_names=list(ctx.input_names),
+            output_names=list(ctx.output_names),
+            **self.options(ctx),
+        )
+        return Made(details={"opset": _opset(path)})
 
 
-def export_dynamo(ctx: ExportContext) -> ExportResult:
-    return _export(ctx, True, dynamic_shapes=export_dynamic_shapes(ctx), external_data=False)
-
-
-def export_torchscript(ctx: ExportContext) -> ExportResult:
-    dynamic_axes = {
-        name: {axis: dim for axis, (dim, _, _) in axes.items()} for name, axes in ctx.dynamic_axes.items()
-    }
-    return _export(ctx, False, dynamic_axes=dynamic_axes, opset_version=TORCHSCRIPT_OPSET)
-
+export_dynamo = OnnxExport(dynamo=True)
+export_torchscript = OnnxExport(dynamo=False)
 
 ROUTE = Route(
     name="onnx",

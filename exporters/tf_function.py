@@ -2,31 +2,24 @@
 
 from __future__ import annotations
 
-from graphmint.exporters._tf import captured_tf_output, serving_function
-from graphmint.exporters.base import ExportContext, ExportResult, Route, first_line
+from pathlib import Path
+
+from graphmint.exporters._tf import TfExporter, serving_function
+from graphmint.exporters.base import ExportContext, Made, Route
 
 
-def trace(ctx: ExportContext) -> ExportResult:
-    import tensorflow as tf
+class ConcreteFunction(TfExporter):
+    tool = "tf.function(input_signature=...).get_concrete_function()"
+    runner = "tf-in-process"
 
-    with captured_tf_output() as log:
-        try:
-            concrete = serving_function(ctx).get_concrete_function()
-        except Exception as exc:
-            return ExportResult(error=first_line(exc), log=log.getvalue())
-    artifact = ctx.artifact(
-        exporter=f"tf.function(input_signature=...).get_concrete_function() (tensorflow {tf.__version__})",
-        runner="tf-in-process",
-        path=None,
-        in_process=concrete,
-    )
-    return ExportResult(artifact=artifact, log=log.getvalue())
+    def export(self, ctx: ExportContext, path: Path | None) -> Made:
+        return Made(in_process=serving_function(ctx).get_concrete_function())
 
 
 ROUTE = Route(
     name="tf-function",
     framework="tensorflow",
-    strategies=(("tf.function", trace),),
+    strategies=(("tf.function", ConcreteFunction()),),
     runner="tf-in-process",
     description="concrete tf.function traced with dynamic dims as None, checked in-process: it has no file",
     in_process=True,

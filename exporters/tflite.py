@@ -8,9 +8,10 @@ reason: that is a limit of TFLite, not a broken export.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
-from graphmint.exporters._tf import captured_tf_output, serving_function, trackable
-from graphmint.exporters.base import ExportContext, ExportResult, Route, first_line
+from graphmint.exporters._tf import TfExporter, serving_function, trackable
+from graphmint.exporters.base import ExportContext, Made, NotApplicable, Route, first_line
 
 BUILTINS = ("TFLITE_BUILTINS",)
 WITH_SELECT_TF_OPS = ("TFLITE_BUILTINS", "SELECT_TF_OPS")
@@ -34,42 +35,49 @@ def _unsupported(exc: BaseException) -> bool:
     return error_data.ConverterErrorData.ERROR_NEEDS_CUSTOM_OPS in codes
 
 
-def _convert(ctx: ExportContext, ops: tuple[str, ...], skip_unsupported: bool) -> ExportResult:
-    import tensorflow as tf
+class Convert(TfExporter):
+    """The converter with the given op sets. With `skip_unsupported`, a model that needs ops neither
+    set has is a skip with the converter's reason, not a failure."""
 
-    path = ctx.workdir / "model.tflite"
-    with captured_tf_output() as log:
+    tool = "tf.lite.TFLiteConverter"
+    runner = "tflite"
+    filename = "model.tflite"
+
+    def __init__(self, ops: tuple[str, ...], skip_unsupported: bool) -> None:
+        self.ops, self.skip_unsupported = ops, skip_unsupported
+
+    def label(self) -> str:
+        return f"{self.tool}[{'+'.join(self.ops)}]"
+
+    def reason(self, exc: Exception) -> str:
+        return converter_reason(exc)
+
+    def export(self, ctx: ExportContext, path: Path | None) -> Made:
+        import tensorflow as tf
+
+        function = serving_function(ctx)
+        converter = tf.lite.TFLiteConverter.from_concrete_functions(
+            [function.get_concrete_function()], trackable(function)
+        )
+        converter.target_spec.supported_ops = {getattr(tf.lite.OpsSet, op) for op in self.ops}
         try:
-            function = serving_function(ctx)
-            converter = tf.lite.TFLiteConverter.from_concrete_functions(
-                [function.get_concrete_function()], trackable(function)
-            )
-            converter.target_spec.supported_ops = {getattr(tf.lite.OpsSet, op) for op in ops}
-            path.write_bytes(converter.convert())
+            flatbuffer = converter.convert()
         except Exception as exc:
-            skipped = skip_unsupported and _unsupported(exc)
-            return ExportResult(error=converter_reason(exc), skipped=skipped, log=log.getvalue())
-    artifact = ctx.artifact(
-        exporter=f"tf.lite.TFLiteConverter[{'+'.join(ops)}] (tensorflow {tf.__version__})",
-        runner="tflite",
-        path=path,
-        details={"ops": "+".join(ops)},
-    )
-    return ExportResult(artifact=artifact, log=log.getvalue())
-
-
-def convert_builtins(ctx: ExportContext) -> ExportResult:
-    return _convert(ctx, BUILTINS, skip_unsupported=False)
-
-
-def convert_select_tf_ops(ctx: ExportContext) -> ExportResult:
-    return _convert(ctx, WITH_SELECT_TF_OPS, skip_unsupported=True)
+            if self.skip_unsupported and _unsupported(exc):
+                raise NotApplicable(converter_reason(exc)) from exc
+            raise
+        assert path is not None
+        path.write_bytes(flatbuffer)
+        return Made(details={"ops": "+".join(self.ops)})
 
 
 ROUTE = Route(
     name="tflite",
     framework="tensorflow",
-    strategies=(("builtins", convert_builtins), ("builtins+select-tf-ops", convert_select_tf_ops)),
+    strategies=(
+        ("builtins", Convert(BUILTINS, skip_unsupported=False)),
+        ("builtins+select-tf-ops", Convert(WITH_SELECT_TF_OPS, skip_unsupported=True)),
+    ),
     runner="tflite",
     description="TFLite flatbuffer (builtin ops, else with Select TF ops), run in the TFLite interpreter",
 )

@@ -14,10 +14,11 @@ compilation happens here, on the example, so that a compiler failure is an expor
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from graphmint.exporters._torch import TORCH_LOGGERS, example_args, flat_module
-from graphmint.exporters.base import ExportContext, ExportResult, Route, captured_output, first_line
+from graphmint.exporters._torch import TorchExporter, example_args, flat_module
+from graphmint.exporters.base import ExportContext, Made, NotApplicable, Route, first_line
 
 
 def _compiled(ctx: ExportContext, module: Any, unbacked: bool, graphs: int) -> Any:
@@ -48,58 +49,45 @@ def _compiled(ctx: ExportContext, module: Any, unbacked: bool, graphs: int) -> A
     return compiled
 
 
-def compile_model(ctx: ExportContext) -> ExportResult:
-    import torch
-    from torch._dynamo.utils import counters
+class Compile(TorchExporter):
+    tool = "torch.compile(backend='inductor', dynamic=True)"
+    runner = "torch-in-process"
 
-    module = flat_module(ctx)
-    seen = dict(counters["unimplemented"])
-    with captured_output(TORCH_LOGGERS) as log:
-        try:
-            explained = torch._dynamo.explain(module)(*example_args(ctx))
-        except Exception as exc:
-            return ExportResult(error=first_line(exc), log=log.getvalue())
+    def export(self, ctx: ExportContext, path: Path | None) -> Made:
+        import torch
+        from torch._dynamo.utils import counters
+
+        module = flat_module(ctx)
+        seen = dict(counters["unimplemented"])
+        explained = torch._dynamo.explain(module)(*example_args(ctx))
         unsupported = [k for k, n in counters["unimplemented"].items() if n > seen.get(k, 0)]
         reasons = [
             first_line(str(r)) for r in [*(b.reason for b in explained.break_reasons), *unsupported][:3]
         ]
         if explained.graph_count == 0:
             why = f": {reasons[0]}" if reasons else ""
-            return ExportResult(
-                error=f"torch.compile captured no graph, Dynamo runs this model eagerly{why}",
-                skipped=True,
-                log=log.getvalue(),
-            )
+            raise NotApplicable(f"torch.compile captured no graph, Dynamo runs this model eagerly{why}")
         shapes = "unbacked" if ctx.dynamic_axes else "dynamic"
         try:
             compiled = _compiled(ctx, module, bool(ctx.dynamic_axes), explained.graph_count)
         except Exception as unbacked_exc:
             if not ctx.dynamic_axes:
-                return ExportResult(error=first_line(unbacked_exc), log=log.getvalue())
-            log.write(f"compiling with unbacked dynamic dims failed: {first_line(unbacked_exc)}\n")
-            try:
-                compiled, shapes = _compiled(ctx, module, False, explained.graph_count), "dynamic"
-            except Exception as exc:
-                return ExportResult(error=first_line(exc), log=log.getvalue())
-    artifact = ctx.artifact(
-        exporter=f"torch.compile(backend='inductor', dynamic=True) (torch {torch.__version__})",
-        runner="torch-in-process",
-        path=None,
-        in_process=compiled,
-        details={
+                raise
+            print(f"compiling with unbacked dynamic dims failed: {first_line(unbacked_exc)}")
+            compiled, shapes = _compiled(ctx, module, False, explained.graph_count), "dynamic"
+        details = {
             "graphs": explained.graph_count,
             "graph_breaks": explained.graph_break_count,
             "graph_break_reasons": reasons or None,
             "dynamic_dims": shapes,
-        },
-    )
-    return ExportResult(artifact=artifact, log=log.getvalue())
+        }
+        return Made(in_process=compiled, details=details)
 
 
 ROUTE = Route(
     name="torch-compile",
     framework="torch",
-    strategies=(("torch.compile", compile_model),),
+    strategies=(("torch.compile", Compile()),),
     runner="torch-in-process",
     description="torch.compile (Inductor), compiled in-process on the example and checked there: no file",
     in_process=True,

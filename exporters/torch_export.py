@@ -2,31 +2,27 @@
 
 from __future__ import annotations
 
-from graphmint.exporters._torch import TORCH_LOGGERS, export_program
-from graphmint.exporters.base import ExportContext, ExportResult, Route, captured_output, first_line
+from pathlib import Path
+
+from graphmint.exporters._torch import TorchExporter, export_program
+from graphmint.exporters.base import ExportContext, Route
 
 
-def export(ctx: ExportContext) -> ExportResult:
-    import torch
+class TorchExportSave(TorchExporter):
+    tool = "torch.export.export"
+    runner = "torch-export"
+    filename = "model.pt2"
 
-    path = ctx.workdir / "model.pt2"
-    with captured_output(TORCH_LOGGERS) as log:
-        try:
-            torch.export.save(export_program(ctx), str(path))
-        except Exception as exc:
-            return ExportResult(error=first_line(exc), log=log.getvalue())
-    artifact = ctx.artifact(
-        exporter=f"torch.export.export (torch {torch.__version__})",
-        runner="torch-export",
-        path=path,
-    )
-    return ExportResult(artifact=artifact, log=log.getvalue())
+    def export(self, ctx: ExportContext, path: Path | None) -> None:
+        import torch
+
+        torch.export.save(export_program(ctx), str(path))
 
 
 ROUTE = Route(
     name="torch-export",
     framework="torch",
-    strategies=(("torch.export", export),),
+    strategies=(("torch.export", TorchExportSave()),),
     runner="torch-export",
     description="torch.export ExportedProgram (.pt2), reloaded with torch.export.load",
 )

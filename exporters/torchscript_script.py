@@ -2,36 +2,31 @@
 
 from __future__ import annotations
 
-from graphmint.exporters._torch import TORCH_LOGGERS
-from graphmint.exporters.base import ExportContext, ExportResult, Route, captured_output, first_line
+from pathlib import Path
+
+from graphmint.exporters._torch import TorchExporter
+from graphmint.exporters.base import ExportContext, NotApplicable, Route, first_line
 
 
-def script(ctx: ExportContext) -> ExportResult:
-    import torch
+class Script(TorchExporter):
+    tool = "torch.jit.script"
+    runner = "torchscript"
+    filename = "model.pt"
 
-    path = ctx.workdir / "model.pt"
-    with captured_output(TORCH_LOGGERS) as log:
+    def export(self, ctx: ExportContext, path: Path | None) -> None:
+        import torch
+
         try:
             scripted = torch.jit.script(ctx.model)
         except Exception as exc:
-            reason = f"torch.jit.script does not apply to this model: {first_line(exc)}"
-            return ExportResult(error=reason, skipped=True, log=log.getvalue())
-        try:
-            torch.jit.save(scripted, str(path))
-        except Exception as exc:
-            return ExportResult(error=first_line(exc), log=log.getvalue())
-    artifact = ctx.artifact(
-        exporter=f"torch.jit.script (torch {torch.__version__})",
-        runner="torchscript",
-        path=path,
-    )
-    return ExportResult(artifact=artifact, log=log.getvalue())
+            raise NotApplicable(f"torch.jit.script does not apply to this model: {first_line(exc)}") from exc
+        torch.jit.save(scripted, str(path))
 
 
 ROUTE = Route(
     name="torchscript-script",
     framework="torch",
-    strategies=(("torch.jit.script", script),),
+    strategies=(("torch.jit.script", Script()),),
     runner="torchscript",
     description="TorchScript by scripting (torch.jit.script), reloaded with torch.jit.load",
 )

@@ -3,7 +3,6 @@
 Importing this package loads neither PyTorch nor TensorFlow; frameworks load when a model needs them.
 """
 
-from graphmint.pipeline.config import load_config
 from graphmint.pipeline.errors import (
     ConfigError,
     GraphmintError,
@@ -12,10 +11,11 @@ from graphmint.pipeline.errors import (
     SpecError,
     UsageError,
 )
-from graphmint.pipeline.inputs import GridPoint, make_inputs, shape_grid
-from graphmint.pipeline.results import ModelResult, RouteResult
-from graphmint.pipeline.run import RunOptions, run_model, run_models
-from graphmint.pipeline.specs import (
+from graphmint.pipeline.run.results import ModelResult, RouteResult
+from graphmint.pipeline.run.stages import RunOptions, run_model, run_models
+from graphmint.pipeline.spec.config import load_config
+from graphmint.pipeline.spec.inputs import GridPoint, make_inputs, shape_grid
+from graphmint.pipeline.spec.specs import (
     DimRange,
     InputSpec,
     ModelSpec,

@@ -18,14 +18,14 @@ from typing import Any
 
 from graphmint.exporters.base import Artifact, first_line
 from graphmint.pipeline.errors import UsageError
-from graphmint.pipeline.golden import GoldenSet, read_golden_sets
-from graphmint.pipeline.manifest import FileRecord, ModelManifest, inside, read_model_manifest
-from graphmint.pipeline.results import RouteResult
-from graphmint.pipeline.trust import folder_trust
+from graphmint.pipeline.publish.golden import GoldenSet, read_golden_sets
+from graphmint.pipeline.publish.manifest import FileRecord, ModelManifest, inside, read_model_manifest
+from graphmint.pipeline.publish.trust import folder_trust
+from graphmint.pipeline.run.results import RouteResult
 from graphmint.validators import RUNNERS
 from graphmint.validators.check import Case, check_runtimes, combine_checks
 from graphmint.validators.onnx_upgrade import ORT_MIN_OPSET, UPGRADE_OPSET, default_opset, upgrade_onnx
-from graphmint.validators.results import ArtifactCheck
+from graphmint.validators.results import ArtifactCheck, Stage, Status
 from graphmint.validators.tolerance import DEFAULT_TOLERANCES, EXACT, Tolerance, TolerancePolicy
 
 __all__ = ["FolderValidation", "TrustOptions", "validate_path"]
@@ -42,7 +42,7 @@ class FolderValidation:
     @property
     def ok(self) -> bool:
         """At least one route re-ran and passed; the others passed or were skipped with a reason."""
-        return any(r.status == "passed" for r in self.routes) and all(r.ok for r in self.routes)
+        return any(r.status == Status.PASSED for r in self.routes) and all(r.ok for r in self.routes)
 
 
 def _cases(sets: Sequence[GoldenSet], input_names: Sequence[str]) -> list[Case]:
@@ -113,12 +113,12 @@ def _validate_onnx_folder(
         model = onnx.load(str(model_path), load_external_data=False)
     except Exception as exc:
         result.routes.append(
-            RouteResult("onnx", "error", "load", f"cannot read model.onnx: {first_line(exc)}")
+            RouteResult("onnx", Status.ERROR, "load", f"cannot read model.onnx: {first_line(exc)}")
         )
         return result
     why = _unsupported(model)
     if why:
-        result.routes.append(RouteResult("onnx", "skipped", "load", why))
+        result.routes.append(RouteResult("onnx", Status.SKIPPED, "load", why))
         return result
     initializers = {i.name for i in model.graph.initializer}
     inputs = tuple(i.name for i in model.graph.input if i.name not in initializers)
@@ -128,7 +128,7 @@ def _validate_onnx_folder(
         cases = _cases(read_golden_sets(path, inputs, outputs), inputs)
     except Exception as exc:
         result.routes.append(
-            RouteResult("onnx", "error", "load", f"cannot read test data: {first_line(exc)}")
+            RouteResult("onnx", Status.ERROR, "load", f"cannot read test data: {first_line(exc)}")
         )
         return result
     if not cases:
@@ -145,7 +145,7 @@ def _validate_onnx_folder(
 
 def _refused_as_too_old(check: ArtifactCheck, opset: int) -> bool:
     """ONNX Runtime could not load a model older than the oldest opset it promises to run."""
-    return opset < ORT_MIN_OPSET and check.status == "error" and check.stage == "load"
+    return opset < ORT_MIN_OPSET and check.status == Status.ERROR and check.stage == Stage.LOAD
 
 
 def _upgraded_result(
@@ -171,7 +171,7 @@ def _upgraded_result(
                 f"ONNX Runtime could not load opset {opset} ({refused}), and upgrading to opset "
                 f"{UPGRADE_OPSET} with onnx.version_converter failed: {first_line(exc)}"
             )
-            return replace(original, status="error", stage="load", reason=reason)
+            return replace(original, status=Status.ERROR, stage=Stage.LOAD, reason=reason)
         result = _result(original.route, replace(artifact, path=upgrade.path), cases, tolerance, timeout_s)
     note = (
         f"upgraded from opset {upgrade.from_opset} to opset {upgrade.to_opset} with {upgrade.converter}, "
@@ -250,26 +250,26 @@ def _validate_published(
     cases = _published_cases(path, manifest)
     for entry in manifest.routes:
         name = entry.route
-        if entry.status != "passed":
+        if entry.status != Status.PASSED:
             continue
         if not entry.artifact:
             result.routes.append(
-                RouteResult(name, "skipped", "load", "in-process route: nothing on disk to re-run")
+                RouteResult(name, Status.SKIPPED, "load", "in-process route: nothing on disk to re-run")
             )
             continue
         if entry.runner not in RUNNERS:
             reason = f"the manifest names runner {entry.runner!r}, which this graphmint does not have"
-            result.routes.append(RouteResult(name, "error", "load", reason))
+            result.routes.append(RouteResult(name, Status.ERROR, "load", reason))
             continue
         artifact_path = inside(path, entry.artifact)
         changed = _changed(path, entry.files)
         if changed:
             reason = f"file(s) changed or missing since publishing: {', '.join(changed)}"
-            result.routes.append(RouteResult(name, "error", "load", reason))
+            result.routes.append(RouteResult(name, Status.ERROR, "load", reason))
             continue
         refusal = decision.refusal(entry.artifact, entry.runner)
         if refusal:
-            result.routes.append(RouteResult(name, "skipped", "load", refusal))
+            result.routes.append(RouteResult(name, Status.SKIPPED, "load", refusal))
             continue
         artifact = Artifact(
             route=name,

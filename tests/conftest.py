@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from graphmint.pipeline.config import load_config
-from graphmint.pipeline.results import ModelResult
-from graphmint.pipeline.specs import ModelSpec
+from graphmint.pipeline.run.results import ModelResult
+from graphmint.pipeline.spec.config import load_config
+from graphmint.pipeline.spec.specs import ModelSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 ZOO_CONFIG = ROOT / "graphmint.toml"
@@ -28,19 +28,20 @@ def zoo_specs(framework: str) -> list[ModelSpec]:
 def warm_children() -> None:
     """Import both zoos before the first child process starts, so the forkserver preloads both
     frameworks and no test's children pay for importing one (this is what `run_models` does too)."""
-    from graphmint.pipeline.isolation import preload
-    from graphmint.pipeline.loader import resolve_callable
+    from graphmint.pipeline.run.isolation import preload
+    from graphmint.pipeline.spec.loader import resolve_callable
 
     specs = load_config(ZOO_CONFIG)
     preload(spec.ref for spec in specs)
     for spec in specs:
         resolve_callable(spec.ref)
+    preload()
 
 
 @pytest.fixture(scope="session")
 def torch_zoo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, ModelResult]]:
     """Every PyTorch zoo model through every route its config entry names, published once."""
-    from graphmint.pipeline.run import RunOptions, run_models
+    from graphmint.pipeline.run.stages import RunOptions, run_models
 
     out = tmp_path_factory.mktemp("torch-zoo")
     results = run_models(zoo_specs("torch"), RunOptions(out=out))
@@ -50,7 +51,7 @@ def torch_zoo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
 @pytest.fixture(scope="session")
 def keras_zoo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, ModelResult]]:
     """Every Keras zoo model through every TensorFlow route, published once."""
-    from graphmint.pipeline.run import RunOptions, run_models
+    from graphmint.pipeline.run.stages import RunOptions, run_models
 
     out = tmp_path_factory.mktemp("keras-zoo")
     results = run_models(zoo_specs("tensorflow"), RunOptions(out=out))

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from graphmint.pipeline.bundle import BUNDLE_MANIFEST, package_bundle
 from graphmint.pipeline.cli import main
-from graphmint.pipeline.publish import STAGING_PREFIX, hash_files
-from graphmint.pipeline.results import ModelResult
+from graphmint.pipeline.publish.staging import STAGING_PREFIX, hash_files
+from graphmint.pipeline.run.results import ModelResult
+from graphmint.pipeline.serving.bundle import BUNDLE_MANIFEST, package_bundle
 
 Zoo = tuple[Path, dict[str, ModelResult]]
 

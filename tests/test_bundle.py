@@ -10,11 +10,11 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as pb
 
-from graphmint.pipeline.bundle import BUNDLE_MANIFEST, package_bundle, verify_bundle
 from graphmint.pipeline.cli import main
-from graphmint.pipeline.publish import hash_files
-from graphmint.pipeline.results import ModelResult
-from graphmint.pipeline.triton import TRITON_TYPES, batch_dim
+from graphmint.pipeline.publish.staging import hash_files
+from graphmint.pipeline.run.results import ModelResult
+from graphmint.pipeline.serving.bundle import BUNDLE_MANIFEST, package_bundle, verify_bundle
+from graphmint.pipeline.serving.triton import TRITON_TYPES, batch_dim
 
 Zoo = tuple[Path, dict[str, ModelResult]]
 
@@ -101,7 +101,7 @@ def _listening(port: int) -> list[str]:
 
 
 def test_serve_check_passes_on_the_zoo_bundle(bundles: list[Path]) -> None:
-    from graphmint.pipeline.servecheck import serve_check
+    from graphmint.pipeline.serving.servecheck import serve_check
 
     check = serve_check(bundles[0])
     assert check.ok, [r for r in check.results if not r[2]]
@@ -142,7 +142,7 @@ def test_server_answers_bad_requests_with_400_on_loopback_only(bundles: list[Pat
 
     import tritonclient.http as http
 
-    from graphmint.pipeline.servecheck import free_port, start_server, stop_server, wait_ready
+    from graphmint.pipeline.serving.servecheck import free_port, start_server, stop_server, wait_ready
 
     port = free_port()
     process = start_server(bundles[0], port)
@@ -201,3 +201,31 @@ def test_serve_check_uses_each_outputs_own_tolerance(
     bundle_manifest["models"][0]["tolerances"] = {}  # only the route's first number: it fails
     (bundle / BUNDLE_MANIFEST).write_text(json.dumps(bundle_manifest))
     assert main(["serve-check", str(bundle)]) == 1
+
+
+def test_manifests_round_trip_through_their_types_byte_for_byte(
+    torch_zoo: Zoo, keras_zoo: Zoo, bundles: list[Path], tmp_path: Path
+) -> None:
+    """Every manifest.json and MANIFEST.json is written through its type: read back and written again,
+    it is the same bytes, and it says which schema it follows."""
+    from graphmint.pipeline.publish.manifest import (
+        SCHEMA_VERSION,
+        read_bundle_manifest,
+        read_model_manifest,
+    )
+
+    folders = [out / name for out, results in (torch_zoo, keras_zoo) for name in results]
+    for folder in folders:
+        text = (folder / "manifest.json").read_text()
+        assert read_model_manifest(folder).to_json() == text, folder.name
+        assert json.loads(text)["schema_version"] == SCHEMA_VERSION
+    for bundle in bundles:
+        text = (bundle / BUNDLE_MANIFEST).read_text()
+        assert read_bundle_manifest(bundle).to_json() == text
+        assert json.loads(text)["schema_version"] == SCHEMA_VERSION
+    assert len(folders) == 10
+    # a manifest written before the schema version existed still reads, as version 1
+    old = json.loads((folders[0] / "manifest.json").read_text())
+    del old["schema_version"]
+    (tmp_path / "manifest.json").write_text(json.dumps(old))
+    assert read_model_manifest(tmp_path).schema_version == 1

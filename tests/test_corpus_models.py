@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from graphmint.models.frameworks import Framework, flatten_outputs
-from graphmint.pipeline.config import load_config
-from graphmint.pipeline.inputs import make_inputs, shape_grid
-from graphmint.pipeline.loader import build_model
-from graphmint.pipeline.specs import ModelSpec
+from graphmint.pipeline.spec.config import load_config
+from graphmint.pipeline.spec.inputs import make_inputs, shape_grid
+from graphmint.pipeline.spec.loader import build_model
+from graphmint.pipeline.spec.specs import ModelSpec
 from tests.conftest import ROOT
 
 CORPUS = ROOT / "corpus.toml"

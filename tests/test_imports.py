@@ -1,4 +1,5 @@
-"""Heavy frameworks load lazily: `import graphmint.pipeline` loads neither, a torch run never loads TensorFlow."""
+"""Heavy frameworks load lazily: `import graphmint.pipeline` loads neither framework, and a torch run
+never loads TensorFlow."""
 
 from __future__ import annotations
 

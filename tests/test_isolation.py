@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-import validators
-from graphmint.pipeline.results import ModelResult
+from graphmint import validators
+from graphmint.pipeline.run.results import ModelResult
 from graphmint.pipeline.validate import TrustOptions, validate_path
 from graphmint.validators.base import Runner
 
@@ -95,3 +95,24 @@ def test_crashing_and_hanging_runtimes_become_errors(
     # the run went on: the untouched route still loads and passes after all that
     assert routes["torchscript-trace"].status == "passed"
     assert not result.ok
+
+
+def test_the_frameworks_a_model_module_names_are_read_without_running_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The forkserver starts preloading a model's framework while graphmint imports the model's module:
+    the framework is read off the module's source, which does not run (it would exit here)."""
+    import sys
+
+    from graphmint.pipeline.run.isolation import frameworks_named_in
+
+    (tmp_path / "keras_user.py").write_text("import sys\nfrom keras import layers\nsys.exit(3)\n")
+    (tmp_path / "plain.py").write_text("import json\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert frameworks_named_in(["keras_user:build"]) == {"tensorflow"}
+    assert "keras_user" not in sys.modules
+    assert frameworks_named_in(["plain:build", "missing_module:build"]) == set()
+    zoo = frameworks_named_in(
+        ["graphmint.models.torch_zoo:simple_net", "graphmint.models.keras_zoo:keras_cnn"]
+    )
+    assert zoo == {"torch", "tensorflow"}

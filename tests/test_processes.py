@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from graphmint.pipeline.publish import STAGING_PREFIX
+from graphmint.pipeline.publish.staging import STAGING_PREFIX
 
 ROOT = Path(__file__).resolve().parent.parent
 MARK = "GRAPHMINT_TEST_PROCESSES_RUN"

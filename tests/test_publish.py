@@ -17,7 +17,7 @@ from subprocess import CompletedProcess
 import pytest
 
 from graphmint.pipeline.errors import UsageError
-from graphmint.pipeline.publish import OWNER_FILE, STAGING_PREFIX, Staging, sweep_stale
+from graphmint.pipeline.publish.staging import OWNER_FILE, STAGING_PREFIX, Staging, sweep_stale
 from tests.conftest import ROOT
 
 Cli = Callable[..., CompletedProcess[str]]

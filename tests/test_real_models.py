@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from graphmint.pipeline.results import ModelResult, RouteResult
-from graphmint.pipeline.specs import make_model_spec
+from graphmint.pipeline.run.results import ModelResult, RouteResult
+from graphmint.pipeline.spec.specs import make_model_spec
 
 pytest.importorskip(
     "transformers", reason="the corpus extra (transformers) is not installed: make installs it"
@@ -34,7 +34,7 @@ def real_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     """A transformers text model, a transformers vision model and a `forward(*args)` model through
     every file-writing torch route; a keras-hub backbone and a Keras model with a Normalization layer
     through every TensorFlow route; published once."""
-    from graphmint.pipeline.run import RunOptions, run_models
+    from graphmint.pipeline.run.stages import RunOptions, run_models
 
     torch_specs = [
         make_model_spec(
@@ -161,7 +161,7 @@ def test_inputs_are_bound_by_name_for_the_torchscript_onnx_exporter(tmp_path: Pa
         route="onnx",
     )
     result = export_torchscript(ctx)
-    assert result.artifact is not None, result.error
+    assert result.artifact is not None, result.reason
     session = ort.InferenceSession(str(result.artifact.path), providers=["CPUExecutionProvider"])
     got = session.run(None, feeds)
     for actual, want in zip(got, expected.values(), strict=True):

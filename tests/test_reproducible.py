@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from graphmint.pipeline.results import ModelResult
-from graphmint.pipeline.run import RunOptions, run_model
+from graphmint.pipeline.run.results import ModelResult
+from graphmint.pipeline.run.stages import RunOptions, run_model
 from tests.conftest import zoo_specs
 
 Zoo = tuple[Path, dict[str, ModelResult]]

@@ -10,7 +10,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from graphmint.pipeline.results import ModelResult
+from graphmint.pipeline.run.results import ModelResult
 from graphmint.pipeline.validate import validate_path
 from graphmint.validators.check import combine_checks
 from graphmint.validators.results import ArtifactCheck

@@ -19,13 +19,19 @@ from typing import Any
 import numpy as np
 import pytest
 
-from graphmint.pipeline.bundle import BUNDLE_MANIFEST, package_bundle
 from graphmint.pipeline.cli import main
 from graphmint.pipeline.errors import UsageError
-from graphmint.pipeline.publish import hash_files
-from graphmint.pipeline.servecheck import free_port, serve_check, start_server, stop_server, wait_ready
-from graphmint.pipeline.server import HOST, check_bundle_for_serving, serve
-from graphmint.pipeline.specs import make_model_spec
+from graphmint.pipeline.publish.staging import hash_files
+from graphmint.pipeline.serving.bundle import BUNDLE_MANIFEST, package_bundle
+from graphmint.pipeline.serving.servecheck import (
+    free_port,
+    serve_check,
+    start_server,
+    stop_server,
+    wait_ready,
+)
+from graphmint.pipeline.serving.server import HOST, check_bundle_for_serving, serve
+from graphmint.pipeline.spec.specs import make_model_spec
 
 MODEL = "SimpleNet_onnx"
 ONNX = Path("triton") / MODEL / "1" / "model.onnx"
@@ -37,7 +43,7 @@ LIMIT = int(LIMIT_MB * 2**20)
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from graphmint.pipeline.run import RunOptions, run_model
+    from graphmint.pipeline.run.stages import RunOptions, run_model
 
     out = tmp_path_factory.mktemp("hardening")
     spec = make_model_spec(

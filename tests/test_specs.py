@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from graphmint.pipeline.errors import SpecError
-from graphmint.pipeline.inputs import make_inputs, shape_grid
-from graphmint.pipeline.specs import InputSpec, make_model_spec, parse_dim, parse_input_spec, parse_range
+from graphmint.pipeline.spec.inputs import make_inputs, shape_grid
+from graphmint.pipeline.spec.specs import InputSpec, make_model_spec, parse_dim, parse_input_spec, parse_range
 from graphmint.validators.compare import compare_output
 from graphmint.validators.tolerance import Tolerance, TolerancePolicy
 

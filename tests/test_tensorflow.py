@@ -19,7 +19,7 @@ import pytest
 
 from graphmint.exporters import ROUTE_MODULES, default_routes
 from graphmint.exporters.base import Artifact
-from graphmint.pipeline.results import ModelResult
+from graphmint.pipeline.run.results import ModelResult
 from graphmint.validators.base import Runner, RuntimeUnavailable
 from graphmint.validators.isolated import IsolatedRunner
 from tests.conftest import zoo_specs
@@ -197,8 +197,8 @@ def _hosted(inner: type[Runner], **kwargs: Any) -> IsolatedRunner:
 
 def test_saved_model_is_checked_in_a_fresh_process(keras_zoo: Zoo) -> None:
     """The saved-model runner loads from disk in a spawned child that never saw the export's objects."""
-    from graphmint.pipeline.inputs import make_inputs, shape_grid
-    from graphmint.pipeline.loader import build_model
+    from graphmint.pipeline.spec.inputs import make_inputs, shape_grid
+    from graphmint.pipeline.spec.loader import build_model
     from graphmint.validators import get_runner
 
     out, _ = keras_zoo
@@ -327,8 +327,8 @@ TF_MODULE = textwrap.dedent(
 
 def test_plain_tf_module_runs_every_route(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Not only Keras: a tf.Module with a tf.function signature, its inputs read off that signature."""
-    from graphmint.pipeline.run import RunOptions, run_model
-    from graphmint.pipeline.specs import make_model_spec
+    from graphmint.pipeline.run.stages import RunOptions, run_model
+    from graphmint.pipeline.spec.specs import make_model_spec
 
     (tmp_path / "tfmodule.py").write_text(TF_MODULE)
     monkeypatch.syspath_prepend(str(tmp_path))

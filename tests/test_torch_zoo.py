@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from graphmint.exporters import ROUTE_MODULES, default_routes
-from graphmint.pipeline.results import ModelResult
+from graphmint.pipeline.run.results import ModelResult
 from tests.conftest import zoo_specs
 
 SPECS = zoo_specs("torch")

@@ -24,7 +24,7 @@ import pytest
 from graphmint.exporters import ROUTE_MODULES
 from graphmint.exporters.base import Artifact, ExportContext
 from graphmint.pipeline.errors import UsageError
-from graphmint.pipeline.trust import (
+from graphmint.pipeline.publish.trust import (
     SIGNING_KEY_ENV,
     VERIFY_KEY_ENV,
     TrustError,
@@ -199,7 +199,7 @@ def _tiny_model() -> Any:
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
     """A .pt2 written by graphmint's torch-export route (dynamic batch), and its eager model."""
-    from graphmint.exporters.torch_export import export
+    from graphmint.exporters.torch_export import TorchExportSave
 
     model = _tiny_model()
     workdir = tmp_path_factory.mktemp("torch-export")
@@ -214,8 +214,8 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
         dtypes={"x": "float32"},
         route="torch-export",
     )
-    result = export(ctx)
-    assert result.artifact is not None, result.error
+    result = TorchExportSave()(ctx)
+    assert result.artifact is not None, result.reason
     assert result.artifact.path is not None
     return result.artifact.path, model
 

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from graphmint.pipeline.bundle import BUNDLE_MANIFEST, package_bundle
 from graphmint.pipeline.cli import main
-from graphmint.pipeline.publish import hash_files
-from graphmint.pipeline.results import ModelResult
-from graphmint.pipeline.run import RunOptions, run_model
-from graphmint.pipeline.trust import executes_code_on_load, generate_key_pair
+from graphmint.pipeline.publish.staging import hash_files
+from graphmint.pipeline.publish.trust import executes_code_on_load, generate_key_pair
+from graphmint.pipeline.run.results import ModelResult
+from graphmint.pipeline.run.stages import RunOptions, run_model
+from graphmint.pipeline.serving.bundle import BUNDLE_MANIFEST, package_bundle
 from graphmint.pipeline.validate import TrustOptions, validate_path
 from tests.conftest import zoo_specs
 from tests.test_trust import _OpenFile, _rewrite

@@ -13,9 +13,9 @@ from onnx import numpy_helper
 
 from graphmint.pipeline.cli import main
 from graphmint.pipeline.errors import UsageError
-from graphmint.pipeline.golden import read_golden_sets
-from graphmint.pipeline.publish import hash_files
-from graphmint.pipeline.results import ModelResult
+from graphmint.pipeline.publish.golden import read_golden_sets
+from graphmint.pipeline.publish.staging import hash_files
+from graphmint.pipeline.run.results import ModelResult
 from graphmint.pipeline.validate import TrustOptions, validate_path
 
 BACKEND_DATA = Path(onnx.__file__).parent / "backend" / "test" / "data"
@@ -150,7 +150,7 @@ def test_validate_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_golden_round_trip(tmp_path: Path) -> None:
-    from graphmint.pipeline.golden import write_golden_set
+    from graphmint.pipeline.publish.golden import write_golden_set
 
     arrays = {"ids": np.arange(6, dtype=np.int64).reshape(2, 3), "mask": np.array([True, False])}
     write_golden_set(tmp_path, 0, arrays, {"y": np.ones((2, 2), dtype=np.float32)})

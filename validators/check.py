@@ -12,7 +12,7 @@ from graphmint.validators import CROSS_CHECK_RUNTIMES, get_runner, runtimes_for
 from graphmint.validators.base import Runner, RuntimeUnavailable
 from graphmint.validators.compare import compare_output
 from graphmint.validators.isolated import IsolatedRunner
-from graphmint.validators.results import ArtifactCheck, PointCheck
+from graphmint.validators.results import ArtifactCheck, PointCheck, Stage, Status
 from graphmint.validators.tolerance import Tolerance
 
 __all__ = [
@@ -39,33 +39,33 @@ class Case:
 
 
 def _run_point(runner: Runner, case: Case, tolerance_for: ToleranceFor) -> PointCheck:
-    point = PointCheck(label=case.label, sizes=dict(case.sizes), status="passed")
+    point = PointCheck(label=case.label, sizes=dict(case.sizes), status=Status.PASSED)
     try:
         outputs, point.seconds = runner.infer(case.feeds)
     except Exception as exc:
-        point.status, point.reason = "error", first_line(exc)
+        point.status, point.reason = Status.ERROR, first_line(exc)
         return point
     if len(outputs) != len(case.expected):
-        point.status = "failed"
+        point.status = Status.FAILED
         point.reason = f"{len(outputs)} outputs where the eager model gives {len(case.expected)}"
         return point
     for actual, (name, expected) in zip(outputs, case.expected.items(), strict=True):
         point.outputs.append(compare_output(name, actual, expected, tolerance_for(name, str(expected.dtype))))
     failed = [o.message for o in point.outputs if not o.passed]
     if failed:
-        point.status, point.reason = "failed", "; ".join(failed)
+        point.status, point.reason = Status.FAILED, "; ".join(failed)
     return point
 
 
 def _diagnose(points: Sequence[PointCheck], cases: Sequence[Case], dims: Mapping[str, int]) -> str:
     """One line on what failed, naming a dynamic dim that the artifact froze when that is the pattern."""
-    bad = [(p, c) for p, c in zip(points, cases, strict=True) if p.status != "passed"]
+    bad = [(p, c) for p, c in zip(points, cases, strict=True) if p.status != Status.PASSED]
     if not bad:
         return ""
-    if points[0].status == "passed":
+    if points[0].status == Status.PASSED:
         for dim in dict.fromkeys(c.varied for _, c in bad if c.varied):
             tried = [p for p, c in zip(points, cases, strict=True) if c.varied == dim]
-            failing = [p for p in tried if p.status != "passed"]
+            failing = [p for p in tried if p.status != Status.PASSED]
             if len(failing) == len(tried):
                 sizes = ", ".join(str(p.sizes[dim]) for p in failing)
                 return (
@@ -117,11 +117,11 @@ def check_artifact(
     `timeout_s` bounds each request to a runner in a child process (loading, one inference).
     """
     runner = _runner(artifact, timeout_s)
-    check = ArtifactCheck(runner=artifact.runner, runtime="", status="error", stage="load")
+    check = ArtifactCheck(runner=artifact.runner, runtime="", status=Status.ERROR, stage=Stage.LOAD)
     try:
         runner.activate()
     except RuntimeUnavailable as exc:
-        check.status, check.reason = "skipped", str(exc)
+        check.status, check.reason = Status.SKIPPED, str(exc)
         return check
     except Exception as exc:
         where = f"{artifact.route}/{artifact.path.name}" if artifact.path else artifact.route
@@ -130,9 +130,9 @@ def check_artifact(
         return check
     try:
         check.runtime, check.notes = runner.runtime, list(runner.notes)
-        check.stage = "run"
+        check.stage = Stage.RUN
         check.points = [_run_point(runner, case, tolerance_for) for case in cases]
-        if cases and check.points[0].status != "error":
+        if cases and check.points[0].status != Status.ERROR:
             _rerun(runner, cases[0], check)
     finally:
         runner.deactivate()
@@ -142,12 +142,12 @@ def check_artifact(
     if check.notes and check.reason:
         check.reason += "; " + "; ".join(check.notes)
     statuses = {p.status for p in check.points}
-    if statuses == {"passed"}:
-        check.status, check.stage = "passed", "compare"
-    elif "error" in statuses and check.points[0].status == "error":
-        check.status = "error"
+    if statuses == {Status.PASSED}:
+        check.status, check.stage = Status.PASSED, Stage.COMPARE
+    elif Status.ERROR in statuses and check.points[0].status == Status.ERROR:
+        check.status = Status.ERROR
     else:
-        check.status, check.stage = "failed", "compare"
+        check.status, check.stage = Status.FAILED, Stage.COMPARE
     return check
 
 
@@ -163,10 +163,12 @@ def check_runtimes(
 
 def excused_cross_checks(checks: Sequence[ArtifactCheck], strict: bool) -> set[str]:
     """The cross-check runtimes whose failure is a warning: the deployment runtime (the first) passed."""
-    if strict or not checks or checks[0].status != "passed":
+    if strict or not checks or checks[0].status != Status.PASSED:
         return set()
     return {
-        c.runner for c in checks[1:] if c.runner in CROSS_CHECK_RUNTIMES and c.status in ("failed", "error")
+        c.runner
+        for c in checks[1:]
+        if c.runner in CROSS_CHECK_RUNTIMES and c.status in (Status.FAILED, Status.ERROR)
     }
 
 
@@ -189,22 +191,22 @@ def combine_checks(checks: Sequence[ArtifactCheck], strict: bool = False) -> tup
     as such: it comes from a runtime fusion, not from the exporter.
     """
     excused = excused_cross_checks(checks, strict)
-    ran = [c for c in checks if c.status != "skipped"]
-    failing = [c for c in ran if c.status != "passed" and c.runner not in excused]
+    ran = [c for c in checks if c.status != Status.SKIPPED]
+    failing = [c for c in ran if c.status != Status.PASSED and c.runner not in excused]
     if not ran:
-        return "error", "load", "; ".join(f"{c.runner}: {c.reason}" for c in checks) or "no runtime ran"
+        return Status.ERROR, "load", "; ".join(f"{c.runner}: {c.reason}" for c in checks) or "no runtime ran"
     if not failing:
-        return "passed", "", ""
+        return Status.PASSED, "", ""
     by_name = {c.runner: c for c in checks}
     noopt = by_name.get("onnxruntime-noopt")
     reasons = []
     for c in failing:
         text = f"{c.runner}: {c.reason}"
-        if c.runner == "onnxruntime" and noopt is not None and noopt.status == "passed":
+        if c.runner == "onnxruntime" and noopt is not None and noopt.status == Status.PASSED:
             text = (
                 "only with ONNX Runtime graph optimizations on (ORT_ENABLE_ALL); with them disabled it "
                 f"passes, so a runtime fusion changes the numbers: {c.reason}"
             )
         reasons.append(text)
-    status = "error" if all(c.status == "error" for c in failing) else "failed"
+    status = Status.ERROR if all(c.status == Status.ERROR for c in failing) else Status.FAILED
     return status, failing[0].stage, "; ".join(reasons)

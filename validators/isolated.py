@@ -44,9 +44,9 @@ _BASE_PRELOAD = (
     "onnx",
     "onnx.reference",
     "onnxruntime",
-    "exporters",
-    "validators",
-    "graphmint.pipeline.loader",
+    "graphmint.exporters",
+    "graphmint.validators",
+    "graphmint.pipeline.spec.loader",
 )
 #: heavy modules worth preloading, per framework top-level module, when the parent has imported it
 _FRAMEWORK_PRELOAD = {

@@ -3,9 +3,39 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any
 
-__all__ = ["ERROR_BINS", "ArtifactCheck", "OutputComparison", "PointCheck"]
+__all__ = ["ERROR_BINS", "NUMBERED", "ArtifactCheck", "OutputComparison", "PointCheck", "Stage", "Status"]
+
+
+class Status(StrEnum):
+    """How a grid point, a check or a route ended; written to manifests and reports as its value."""
+
+    PASSED = "passed"
+    #: it ran, and the numbers are off
+    FAILED = "failed"
+    #: it did not run (an export, load or run that raised)
+    ERROR = "error"
+    #: it does not apply (a runtime missing here, a route a model cannot take), with the reason
+    SKIPPED = "skipped"
+    #: a default route that the toolchain cannot export for this model, with the exporter's reason
+    UNSUPPORTED = "unsupported"
+
+
+#: statuses whose errors mean something: the artifact ran on the whole grid
+NUMBERED = frozenset({Status.PASSED, Status.FAILED})
+
+
+class Stage(StrEnum):
+    """The step of a route that decided a status other than passed."""
+
+    NONE = ""
+    EXPORT = "export"
+    LOAD = "load"
+    RUN = "run"
+    COMPARE = "compare"
+
 
 #: edges (log10 of abs error) of the histogram every comparison keeps; exact matches fall below the
 #: first edge and are counted in bin 0, errors of 1 and more in the last bin
@@ -46,7 +76,7 @@ class PointCheck:
 
     label: str
     sizes: dict[str, int]
-    status: str
+    status: Status
     seconds: float = 0.0
     outputs: list[OutputComparison] = field(default_factory=list)
     reason: str = ""
@@ -58,8 +88,8 @@ class ArtifactCheck:
 
     runner: str
     runtime: str
-    status: str
-    stage: str
+    status: Status
+    stage: Stage
     reason: str = ""
     points: list[PointCheck] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)

@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from graphmint.pipeline.results import ModelResult
+from graphmint.pipeline.run.results import ModelResult
 
 __all__ = ["write_reports"]
 

@@ -6,11 +6,11 @@ import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from graphmint.pipeline.results import ModelResult
+from graphmint.pipeline.run.results import ModelResult
 
 
 def json_report(results: Sequence[ModelResult]) -> str:
-    from graphmint.pipeline.run import GRAPHMINT_VERSION, json_default
+    from graphmint.pipeline.publish.manifest import GRAPHMINT_VERSION, json_default
 
     data = {
         "graphmint": GRAPHMINT_VERSION,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
-from graphmint.pipeline.results import ModelResult, RouteResult
-from graphmint.validators.results import ArtifactCheck, PointCheck
+from graphmint.pipeline.run.results import ModelResult, RouteResult
+from graphmint.validators.results import ArtifactCheck, PointCheck, Status
 
 __all__ = ["junit_xml"]
 
@@ -27,19 +27,19 @@ def _point_numbers(point: PointCheck) -> str:
 
 
 def _add_check(suite: ET.Element, classname: str, route: RouteResult, check: ArtifactCheck) -> None:
-    if check.status == "skipped" or (check.status == "error" and not check.points):
+    if check.status == Status.SKIPPED or (check.status == Status.ERROR and not check.points):
         case = _case(suite, classname, f"{check.runner}[load]")
         tag = "skipped" if check.status == "skipped" else "error"
         ET.SubElement(case, tag, message=check.reason)
         return
     for point in check.points:
         case = _case(suite, classname, f"{check.runner}[{point.label}]", point.seconds)
-        if point.status == "passed":
+        if point.status == Status.PASSED:
             continue
         message = point.reason or check.reason
         if route.allowed_failure:
             ET.SubElement(case, "skipped", message=f"allowed to fail: {message}")
-        elif point.status == "error":
+        elif point.status == Status.ERROR:
             ET.SubElement(case, "error", message=message).text = _point_numbers(point)
         else:
             ET.SubElement(case, "failure", message=message).text = _point_numbers(point)
@@ -53,10 +53,10 @@ def junit_xml(results: Sequence[ModelResult]) -> str:
             classname = f"graphmint.{model.name}.{route.route}"
             if not route.checks:  # skipped or rejected before anything could be checked
                 case = _case(suite, classname, f"{route.stage or 'route'}", route.seconds)
-                if route.status == "skipped" or route.allowed_failure:
+                if route.status == Status.SKIPPED or route.allowed_failure:
                     prefix = "allowed to fail: " if route.allowed_failure else ""
                     ET.SubElement(case, "skipped", message=prefix + route.reason)
-                elif route.status != "passed":
+                elif route.status != Status.PASSED:
                     ET.SubElement(case, "error", message=route.reason)
                 continue
             for check in route.checks:

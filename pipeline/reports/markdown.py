@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from graphmint.pipeline.results import NUMBERED, ModelResult, RouteResult
+from graphmint.pipeline.run.results import ModelResult, RouteResult
+from graphmint.validators.results import NUMBERED, Stage, Status
 
 __all__ = ["markdown_report", "next_step"]
 
@@ -32,17 +33,17 @@ def next_step(route: RouteResult) -> str:
             "graph_optimization_level below ORT_ENABLE_ALL, or accept the error with a route tolerance "
             "([models.tolerance.routes.onnx] in the config) if it is small."
         )
-    if route.stage == "export":
+    if route.stage == Stage.EXPORT:
         return (
             "The exporter rejected the model. Read the reason above; rewrite the unsupported construct, "
             "or list the route under [models.known_failures] with why it cannot work."
         )
-    if route.stage == "load":
+    if route.stage == Stage.LOAD:
         return (
             "The runtime could not load the file the exporter wrote. The route's log in logs/ has the "
             "runtime's own output; the manifest's versions say which exporter and runtime met."
         )
-    if route.stage == "run":
+    if route.stage == Stage.RUN:
         return (
             "The artifact loads but fails to run on some inputs: the shapes named above are the ones to try."
         )
@@ -64,7 +65,7 @@ def markdown_report(results: Sequence[ModelResult]) -> str:
     ]
     for m in results:
         for r in m.routes:
-            ran = [c for c in r.checks if c.status != "skipped"]
+            ran = [c for c in r.checks if c.status != Status.SKIPPED]
             runtimes = f"{sum(c.status == 'passed' for c in ran)}/{len(ran)}" if ran else "-"
             status = r.status + (" (allowed)" if r.allowed_failure else "")
             numbered = r.status in NUMBERED
@@ -73,19 +74,19 @@ def markdown_report(results: Sequence[ModelResult]) -> str:
                 f"| {m.name} | {m.framework} | {r.route} | {status} | {runtimes} | {_num(max_abs)} | "
                 f"{_num(max_rel)} | {r.seconds:.1f}s | {_escape(r.exporter or '-')} |"
             )
-    failures = [(m, r) for m in results for r in m.routes if r.status in ("failed", "error")]
+    failures = [(m, r) for m in results for r in m.routes if r.status in (Status.FAILED, Status.ERROR)]
     if failures:
         lines += ["", "## Failures", ""]
         for m, r in failures:
             lines += [f"### {m.name} × {r.route}: {r.status} at {r.stage or 'check'}", ""]
             lines += [f"- What failed: {_escape(r.reason)}"]
             for check in r.checks:
-                bad = [p for p in check.points if p.status != "passed"]
+                bad = [p for p in check.points if p.status != Status.PASSED]
                 if bad:
                     labels = ", ".join(p.label for p in bad)
                     lines.append(f"- {check.runner}: {check.status} at {labels}")
             lines += [f"- Try next: {next_step(r)}", ""]
-    for status, title in (("unsupported", "Unsupported here"), ("skipped", "Skipped")):
+    for status, title in ((Status.UNSUPPORTED, "Unsupported here"), (Status.SKIPPED, "Skipped")):
         listed = [(m, r) for m in results for r in m.routes if r.status == status]
         if listed:
             lines += ["", f"## {title}", ""]

@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 
-from graphmint.pipeline.results import ModelResult
+from graphmint.pipeline.run.results import ModelResult
 from graphmint.validators.results import ERROR_BINS
 
 __all__ = ["error_plot_png"]

@@ -1,4 +1,4 @@
-"""Typed results of a run: one per route, one per model. Formatting lives in pipeline.summary."""
+"""Typed results of a run: one per route, one per model. Formatting lives in pipeline.reports."""
 
 from __future__ import annotations
 
@@ -6,15 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from graphmint.validators.results import ArtifactCheck
+from graphmint.validators.results import ArtifactCheck, Stage, Status
 
-__all__ = ["NUMBERED", "STATUSES", "FileEntry", "ModelResult", "RouteResult"]
-
-#: every status a route can end in. skipped (does not apply) and unsupported (a default route that the
-#: toolchain cannot export for this model) count as successes when they carry a reason
-STATUSES = ("passed", "failed", "error", "skipped", "unsupported")
-#: statuses whose errors mean something: the artifact ran on the whole grid
-NUMBERED = ("passed", "failed")
+__all__ = ["FileEntry", "ModelResult", "RouteResult"]
 
 
 @dataclass(frozen=True)
@@ -37,8 +31,8 @@ class RouteResult:
     """How one route went. `stage` names the step that decided a non-passing status."""
 
     route: str
-    status: str
-    stage: str = ""
+    status: Status
+    stage: Stage = Stage.NONE
     reason: str = ""
     exporter: str | None = None
     #: the runner that loads the artifact, and the artifact's path relative to the model folder
@@ -65,8 +59,8 @@ class RouteResult:
     @property
     def ok(self) -> bool:
         return (
-            self.status == "passed"
-            or (self.status in ("skipped", "unsupported") and bool(self.reason))
+            self.status == Status.PASSED
+            or (self.status in (Status.SKIPPED, Status.UNSUPPORTED) and bool(self.reason))
             or self.allowed_failure
         )
 

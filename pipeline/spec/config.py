@@ -14,7 +14,7 @@ from typing import Annotated, Any, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from graphmint.pipeline.errors import ConfigError, UsageError
-from graphmint.pipeline.specs import MAX_SEED, ModelSpec, make_model_spec
+from graphmint.pipeline.spec.specs import MAX_SEED, ModelSpec, make_model_spec
 from graphmint.validators.tolerance import DEFAULT_TOLERANCES, Tolerance, TolerancePolicy
 
 __all__ = ["DEFAULT_CONFIG", "load_config"]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from graphmint.pipeline.results import NUMBERED, ModelResult, RouteResult
+from graphmint.pipeline.run.results import ModelResult, RouteResult
 from graphmint.pipeline.validate import FolderValidation
+from graphmint.validators.results import NUMBERED, Status
 
 __all__ = ["summary_table", "validation_table"]
 
@@ -43,7 +44,7 @@ def summary_table(results: Sequence[ModelResult]) -> str:
     rows = []
     for model in results:
         for r in model.routes:
-            star = "*" if r.rejected and r.status == "passed" else ""
+            star = "*" if r.rejected and r.status == Status.PASSED else ""
             rows.append(
                 (
                     model.name,
@@ -55,7 +56,7 @@ def summary_table(results: Sequence[ModelResult]) -> str:
                 )
             )
     lines = [*_table(header, rows), "", _counts([r.status for m in results for r in m.routes])]
-    if any(r.rejected and r.status == "passed" for m in results for r in m.routes):
+    if any(r.rejected and r.status == Status.PASSED for m in results for r in m.routes):
         lines.append("* passed with a fallback exporter")
     notes = [_note(m.name, r) for m in results for r in m.routes if r.reason]
     notes += [f"- {m.name} × {r.route}: warning: {w}" for m in results for r in m.routes for w in r.warnings]

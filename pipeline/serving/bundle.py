@@ -15,23 +15,22 @@ writes, atomically, `<out>/`:
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from graphmint.pipeline.errors import UsageError
-from graphmint.pipeline.manifest import (
+from graphmint.pipeline.publish.manifest import (
+    BundleManifest,
     FileRecord,
     ModelManifest,
     inside,
     read_bundle_manifest,
     read_model_manifest,
 )
-from graphmint.pipeline.publish import Staging, check_target, hash_files
-from graphmint.pipeline.triton import model_config_text
-from graphmint.pipeline.trust import (
+from graphmint.pipeline.publish.staging import Staging, check_target, hash_files
+from graphmint.pipeline.publish.trust import (
     TrustError,
     sign_manifest,
     signature_path,
@@ -39,6 +38,8 @@ from graphmint.pipeline.trust import (
     verify_key_path,
     verify_manifest,
 )
+from graphmint.pipeline.serving.triton import model_config_text
+from graphmint.validators.results import Status
 
 __all__ = ["BUNDLE_MANIFEST", "BundleCheck", "package_bundle", "verify_bundle"]
 
@@ -75,7 +76,7 @@ def _published(artifacts: Path, skip: Path) -> list[tuple[Path, ModelManifest]]:
 
 def _entries(folder: Path, manifest: ModelManifest, root: Path) -> list[dict[str, Any]]:
     """Copy one model's passing artifacts into the bundle; return its entries."""
-    passed = {r.route: r for r in manifest.routes if r.status == "passed" and r.artifact}
+    passed = {r.route: r for r in manifest.routes if r.status == Status.PASSED and r.artifact}
     name = manifest.name
     inputs = [t.model_dump() for t in manifest.inputs]
     outputs = [t.model_dump() for t in manifest.outputs]
@@ -184,8 +185,8 @@ def package_bundle(artifacts: Path, out: Path | None = None, signing_key: Path |
                 }
             )
         files = [f.to_json() for f in hash_files(root, root)]
-        bundle = {"models": described, "files": files}
-        (root / BUNDLE_MANIFEST).write_text(json.dumps(bundle, indent=2) + "\n")
+        bundle = BundleManifest.model_validate({"models": described, "files": files})
+        (root / BUNDLE_MANIFEST).write_text(bundle.to_json())
         if signing_key is not None:
             sign_manifest(root / BUNDLE_MANIFEST, signing_key)
         return staging.commit()

@@ -6,19 +6,59 @@ the folder: a file that is not JSON, not an object, lacks a key or holds a value
 is a UsageError with one line. Every path they hold must stay inside the folder: a relative path
 without `..` parts, which `inside()` also resolves (symbolic links included) before it is opened.
 Keys added by newer versions of graphmint are kept and ignored.
+
+They are written through the same types (`write_model_manifest`, `BundleManifest.to_json`): a manifest
+read back and written again is the same bytes. `schema_version` says which layout a file has;
+manifests from before it carry none and read as version 1.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 
+import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from graphmint.pipeline.errors import UsageError
 
-__all__ = ["BundleManifest", "ModelManifest", "inside", "read_bundle_manifest", "read_model_manifest"]
+__all__ = [
+    "GRAPHMINT_VERSION",
+    "SCHEMA_VERSION",
+    "BundleManifest",
+    "ModelManifest",
+    "inside",
+    "json_default",
+    "read_bundle_manifest",
+    "read_model_manifest",
+    "write_model_manifest",
+]
+
+#: the layout of manifest.json and MANIFEST.json (a reader refuses none: newer keys are kept)
+SCHEMA_VERSION = 1
+
+
+def _version() -> str:
+    try:
+        return version("graphmint")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0+unknown"
+
+
+#: pyproject.toml's version, as installed
+GRAPHMINT_VERSION = _version()
+
+
+def json_default(obj: Any) -> Any:
+    """JSON for what manifests and reports hold besides JSON's own types: numpy scalars, paths."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
 
 
 def _relative(path: str) -> str:
@@ -33,6 +73,10 @@ RelPath = Annotated[str, AfterValidator(_relative)]
 
 class _Entry(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
+
+    def to_json(self) -> str:
+        """The file's text: indented JSON, declared keys in their order, then the others as read."""
+        return json.dumps(self.model_dump(mode="json"), indent=2, default=json_default) + "\n"
 
 
 class FileRecord(_Entry):
@@ -56,13 +100,17 @@ class DimEntry(_Entry):
 class RouteEntry(_Entry):
     route: str
     status: str
-    artifact: RelPath | None = None
-    runner: str | None = None
+    stage: str = ""
     exporter: str | None = None
+    runner: str | None = None
+    artifact: RelPath | None = None
     files: list[FileRecord] = []
-    checks: list[dict[str, Any]] = []
+    max_abs_error: float | None = None
+    max_rel_error: float | None = None
     atol: float | None = None
     rtol: float | None = None
+    reason: str = ""
+    checks: list[dict[str, Any]] = []
 
     def output_tolerances(self) -> dict[str, dict[str, float]]:
         """The tolerance each output was checked with ({} where the route recorded no check)."""
@@ -78,6 +126,7 @@ class GoldenEntry(_Entry):
 
 
 class ModelManifest(_Entry):
+    schema_version: int = SCHEMA_VERSION
     name: str
     framework: str
     inputs: list[TensorEntry]
@@ -110,6 +159,7 @@ class BundleModel(_Entry):
 
 
 class BundleManifest(_Entry):
+    schema_version: int = SCHEMA_VERSION
     models: list[BundleModel]
     files: list[FileRecord]
 
@@ -136,6 +186,15 @@ def read_model_manifest(folder: Path) -> ModelManifest:
         folder / "manifest.json", ModelManifest, "publish the model again with graphmint"
     )
     return manifest
+
+
+def write_model_manifest(folder: Path, manifest: Mapping[str, Any]) -> Path:
+    """`folder/manifest.json`, written through ModelManifest (a run's manifest that does not fit its own
+    schema is a bug, raised as such)."""
+    path = folder / "manifest.json"
+    data = json.loads(json.dumps(manifest, default=json_default))
+    path.write_text(ModelManifest.model_validate(data).to_json())
+    return path
 
 
 def read_bundle_manifest(folder: Path) -> BundleManifest:

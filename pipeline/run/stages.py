@@ -14,20 +14,21 @@ from typing import Any
 import numpy as np
 
 from graphmint.exporters import ROUTE_MODULES, ExportContext, Route, default_routes, get_route
-from graphmint.exporters.base import clean_text, first_line
+from graphmint.exporters.base import ExportState, clean_text, first_line
 from graphmint.exporters.upstream import upstream_reference
 from graphmint.models.frameworks import Framework
 from graphmint.pipeline.errors import InputMismatchError, SpecError
-from graphmint.pipeline.golden import write_golden_set
-from graphmint.pipeline.inputs import check_grid_budget, make_inputs, shape_grid
-from graphmint.pipeline.interrupts import signalled, time_limit
-from graphmint.pipeline.isolation import eager_isolated, export_isolated, preload
-from graphmint.pipeline.loader import build_model, resolve_callable
-from graphmint.pipeline.progress import Progress, SilentProgress
-from graphmint.pipeline.publish import Staging, check_target, hash_files
-from graphmint.pipeline.results import ModelResult, RouteResult
-from graphmint.pipeline.specs import ModelSpec, make_model_spec
-from graphmint.pipeline.trust import sign_manifest, signing_key_path
+from graphmint.pipeline.publish.golden import write_golden
+from graphmint.pipeline.publish.manifest import GRAPHMINT_VERSION, write_model_manifest
+from graphmint.pipeline.publish.staging import Staging, check_target, hash_files
+from graphmint.pipeline.publish.trust import sign_manifest, signing_key_path
+from graphmint.pipeline.run.interrupts import signalled, time_limit
+from graphmint.pipeline.run.isolation import eager_isolated, export_isolated, preload
+from graphmint.pipeline.run.progress import Progress, SilentProgress
+from graphmint.pipeline.run.results import ModelResult, RouteResult
+from graphmint.pipeline.spec.inputs import check_grid_budget, make_inputs, shape_grid
+from graphmint.pipeline.spec.loader import build_model, resolve_callable
+from graphmint.pipeline.spec.specs import ModelSpec, make_model_spec
 from graphmint.validators.check import (
     Case,
     check_runtimes,
@@ -35,21 +36,9 @@ from graphmint.validators.check import (
     cross_check_warnings,
     excused_cross_checks,
 )
+from graphmint.validators.results import Stage, Status
 
 __all__ = ["RunOptions", "reference_cases", "resolve_routes", "run_model", "run_models"]
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("graphmint")
-    except PackageNotFoundError:  # running from a source tree that was never installed
-        return "0+unknown"
-
-
-#: pyproject.toml's version, as installed
-GRAPHMINT_VERSION = _version()
 
 
 @dataclass(frozen=True)
@@ -203,7 +192,9 @@ def run_route(
     ctx = replace(base, workdir=workdir, route=route.name)
     first_output, first_dtype = next(iter((k, str(v.dtype)) for k, v in cases[0].expected.items()))
     tol = spec.tolerances.resolve(route.name, first_output, first_dtype)
-    result = RouteResult(route=route.name, status="error", stage="export", atol=tol.atol, rtol=tol.rtol)
+    result = RouteResult(
+        route=route.name, status=Status.ERROR, stage=Stage.EXPORT, atol=tol.atol, rtol=tol.rtol
+    )
 
     def tolerance_for(output: str, dtype: str) -> Any:
         return spec.tolerances.resolve(route.name, output, dtype)
@@ -214,12 +205,12 @@ def run_route(
             strategy(ctx) if route.in_process else export_isolated(route, index, ctx, spec.ref, spec.seed)
         )
         result.log += _log_section(f"export: {label}", exported.log)
+        if exported.state is ExportState.SKIPPED:
+            result.status, result.stage, result.reason = Status.SKIPPED, Stage.EXPORT, exported.reason
+            break
         if exported.artifact is None:
-            if exported.skipped:
-                result.status, result.stage, result.reason = "skipped", "export", exported.error or ""
-                break
-            result.rejected.append({"exporter": label, "stage": "export", "reason": exported.error or ""})
-            result.status, result.stage = "error", "export"
+            result.rejected.append({"exporter": label, "stage": Stage.EXPORT, "reason": exported.reason})
+            result.status, result.stage = Status.ERROR, Stage.EXPORT
             continue
         artifact = replace(exported.artifact, imports=(spec.ref.partition(":")[0],))
         result.checks = check_runtimes(artifact, cases, tolerance_for, timeout_s)
@@ -228,8 +219,8 @@ def run_route(
         result.details = {k: v for k, v in artifact.details.items() if v is not None}
         result.details.update(result.checks[0].facts if result.checks else {})
         status, stage, reason = combine_checks(result.checks, strict_runtimes)
-        if status == "passed":
-            result.status, result.stage, result.runner = "passed", "", artifact.runner
+        if status == Status.PASSED:
+            result.status, result.stage, result.runner = Status.PASSED, "", artifact.runner
             result.warnings = cross_check_warnings(result.checks, strict_runtimes)
             result.excused = sorted(excused_cross_checks(result.checks, strict_runtimes))
             result.artifact = artifact.path.relative_to(root).as_posix() if artifact.path else None
@@ -237,9 +228,9 @@ def run_route(
             break
         result.rejected.append({"exporter": label, "stage": stage, "reason": reason})
         result.status, result.stage = status, stage
-    if result.status != "passed" or not any(workdir.iterdir()):
+    if result.status != Status.PASSED or not any(workdir.iterdir()):
         shutil.rmtree(workdir, ignore_errors=True)
-        if result.status != "skipped":
+        if result.status != Status.SKIPPED:
             result.reason = "; ".join(f"{r['exporter']}: {r['reason']}" for r in result.rejected)
             if len(result.rejected) == 1:
                 result.reason = result.rejected[0]["reason"]
@@ -266,12 +257,12 @@ def _unsupported(route: Route, result: RouteResult, required: bool) -> RouteResu
     That is: the user did not name it, and every exporter of its chain raised (or no runtime here can
     load what they wrote). A route whose artifact loads and computes wrong numbers always fails.
     """
-    if required or result.status != "error":
+    if required or result.status != Status.ERROR:
         return result
-    unloadable = result.stage == "load" and bool(result.checks)
-    unloadable = unloadable and all(c.status == "skipped" for c in result.checks)
-    if result.stage == "export" or unloadable:
-        result.status = "unsupported"
+    unloadable = result.stage == Stage.LOAD and bool(result.checks)
+    unloadable = unloadable and all(c.status == Status.SKIPPED for c in result.checks)
+    if result.stage == Stage.EXPORT or unloadable:
+        result.status = Status.UNSUPPORTED
         result.reason = f"{route.name} cannot be produced for this model here: {result.reason}"
         known = upstream_reference(result.reason)
         if known:
@@ -284,11 +275,11 @@ def _apply_known_failure(spec: ModelSpec, result: RouteResult) -> RouteResult:
     why = spec.known_failures.get(result.route)
     if why is None:
         return result
-    if result.status == "passed":
+    if result.status == Status.PASSED:
         result.reason = f"listed as a known failure ({why}) but passed: remove it from known_failures"
         return result
     observed = f"{result.stage}: {result.reason}" if result.reason else result.stage
-    result.status, result.reason = "skipped", f"known limitation: {why} (observed at {observed})"
+    result.status, result.reason = Status.SKIPPED, f"known limitation: {why} (observed at {observed})"
     return result
 
 
@@ -359,47 +350,23 @@ def run_model(
             )
             route_result = _unsupported(route, route_result, route.name in required)
             route_result.allowed_failure = (
-                route_result.status in ("failed", "error") and route.name in options.allow_fail
+                route_result.status in (Status.FAILED, Status.ERROR) and route.name in options.allow_fail
             )
             result.routes.append(route_result)
             progress.route_finished(spec.name, route_result)
         for name in elsewhere:
             reason = f"route {name!r} is not one of a {framework.name} model's routes"
-            result.routes.append(RouteResult(route=name, status="skipped", stage="export", reason=reason))
+            result.routes.append(
+                RouteResult(route=name, status=Status.SKIPPED, stage=Stage.EXPORT, reason=reason)
+            )
         if result.ok:
             result.golden = write_golden(staging.path, cases)
-            manifest = write_manifest(staging.path, result.manifest())
+            manifest = write_model_manifest(staging.path, result.manifest())
             if signing_key is not None:
                 sign_manifest(manifest, signing_key)
             result.published = staging.commit()
     progress.model_finished(result)
     return result
-
-
-def write_golden(folder: Path, cases: Sequence[Case]) -> list[dict[str, Any]]:
-    """Every grid point's inputs and eager outputs as test_data_set_N folders, each file hashed."""
-    sets = []
-    for index, case in enumerate(cases):
-        path = write_golden_set(folder, index, case.feeds, case.expected)
-        files = [f.to_json() for f in hash_files(folder, path)]
-        sets.append({"path": path.name, "label": case.label, "sizes": dict(case.sizes), "files": files})
-    return sets
-
-
-def write_manifest(folder: Path, manifest: Mapping[str, Any]) -> Path:
-    import json
-
-    path = folder / "manifest.json"
-    path.write_text(json.dumps(manifest, indent=2, default=json_default) + "\n")
-    return path
-
-
-def json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
 
 
 def run_models(
@@ -410,4 +377,5 @@ def run_models(
     preload(spec.ref for spec in specs)
     for spec in specs:
         resolve_callable(spec.ref)
+    preload()  # where the modules named no framework: now that they are imported
     return [run_model(spec, options, progress) for spec in specs]

@@ -6,7 +6,8 @@ import sys
 import time
 from typing import TextIO
 
-from graphmint.pipeline.results import ModelResult, RouteResult
+from graphmint.pipeline.run.results import ModelResult, RouteResult
+from graphmint.validators.results import Status
 
 __all__ = ["ConsoleProgress", "Progress", "SilentProgress"]
 
@@ -48,11 +49,11 @@ class ConsoleProgress(Progress):
 
     def route_finished(self, model: str, result: RouteResult) -> None:
         line = f"{result.status} ({result.seconds:.1f}s)"
-        if result.max_abs_error is not None and result.status == "passed":
+        if result.max_abs_error is not None and result.status == Status.PASSED:
             line += f" max abs err {result.max_abs_error:.2e}"
         if result.warnings:
             line += f" ({len(result.warnings)} warning{'s' * (len(result.warnings) > 1)})"
-        if result.status != "passed" and result.reason:
+        if result.status != Status.PASSED and result.reason:
             line += f": {result.reason}"
         elif result.rejected:
             line += f" [fallback: {result.exporter}]"

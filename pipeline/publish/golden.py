@@ -10,10 +10,14 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-__all__ = ["GoldenSet", "read_golden_sets", "write_golden_set"]
+from graphmint.pipeline.publish.staging import hash_files
+from graphmint.validators.check import Case
+
+__all__ = ["GoldenSet", "read_golden_sets", "write_golden", "write_golden_set"]
 
 _SET_RE = re.compile(r"^test_data_set_(\d+)$")
 _FILE_RE = re.compile(r"^(input|output)_(\d+)\.pb$")
@@ -78,3 +82,13 @@ def read_golden_sets(
             arrays[kind] = named
         golden.append(GoldenSet(path=path, inputs=arrays["input"], outputs=arrays["output"]))
     return golden
+
+
+def write_golden(folder: Path, cases: Sequence[Case]) -> list[dict[str, Any]]:
+    """Every grid point's inputs and eager outputs as test_data_set_N folders, each file hashed."""
+    sets = []
+    for index, case in enumerate(cases):
+        path = write_golden_set(folder, index, case.feeds, case.expected)
+        files = [f.to_json() for f in hash_files(folder, path)]
+        sets.append({"path": path.name, "label": case.label, "sizes": dict(case.sizes), "files": files})
+    return sets

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from graphmint.pipeline.golden import read_golden_sets
-from graphmint.pipeline.server import HOST, check_bundle_for_serving
-from graphmint.pipeline.triton import TRITON_TYPES
+from graphmint.pipeline.publish.golden import read_golden_sets
+from graphmint.pipeline.serving.server import HOST, check_bundle_for_serving
+from graphmint.pipeline.serving.triton import TRITON_TYPES
 from graphmint.validators.compare import compare_output
 from graphmint.validators.tolerance import DEFAULT_TOLERANCES, Tolerance
 
@@ -71,10 +71,11 @@ class ServerProcess(subprocess.Popen[bytes]):
 
 
 def start_server(bundle: Path, port: int, max_request_mb: float | None = None) -> ServerProcess:
-    """`python -m graphmint.pipeline.server` on the bundle; `max_request_mb` None: the server's default."""
+    """`python -m graphmint.pipeline.serving.server` on the bundle; `max_request_mb` None: the
+    server's default."""
     limit = [] if max_request_mb is None else ["--max-request-mb", str(max_request_mb)]
     return ServerProcess(
-        [sys.executable, "-m", "graphmint.pipeline.server", str(bundle), "--port", str(port), *limit]
+        [sys.executable, "-m", "graphmint.pipeline.serving.server", str(bundle), "--port", str(port), *limit]
     )
 
 

@@ -17,6 +17,7 @@ behind: `sweep_stale_temp`, called when a run starts, removes those of processes
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import re
 import signal
@@ -26,13 +27,12 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import fields
-from importlib.machinery import PathFinder
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from graphmint.exporters.base import ExportContext, ExportResult, Route, first_line
-from graphmint.pipeline.inputs import shape_grid
+from graphmint.pipeline.spec.inputs import shape_grid
 from graphmint.validators.isolated import children_context, sweep_stale_temp
 
 __all__ = ["eager_isolated", "export_isolated", "preload", "sweep_stale_temp"]
@@ -52,30 +52,31 @@ _IMPORTS = re.compile(r"^\s*(?:import|from)\s+(\w+)", re.MULTILINE)
 
 def frameworks_named_in(refs: Iterable[str]) -> set[str]:
     """The frameworks that the modules of `module:callable` references import by name, read from their
-    source without importing anything (a module that is not a plain source file tells nothing)."""
+    source without running it (its parent packages are imported, as loading the model would anyway).
+    A module that cannot be found, or is not a plain source file, tells nothing."""
     found: set[str] = set()
     for ref in refs:
-        search: list[str] | None = [p or os.getcwd() for p in sys.path]
-        spec = None
-        for part in ref.partition(":")[0].split("."):
-            name = part if spec is None else f"{spec.name}.{part}"
-            spec = PathFinder.find_spec(name, search) if search is not None else None
-            if spec is None:
-                break
-            search = list(spec.submodule_search_locations or []) or None
+        try:
+            spec = importlib.util.find_spec(ref.partition(":")[0])
+        except (Exception, SystemExit):  # a parent package that fails: loading the model will say so
+            continue
         if spec is None or not (spec.origin or "").endswith(".py"):
             continue
         with contextlib.suppress(OSError, UnicodeDecodeError):
-            source = Path(spec.origin).read_text()
+            source = Path(spec.origin).read_text()  # type: ignore[arg-type]
             found.update(fw for top in _IMPORTS.findall(source) if (fw := _FRAMEWORK_OF.get(top)))
     return found
 
 
-def preload(refs: Iterable[str] = ()) -> None:
-    """Start the forkserver now, preloading every framework imported so far and those the modules of
-    `refs` import (it imports them while this process goes on: a model's module and the forkserver
-    import the framework at the same time)."""
-    children_context(frameworks_named_in(refs))
+def preload(refs: Iterable[str] | None = None) -> None:
+    """Start the forkserver, preloading every framework this process has imported so far.
+
+    With `refs`, only where the modules of those references name their frameworks, which it then
+    preloads too: it imports them while this process imports the modules. Where they name none, it is
+    left to start later (call `preload()` once the modules are imported)."""
+    frameworks = set() if refs is None else frameworks_named_in(refs)
+    if refs is None or frameworks:
+        children_context(frameworks)
 
 
 def _export_job(
@@ -86,7 +87,7 @@ def _export_job(
     It works in the parent's current folder (the forkserver's may be another one): the model's
     module is found, and relative paths mean, what they mean in the parent."""
     from graphmint.exporters import get_route
-    from graphmint.pipeline.loader import build_model
+    from graphmint.pipeline.spec.loader import build_model
 
     os.chdir(cwd)
 
@@ -135,11 +136,11 @@ def export_isolated(route: Route, index: int, ctx: ExportContext, ref: str, seed
         )
         return future.result()
     except BrokenProcessPool:
-        return ExportResult(
-            error="the exporter's process died abruptly (a crash in native code, or out of memory)"
+        return ExportResult.failed(
+            "the exporter's process died abruptly (a crash in native code, or out of memory)"
         )
     except Exception as exc:
-        return ExportResult(error=first_line(exc))
+        return ExportResult.failed(first_line(exc))
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
 
@@ -152,7 +153,7 @@ def _eager_job(conn: Connection, spec: Any, timeout_s: float | None, cwd: str) -
     """In the child: build the model and run it eagerly on the whole grid; send back the spec (with
     the inputs read off the model) and the outputs, or the UsageError / error that stopped it."""
     from graphmint.pipeline.errors import UsageError
-    from graphmint.pipeline.run import eager_reference
+    from graphmint.pipeline.run.stages import eager_reference
 
     os.chdir(cwd)  # build_model finds the model's module there, as in the parent
     reply: tuple[str, Any]

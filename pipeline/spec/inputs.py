@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from graphmint.pipeline.specs import InputSpec, ModelSpec
+from graphmint.pipeline.spec.specs import InputSpec, ModelSpec
 
 __all__ = ["GRID_BUDGET_BYTES", "GridPoint", "check_grid_budget", "make_inputs", "shape_grid"]
 
@@ -101,7 +101,7 @@ def _from_generator(
     spec: ModelSpec, shapes: dict[str, tuple[int, ...]], rng: np.random.Generator
 ) -> dict[str, np.ndarray]:
     from graphmint.pipeline.errors import SpecError
-    from graphmint.pipeline.loader import resolve_callable
+    from graphmint.pipeline.spec.loader import resolve_callable
 
     assert spec.generator is not None
     try:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from graphmint.exporters.upstream import unreproducible
 from graphmint.pipeline.errors import UsageError
-from graphmint.pipeline.results import FileEntry
+from graphmint.pipeline.run.results import FileEntry
 
 __all__ = ["OWNER_FILE", "STAGING_PREFIX", "Staging", "check_target", "hash_files", "sweep_stale"]
 

@@ -1,0 +1,242 @@
+"""The `graphmint` command line: its subcommands, flags and the value types that check them.
+
+Every value is checked as it is parsed (a seed in range, a positive timeout, a port), so a bad one is
+one line naming the flag, exit 2, before anything is built.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from graphmint.pipeline.errors import UsageError
+
+__all__ = ["build_parser", "csv_names"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+def _names(text: str) -> tuple[str, ...]:
+    names = _csv(text)
+    if not names:
+        raise argparse.ArgumentTypeError(f"{text!r} names nothing: give comma-separated names")
+    return names
+
+
+def _parse(kind: type[int] | type[float], text: str, what: str) -> Any:
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+
+
+def _seconds(text: str) -> float:
+    value = _parse(float, text, "a positive number of seconds")
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
+def _tolerance(text: str) -> float:
+    value = _parse(float, text, "a non-negative number")
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a non-negative number")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _parse(int, text, "a port number (1..65535)")
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1..65535)")
+    return value
+
+
+def _seed(text: str) -> int:
+    from graphmint.pipeline.spec.specs import MAX_SEED
+
+    value = _parse(int, text, f"a seed in 0..{MAX_SEED}")
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a seed in 0..{MAX_SEED}")
+    return value
+
+
+def _add_report_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--report-dir",
+        type=Path,
+        help="where report.json, report.md, junit.xml and plots/ go (default: the --out folder)",
+    )
+    _add_timeout_flag(parser)
+    parser.add_argument(
+        "--strict-runtimes",
+        action="store_true",
+        help="fail a route when a cross-check runtime (ORT without optimizations, the ONNX reference "
+        "evaluator) fails where the deployment runtime passes (default: a warning)",
+    )
+    parser.add_argument(
+        "--allow-fail",
+        action="append",
+        default=[],
+        metavar="ROUTE",
+        help="report this route's failure without failing the run (repeat, or a,b)",
+    )
+
+
+def _add_signing_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--signing-key",
+        type=Path,
+        metavar="PEM",
+        help="Ed25519 private key that signs what is published (default: $GRAPHMINT_SIGNING_KEY; "
+        "make one with `graphmint keygen`)",
+    )
+
+
+def _add_verify_flags(parser: argparse.ArgumentParser, trust: bool = True) -> None:
+    parser.add_argument(
+        "--verify-key",
+        type=Path,
+        metavar="PEM",
+        help="Ed25519 public key that manifests must be signed with (default: $GRAPHMINT_VERIFY_KEY)",
+    )
+    if trust:
+        parser.add_argument(
+            "--trust",
+            action="store_true",
+            help="load artifacts that can run code when loaded (TorchScript, .pt2, AOTInductor, "
+            "SavedModel) without a verified signature: only for folders you trust",
+        )
+
+
+def _add_timeout_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=300.0,
+        metavar="SECONDS",
+        help="stop a runtime that takes longer to load or run one input (default 300)",
+    )
+
+
+def csv_names(values: Sequence[str]) -> tuple[str, ...]:
+    """The names of repeated comma-separated flags (`--allow-fail a,b --allow-fail c`), in order."""
+    return tuple(name for value in values for name in _csv(value))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="graphmint", description="Export eager models to static graphs and prove they match."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    export = sub.add_parser("export", help="export and check one model given as module:callable")
+    export.add_argument("ref", help="module:callable returning the eager model")
+    export.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="an input, name:dtype[d0,d1,...] (repeat for several; optional for Keras "
+        "models with known input shapes)",
+    )
+    export.add_argument(
+        "--dim",
+        action="append",
+        default=[],
+        metavar="N=A..B",
+        help="range of a dynamic dim, inclusive; N=A..B@E also picks the traced size",
+    )
+    export.add_argument(
+        "--range",
+        action="append",
+        default=[],
+        metavar="N=A..B",
+        help="value range of an integer input, inclusive",
+    )
+    export.add_argument("--routes", type=_names, help="comma-separated routes (default: the framework's)")
+    export.add_argument("--name", help="folder name under --out (default: the callable's name)")
+    export.add_argument(
+        "--generator",
+        metavar="MODULE:CALLABLE",
+        help="makes inputs that need structure: fn(shapes, rng) -> dict",
+    )
+    export.add_argument("--seed", type=_seed, default=0, help="seed for weights and inputs (default 0)")
+    export.add_argument(
+        "--out", type=Path, default=Path("artifacts"), help="output folder (default artifacts/)"
+    )
+    _add_report_flags(export)
+    _add_signing_flag(export)
+
+    run = sub.add_parser("run", help="run every model of a config (default graphmint.toml)")
+    run.add_argument("config", nargs="?", type=Path, default=Path("graphmint.toml"))
+    run.add_argument("--models", type=_names, help="comma-separated model names (default: all)")
+    run.add_argument("--routes", type=_names, help="comma-separated routes, replacing each model's own")
+    run.add_argument("--out", type=Path, default=Path("artifacts"), help="output folder (default artifacts/)")
+    _add_report_flags(run)
+    _add_signing_flag(run)
+
+    validate = sub.add_parser(
+        "validate", help="re-run published artifacts (or a model.onnx folder) against golden data"
+    )
+    validate.add_argument(
+        "paths",
+        nargs="+",
+        type=Path,
+        metavar="PATH",
+        help="artifacts/<model>/ or a folder with model.onnx and test_data_set_*/",
+    )
+    validate.add_argument("--atol", type=_tolerance, help="absolute tolerance for every output")
+    validate.add_argument("--rtol", type=_tolerance, help="relative tolerance for every output")
+    _add_timeout_flag(validate)
+    _add_verify_flags(validate)
+
+    package = sub.add_parser(
+        "package", help="build the serving bundle (Triton, TF Serving) from published models"
+    )
+    package.add_argument(
+        "artifacts",
+        nargs="?",
+        type=Path,
+        default=Path("artifacts"),
+        help="the folder models were published to (default artifacts/)",
+    )
+    package.add_argument("--out", type=Path, help="bundle folder (default ARTIFACTS/serving)")
+    _add_signing_flag(package)
+
+    verify = sub.add_parser(
+        "verify-bundle", help="re-hash a serving bundle: exit 1 on a changed, missing or added file"
+    )
+    verify.add_argument("bundle", type=Path, metavar="DIR")
+    _add_verify_flags(verify, trust=False)
+
+    check = sub.add_parser("serve-check", help="serve a bundle on 127.0.0.1 and check every golden answer")
+    check.add_argument("bundle", type=Path, metavar="DIR")
+    _add_verify_flags(check, trust=False)
+    check.add_argument(
+        "--timeout", type=_seconds, default=120.0, help="seconds to wait for the server (default 120)"
+    )
+
+    serve = sub.add_parser(
+        "serve", help="serve a bundle's ONNX models (KServe v2 over HTTP) in the foreground"
+    )
+    serve.add_argument("bundle", type=Path, metavar="DIR")
+    serve.add_argument("--port", type=_port, default=8000, help="port on 127.0.0.1 (default 8000)")
+    _add_verify_flags(serve, trust=False)
+
+    keygen = sub.add_parser("keygen", help="make an Ed25519 key pair to sign and verify manifests with")
+    keygen.add_argument("private", type=Path, metavar="PRIVATE_PEM", help="where the private key goes (0600)")
+    keygen.add_argument("public", type=Path, metavar="PUBLIC_PEM", help="where the public key goes")
+
+    lst = sub.add_parser("list", help="list a config's models and every framework's routes")
+    lst.add_argument("config", nargs="?", type=Path, default=Path("graphmint.toml"))
+    return parser
