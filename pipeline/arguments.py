@@ -128,6 +128,16 @@ def _add_timeout_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_export_timeout_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--export-timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help="stop an exporter (one strategy of a route) that takes longer; the route tries its next "
+        "strategy or fails (default: no limit)",
+    )
+
+
 def csv_names(values: Sequence[str]) -> tuple[str, ...]:
     """The names of repeated comma-separated flags (`--allow-fail a,b --allow-fail c`), in order."""
     return tuple(name for value in values for name in _csv(value))
@@ -175,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=Path("artifacts"), help="output folder (default artifacts/)"
     )
     _add_report_flags(export)
+    _add_export_timeout_flag(export)
     _add_signing_flag(export)
 
     run = sub.add_parser("run", help="run every model of a config (default graphmint.toml)")
@@ -183,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--routes", type=_names, help="comma-separated routes, replacing each model's own")
     run.add_argument("--out", type=Path, default=Path("artifacts"), help="output folder (default artifacts/)")
     _add_report_flags(run)
+    _add_export_timeout_flag(run)
     _add_signing_flag(run)
 
     validate = sub.add_parser(

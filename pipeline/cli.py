@@ -45,6 +45,7 @@ def _run_options(args: argparse.Namespace) -> RunOptions:
         routes=args.routes,
         allow_fail=csv_names(args.allow_fail),
         timeout_s=args.timeout,
+        export_timeout_s=args.export_timeout,
         strict_runtimes=args.strict_runtimes,
         signing_key=args.signing_key,
     )

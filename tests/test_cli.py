@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import time
 from collections.abc import Callable
 from pathlib import Path
 from subprocess import CompletedProcess
@@ -282,3 +283,35 @@ def test_a_failure_at_one_grid_point_is_named_there(graphmint_cli: Cli, user_dir
     assert points.pop("batch=1") == "failed"
     assert set(points.values()) == {"passed"}, "only batch=1 fails"
     assert "fails at batch=1:" in route["reason"]
+
+
+SLOW_TRACE = """
+import time
+
+import torch
+
+
+class Net(torch.nn.Module):
+    def forward(self, x):
+        if torch.jit.is_tracing():
+            time.sleep(600)  # an exporter stuck in the model's code
+        return x * 2
+
+
+def build():
+    return Net()
+"""
+
+
+def test_an_exporter_past_its_time_is_stopped(graphmint_cli: Cli, tmp_path: Path) -> None:
+    """--export-timeout stops an exporter's child; the route errors with that reason, nothing publishes."""
+    (tmp_path / "slowtrace.py").write_text(SLOW_TRACE)
+    args = ["slowtrace:build", "--input", "x:float32[batch,4]", "--routes", "torchscript-trace"]
+    started = time.monotonic()
+    proc = graphmint_cli("export", *args, "--export-timeout", "3", "--out", "out", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert time.monotonic() - started < 120
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    [route] = report["models"][0]["routes"]
+    assert route["status"] == "error" and "did not finish within 3s" in route["rejected"][0]["reason"]
+    assert not (tmp_path / "out" / "build").exists()

@@ -25,6 +25,7 @@ import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import fields
 from multiprocessing.connection import Connection
@@ -126,15 +127,24 @@ def _descriptors_to(fd: int) -> Iterator[None]:
         os.close(saved[1])
 
 
-def export_isolated(route: Route, index: int, ctx: ExportContext, ref: str, seed: int) -> ExportResult:
-    """Run strategy `index` of `route` in a fresh child process; never raises for the exporter's sake."""
+def export_isolated(
+    route: Route, index: int, ctx: ExportContext, ref: str, seed: int, timeout_s: float | None = None
+) -> ExportResult:
+    """Run strategy `index` of `route` in a fresh child process; never raises for the exporter's sake.
+    A child still exporting after `timeout_s` is killed and the strategy failed."""
     state = {f.name: getattr(ctx, f.name) for f in fields(ctx) if f.name != "model"}
     executor = ProcessPoolExecutor(max_workers=1, mp_context=children_context())
     try:
         future = executor.submit(
             _export_job, ref, seed, route.framework, route.name, index, state, os.getcwd()
         )
-        return future.result()
+        return future.result(timeout=timeout_s)
+    except FutureTimeout:
+        for process in list(getattr(executor, "_processes", {}).values()):
+            process.kill()
+        return ExportResult.failed(
+            f"the exporter did not finish within {timeout_s:g}s and was stopped: raise --export-timeout"
+        )
     except BrokenProcessPool:
         return ExportResult.failed(
             "the exporter's process died abruptly (a crash in native code, or out of memory)"

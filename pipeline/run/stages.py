@@ -59,6 +59,8 @@ class RunOptions:
     #: build and run the model eagerly in a child process first, so that a factory or forward that
     #: crashes or hangs in native code is an error, not the end of graphmint
     isolate_eager: bool = True
+    #: seconds one exporter (one strategy of a route, in its child process) may take; None: no limit
+    export_timeout_s: float | None = None
 
 
 def resolve_routes(
@@ -185,6 +187,7 @@ def run_route(
     root: Path,
     timeout_s: float | None = None,
     strict_runtimes: bool = False,
+    export_timeout_s: float | None = None,
 ) -> RouteResult:
     """Try the route's strategies in order until one's artifact passes its check from disk."""
     start = time.perf_counter()
@@ -202,7 +205,9 @@ def run_route(
     for index, (label, strategy) in enumerate(route.strategies):
         _fresh(workdir)
         exported = (
-            strategy(ctx) if route.in_process else export_isolated(route, index, ctx, spec.ref, spec.seed)
+            strategy(ctx)
+            if route.in_process
+            else export_isolated(route, index, ctx, spec.ref, spec.seed, export_timeout_s)
         )
         result.log += _log_section(f"export: {label}", exported.log)
         if exported.state is ExportState.SKIPPED:
@@ -346,7 +351,14 @@ def run_model(
         for route in routes:
             progress.route_started(spec.name, route.name)
             route_result = run_route(
-                route, spec, base, cases, staging.path, options.timeout_s, options.strict_runtimes
+                route,
+                spec,
+                base,
+                cases,
+                staging.path,
+                options.timeout_s,
+                options.strict_runtimes,
+                options.export_timeout_s,
             )
             route_result = _unsupported(route, route_result, route.name in required)
             route_result.allowed_failure = (
