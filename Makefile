@@ -61,9 +61,10 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 # the long checks that `make test` leaves out: every third-party corpus model through pytest, every
-# ONNX backend-test folder through `graphmint validate`
+# ONNX backend-test folder through `graphmint validate`, and slower variants of checks `make test` makes
+# (marked `long`)
 test-long: $(STAMP)
-	$(PY) -m pytest -m corpus
+	$(PY) -m pytest -m 'corpus or long'
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

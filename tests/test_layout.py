@@ -17,8 +17,6 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import ROOT
 
 #: each top-level folder's layer: a module may import its own layer and those below it
@@ -81,17 +79,17 @@ def build():
 """
 
 
-@pytest.mark.parametrize("package", ["pipeline", "models"])
-def test_a_user_project_with_its_own_package_of_the_same_name_exports(tmp_path: Path, package: str) -> None:
+def test_a_user_project_with_its_own_packages_of_the_same_names_exports(tmp_path: Path) -> None:
     """The user's project holds `pipeline/` and `models/` packages, as many projects do; graphmint
-    exports `<package>.mynet:build` from it (installed top-level folders once shadowed them)."""
+    exports `models.nets:build` from it (installed top-level folders once shadowed both)."""
     for name in ("pipeline", "models"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "__init__.py").write_text("")
-    (tmp_path / package / "mynet.py").write_text(USER_NET)
+    (tmp_path / "pipeline" / "mynet.py").write_text(USER_NET)
+    (tmp_path / "models" / "nets.py").write_text("from pipeline.mynet import build\n")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     graphmint = Path(sys.executable).parent / "graphmint"
-    ref = f"{package}.mynet:build"
+    ref = "models.nets:build"  # the user's models package, importing from the user's pipeline package
     args = ["export", ref, "--input", "x:float32[batch,4]", "--routes", "torchscript-trace", "--out", "out"]
     proc = subprocess.run(
         [str(graphmint), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300

@@ -174,7 +174,13 @@ def _child_working(run: Run) -> None:
 
 
 # (a kill 2 s after the start, before any child, was also tried: 1 process, gone in 0.03-0.05 s)
-@pytest.mark.parametrize("when", [_forkserver_started, _child_working], ids=lambda f: f.__name__)
+# the kill while only the forkserver runs is in `make test-long`: the kill while a child works covers
+# the forkserver too, and `make test` keeps to its time budget
+@pytest.mark.parametrize(
+    "when",
+    [pytest.param(_forkserver_started, marks=pytest.mark.long), _child_working],
+    ids=lambda f: f.__name__,
+)
 def test_killed_run_leaves_nothing_running(published: tuple[Path, Run], when: Callable[[Run], None]) -> None:
     folder, first = published
     manifest = (first.out / "m" / "manifest.json").read_bytes()
