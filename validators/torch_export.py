@@ -101,61 +101,71 @@ def _refuse(problems: list[str]) -> None:
         )
 
 
-def _sym_expr_problem(text: str) -> str | None:
-    """Why `text` is not a symbolic size made of sympy constructors, or None."""
+def _expression_problem(
+    text: str, allowed: tuple[type[ast.AST], ...], node_problem: Callable[[ast.AST], str | None]
+) -> str | None:
+    """Why `text` is not an expression made only of `allowed` nodes, each of which `node_problem`
+    accepts and whose constants are plain, or None."""
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError:
         return "is not an expression"
     for node in ast.walk(tree):
-        if not isinstance(node, _EXPR_NODES):
+        if not isinstance(node, allowed):
             return f"uses {type(node).__name__}"
-        if isinstance(node, ast.Call):
-            if not (isinstance(node.func, ast.Name) and node.func.id in _SYMPY_CALLS):
-                return f"calls {ast.unparse(node.func)}"
-            if any(kw.arg is None or not isinstance(kw.value, ast.Constant) for kw in node.keywords):
-                return "passes a keyword that is not a constant"
-        elif isinstance(node, ast.Name):
-            name = node.id
-            if name not in _SYMPY_CALLS and name not in _SYMPY_CONSTANTS and not _SYMBOL_NAME.fullmatch(name):
-                return f"names {name!r}"
-        elif isinstance(node, ast.Constant):
-            value = node.value
-            if isinstance(value, str) and (not _TEXT_LITERAL.fullmatch(value) or "__" in value):
-                return f"holds the text {value[:40]!r}"
-            if not isinstance(value, str | int | float | bool | None):
-                return f"holds a {type(value).__name__}"
+        why = _constant_problem(node.value) if isinstance(node, ast.Constant) else node_problem(node)
+        if why:
+            return why
     return None
+
+
+def _constant_problem(value: Any) -> str | None:
+    if isinstance(value, str) and (not _TEXT_LITERAL.fullmatch(value) or "__" in value):
+        return f"holds the text {value[:40]!r}"
+    if not isinstance(value, str | int | float | bool | None):
+        return f"holds a {type(value).__name__}"
+    return None
+
+
+def _sym_node_problem(node: ast.AST) -> str | None:
+    """Why a node of a symbolic size is not a sympy constructor, constant or symbol, or None."""
+    if isinstance(node, ast.Call):
+        if not (isinstance(node.func, ast.Name) and node.func.id in _SYMPY_CALLS):
+            return f"calls {ast.unparse(node.func)}"
+        if any(kw.arg is None or not isinstance(kw.value, ast.Constant) for kw in node.keywords):
+            return "passes a keyword that is not a constant"
+    elif isinstance(node, ast.Name):
+        name = node.id
+        if name not in _SYMPY_CALLS and name not in _SYMPY_CONSTANTS and not _SYMBOL_NAME.fullmatch(name):
+            return f"names {name!r}"
+    return None
+
+
+def _guard_node_problem(node: ast.AST) -> str | None:
+    """Why a node of a guard is not a size read, a math function or a comparison of them, or None."""
+    if isinstance(node, ast.Attribute):
+        is_math = isinstance(node.value, ast.Name) and node.value.id == "math"
+        if node.attr not in (_GUARD_MATH if is_math else _GUARD_METHODS):
+            return f"reads .{node.attr}"
+    elif isinstance(node, ast.Call):
+        func = node.func
+        if node.keywords or not (
+            isinstance(func, ast.Attribute) or (isinstance(func, ast.Name) and func.id in _SYMPY_CALLS)
+        ):
+            return f"calls {ast.unparse(func)}"
+    elif isinstance(node, ast.Name) and node.id not in {"L", "math", *_SYMPY_CALLS}:
+        return f"names {node.id!r}"
+    return None
+
+
+def _sym_expr_problem(text: str) -> str | None:
+    """Why `text` is not a symbolic size made of sympy constructors, or None."""
+    return _expression_problem(text, _EXPR_NODES, _sym_node_problem)
 
 
 def _guard_problem(text: str) -> str | None:
     """Why `text` is not a guard comparing input sizes (`L['x'].size()[0] == L['y'].size()[0]`), or None."""
-    try:
-        tree = ast.parse(text, mode="eval")
-    except SyntaxError:
-        return "is not an expression"
-    for node in ast.walk(tree):
-        if not isinstance(node, _GUARD_NODES):
-            return f"uses {type(node).__name__}"
-        if isinstance(node, ast.Attribute):
-            is_math = isinstance(node.value, ast.Name) and node.value.id == "math"
-            if node.attr not in (_GUARD_MATH if is_math else _GUARD_METHODS):
-                return f"reads .{node.attr}"
-        elif isinstance(node, ast.Call):
-            func = node.func
-            if node.keywords or not (
-                isinstance(func, ast.Attribute) or (isinstance(func, ast.Name) and func.id in _SYMPY_CALLS)
-            ):
-                return f"calls {ast.unparse(func)}"
-        elif isinstance(node, ast.Name) and node.id not in {"L", "math", *_SYMPY_CALLS}:
-            return f"names {node.id!r}"
-        elif isinstance(node, ast.Constant):
-            value = node.value
-            if isinstance(value, str) and (not _TEXT_LITERAL.fullmatch(value) or "__" in value):
-                return f"holds the text {value[:40]!r}"
-            if not isinstance(value, str | int | float | bool | None):
-                return f"holds a {type(value).__name__}"
-    return None
+    return _expression_problem(text, _GUARD_NODES, _guard_node_problem)
 
 
 def _strings(value: Any, field: str = "") -> Iterator[tuple[str, str]]:
