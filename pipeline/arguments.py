@@ -84,6 +84,12 @@ def _add_report_flags(parser: argparse.ArgumentParser) -> None:
         "evaluator) fails where the deployment runtime passes (default: a warning)",
     )
     parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail a route whose comparison is vacuous (an output that is zero, or the same for any "
+        "input) instead of warning",
+    )
+    parser.add_argument(
         "--allow-fail",
         action="append",
         default=[],
@@ -181,6 +187,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="makes inputs that need structure: fn(shapes, rng) -> dict",
     )
     export.add_argument("--seed", type=_seed, default=0, help="seed for weights and inputs (default 0)")
+    export.add_argument(
+        "--atol", type=_tolerance, help="absolute tolerance for every output (judges with --rule tolerance)"
+    )
+    export.add_argument(
+        "--rtol", type=_tolerance, help="relative tolerance for every output (judges with --rule tolerance)"
+    )
+    export.add_argument(
+        "--rule",
+        choices=("noise", "scaled", "tolerance"),
+        help="what gates a float output: its error against a float64 copy of the model within a multiple "
+        "of eager float32's own (noise), atol/rtol at the output's scale (scaled), or atol/rtol per "
+        "element (tolerance); default: tolerance with --atol/--rtol, else noise",
+    )
     export.add_argument(
         "--out", type=Path, default=Path("artifacts"), help="output folder (default artifacts/)"
     )

@@ -47,6 +47,7 @@ def _run_options(args: argparse.Namespace) -> RunOptions:
         timeout_s=args.timeout,
         export_timeout_s=args.export_timeout,
         strict_runtimes=args.strict_runtimes,
+        strict=args.strict,
         signing_key=args.signing_key,
     )
 
@@ -78,7 +79,10 @@ def _run_quietly(args: argparse.Namespace, run: Callable[[Progress], list[ModelR
 def cmd_export(args: argparse.Namespace) -> int:
     from graphmint.pipeline.run.stages import run_model
     from graphmint.pipeline.spec.specs import make_model_spec
+    from graphmint.validators.tolerance import Rule, TolerancePolicy
 
+    given = {k: v for k, v in (("atol", args.atol), ("rtol", args.rtol)) if v is not None}
+    tolerances = TolerancePolicy(model=given, rule=Rule(args.rule) if args.rule else None)
     name = args.name if args.name is not None else args.ref.partition(":")[2].split(".")[-1] or "model"
     spec = make_model_spec(
         name=name,
@@ -88,6 +92,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         ranges=args.range,
         seed=args.seed,
         generator=args.generator,
+        tolerances=tolerances,
     )
     options = _run_options(args)
     return _run_quietly(args, lambda progress: [run_model(spec, options, progress)])

@@ -54,3 +54,20 @@ def keras_normalized() -> object:
     norm = keras.layers.Normalization(mean=np.linspace(-1, 1, 8), variance=np.linspace(0.5, 2, 8))
     y = keras.layers.Dense(3)(norm(x))
     return keras.Model(x, y)
+
+
+class ConstantNet(nn.Module):
+    """A head behind a collapsed activation, as random initialisation can leave one: `output_0` is the
+    bias whatever the input, `output_1` is zero. Any artifact returning constants would pass on them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        dead = torch.relu(-torch.abs(x))  # zero for every input
+        return self.fc(dead), dead.sum(dim=1)
+
+
+def constant_net() -> nn.Module:
+    return ConstantNet()

@@ -89,7 +89,11 @@ def test_onnx_falls_back_and_says_why(failing_run: tuple[Path, CompletedProcess[
     assert "dynamo=False" in onnx["exporter"]
     [rejected] = onnx["rejected"]
     assert rejected["exporter"] == "dynamo" and rejected["stage"] == "compare"
-    assert "outside atol=1e-05" in rejected["reason"]
+    # the tanh GELU is a thousand times further from float64 than eager float32 is: the noise rule says so
+    assert (
+        "error against the float64 model" in rejected["reason"]
+        and "x the eager model's own" in rejected["reason"]
+    )
     assert routes["torch-export"]["status"] == "failed"
     assert routes["torchscript-trace"]["status"] == "passed"
     assert not (folder / "out" / "build").exists(), "a run with a failed route publishes nothing"
@@ -134,7 +138,7 @@ def test_junit_parses_and_names_each_check(failing_run: tuple[Path, CompletedPro
     failed = [c for c in cases if any(isinstance(r, Failure) for r in c.result)]
     assert failed and all(c.classname == "graphmint.build.torch-export" for c in failed)
     message = next(r for r in failed[0].result if isinstance(r, Failure)).message
-    assert "outside atol" in message
+    assert "error against the float64 model" in message
     skipped = [c for c in cases if any(isinstance(r, Skipped) for r in c.result)]
     assert any("cuda" in c.name for c in skipped)  # never silently absent
     assert not [c for c in cases if any(isinstance(r, Error) for r in c.result)]

@@ -96,6 +96,11 @@ def test_manifest_names_the_interface_and_versions(keras_zoo: Zoo, model: str) -
         assert isinstance(routes["onnx"]["opset"], int)
     if routes["tflite"]["status"] == "passed":
         assert routes["tflite"]["ops"] in ("TFLITE_BUILTINS", "TFLITE_BUILTINS+SELECT_TF_OPS")
+    # a float64 clone of every Keras zoo model judges it (noise rule); none is vacuous
+    assert manifest["rule"] == "noise" and manifest["float64_reference"] == "ok"
+    assert manifest["noise"]["output"] > 0 and manifest["vacuous"] == {}
+    for entry in (e for e in routes.values() if e["status"] == "passed"):
+        assert entry["rule"] == "noise" and entry["float64_error"] is not None
 
 
 def test_onnx_keeps_the_spec_names_and_dims(keras_zoo: Zoo) -> None:

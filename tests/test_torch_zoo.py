@@ -77,6 +77,13 @@ def test_manifest_shape(torch_zoo: tuple[Path, dict[str, ModelResult]], model: s
             "rtol",
             "reason",
         } <= set(entry)
+    # judged by the noise rule against a float64 copy, both verdicts recorded; no zoo model is vacuous
+    assert manifest["rule"] == "noise" and manifest["float64_reference"] == "ok"
+    assert set(manifest["noise"]) == {o["name"] for o in manifest["outputs"] if o["dtype"] == "float32"}
+    assert manifest["vacuous"] == {}
+    for entry in (e for e in manifest["routes"] if e["status"] == "passed"):
+        assert entry["rule"] == "noise" and entry["within_tolerance"] is not None
+        assert entry["float64_error"] is not None and entry["eager_float64_error"] is not None
 
 
 def test_dynamic_dims_checked_at_other_sizes(torch_zoo: tuple[Path, dict[str, ModelResult]]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -13,7 +13,7 @@ from graphmint.validators.base import Runner, RuntimeUnavailable
 from graphmint.validators.compare import compare_output
 from graphmint.validators.isolated import IsolatedRunner
 from graphmint.validators.results import ArtifactCheck, PointCheck, Stage, Status
-from graphmint.validators.tolerance import Tolerance
+from graphmint.validators.tolerance import Criterion
 
 __all__ = [
     "Case",
@@ -24,7 +24,7 @@ __all__ = [
     "excused_cross_checks",
 ]
 
-ToleranceFor = Callable[[str, str], Tolerance]  # (output name, dtype) -> tolerance
+ToleranceFor = Callable[[str, str], Criterion]  # (output name, dtype) -> how it is judged
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,8 @@ class Case:
     varied: str | None
     feeds: Mapping[str, np.ndarray]
     expected: Mapping[str, np.ndarray]
+    #: the outputs of a float64 copy of the model on the same inputs (empty: none could be made)
+    float64: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 def _run_point(runner: Runner, case: Case, tolerance_for: ToleranceFor) -> PointCheck:
@@ -50,7 +52,8 @@ def _run_point(runner: Runner, case: Case, tolerance_for: ToleranceFor) -> Point
         point.reason = f"{len(outputs)} outputs where the eager model gives {len(case.expected)}"
         return point
     for actual, (name, expected) in zip(outputs, case.expected.items(), strict=True):
-        point.outputs.append(compare_output(name, actual, expected, tolerance_for(name, str(expected.dtype))))
+        judge = tolerance_for(name, str(expected.dtype))
+        point.outputs.append(compare_output(name, actual, expected, judge, case.float64.get(name)))
     failed = [o.message for o in point.outputs if not o.passed]
     if failed:
         point.status, point.reason = Status.FAILED, "; ".join(failed)

@@ -66,6 +66,17 @@ class OutputComparison:
     worst_expected: float | None = None
     #: element counts per ERROR_BINS bin of log10 |actual - expected|
     error_histogram: list[int] = field(default_factory=list)
+    #: the rule that judged (validators.tolerance.Rule), and the elementwise atol/rtol verdict either way
+    rule: str = "tolerance"
+    within_tolerance: bool | None = None
+    #: against a float64 copy of the model (RMSE): the artifact's error, the eager float32 model's own
+    #: (its noise), the noise rule's limit, the artifact's error as a multiple of the noise, and the
+    #: float64 value at the worst element
+    float64_error: float | None = None
+    eager_float64_error: float | None = None
+    noise_limit: float | None = None
+    noise_multiple: float | None = None
+    worst_float64: float | None = None
     passed: bool = False
     message: str = ""
 
@@ -112,6 +123,20 @@ class ArtifactCheck:
     @property
     def max_rel_error(self) -> float | None:
         return self._worst("max_rel_error")
+
+    @property
+    def verdict(self) -> dict[str, Any]:
+        """How the outputs were judged, over the grid: the rules that judged, whether every element was
+        within atol/rtol, and the worst float64 error, eager's own, and their ratio."""
+        outputs = [o for p in self.points for o in p.outputs]
+        within = [o.within_tolerance for o in outputs if o.within_tolerance is not None]
+        return {
+            "rule": "+".join(sorted({o.rule for o in outputs})) or None,
+            "within_tolerance": all(within) if within else None,
+            "float64_error": self._worst("float64_error"),
+            "eager_float64_error": self._worst("eager_float64_error"),
+            "noise_multiple": self._worst("noise_multiple"),
+        }
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -1,11 +1,33 @@
-"""Tolerances as data: defaults per dtype, overridden per model, route and output."""
+"""Tolerances as data: defaults per dtype, overridden per model, route and output; and the rule that
+judges an output with them.
+
+Three rules, one of which gates each output (`Criterion`):
+
+- `noise` (the default): the artifact's error against a float64 run of the same model (RMSE) must stay
+  within `multiplier` times the eager float32 model's own error against it, plus a floor of a tenth of
+  the tolerance at the output's scale (atol/10 + rtol/10 * RMS of the reference). This is PyTorch's
+  dynamo accuracy check: an exporter is held to the precision the eager model itself has, whatever the
+  output's magnitude.
+- `scaled`: where no float64 reference exists, |actual - eager| <= atol + rtol * max|eager| for every
+  element: the tolerance relative to the output's magnitude instead of to each element's.
+- `tolerance`: |actual - eager| <= atol + rtol * |eager| for every element (numpy's allclose). It judges
+  a model whose config or command line sets a tolerance, non-float outputs, and a model configured with
+  `rule = "tolerance"`; every comparison records its verdict either way.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 
-__all__ = ["DEFAULT_TOLERANCES", "EXACT", "Tolerance", "TolerancePolicy"]
+__all__ = ["DEFAULT_TOLERANCES", "EXACT", "Criterion", "Rule", "Tolerance", "TolerancePolicy"]
+
+
+class Rule(StrEnum):
+    NOISE = "noise"
+    SCALED = "scaled"
+    TOLERANCE = "tolerance"
 
 
 @dataclass(frozen=True)
@@ -27,6 +49,25 @@ DEFAULT_TOLERANCES: Mapping[str, Tolerance] = {
 }
 EXACT = Tolerance(atol=0.0, rtol=0.0)
 
+#: the noise rule's multiplier of eager's own error: dynamo's 2, and 3 for outputs of fewer than 1000
+#: elements, whose RMSE is itself noisy
+NOISE_MULTIPLIER, SMALL_OUTPUT_MULTIPLIER, SMALL_OUTPUT = 2.0, 3.0, 1000
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """How one output is judged: the rule that gates, the tolerance, and the noise rule's multiplier
+    (None: NOISE_MULTIPLIER, or SMALL_OUTPUT_MULTIPLIER for small outputs)."""
+
+    rule: Rule
+    tolerance: Tolerance
+    multiplier: float | None = None
+
+    def multiplier_for(self, size: int) -> float:
+        if self.multiplier is not None:
+            return self.multiplier
+        return SMALL_OUTPUT_MULTIPLIER if size < SMALL_OUTPUT else NOISE_MULTIPLIER
+
 
 @dataclass(frozen=True)
 class TolerancePolicy:
@@ -41,6 +82,22 @@ class TolerancePolicy:
     outputs: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     route_outputs: Mapping[tuple[str, str], Mapping[str, float]] = field(default_factory=dict)
     defaults: Mapping[str, Tolerance] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
+    #: the rule that gates float outputs; None: `tolerance` where the model sets a tolerance of its
+    #: own (model, route or output level), else `noise`
+    rule: Rule | None = None
+    multiplier: float | None = None
+
+    @property
+    def gating_rule(self) -> Rule:
+        if self.rule is not None:
+            return self.rule
+        own = self.model or self.routes or self.outputs or self.route_outputs
+        return Rule.TOLERANCE if own else Rule.NOISE
+
+    def criterion(self, route: str, output: str, dtype: str) -> Criterion:
+        """The rule and tolerance one output of one route is judged by (non-float outputs: tolerance)."""
+        rule = self.gating_rule if dtype.startswith(("float", "bfloat")) else Rule.TOLERANCE
+        return Criterion(rule, self.resolve(route, output, dtype), self.multiplier)
 
     def resolve(self, route: str, output: str, dtype: str) -> Tolerance:
         values = self.defaults.get(dtype, EXACT).to_json()

@@ -25,11 +25,17 @@ __all__ = [
     "get_framework",
     "imported_frameworks",
     "package_versions",
+    "widen",
 ]
 
 
 #: the dtypes an input spec may name (numpy names), which every adapter maps to its framework's own
 DTYPES = ("float32", "float64", "float16", "int64", "int32", "int16", "int8", "uint8", "bool")
+
+
+def widen(feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Float inputs as float64; the others as they are."""
+    return {k: v.astype(np.float64) if v.dtype.kind == "f" else v for k, v in feeds.items()}
 
 
 def package_versions(*names: str) -> dict[str, str]:
@@ -92,6 +98,15 @@ class Framework(ABC):
     def infer_inputs(self, model: Any) -> list[str]:
         """Input specs (`name:dtype[dims]`) read off the model itself; [] where it cannot tell."""
         return []
+
+    def float64_copy(self, model: Any) -> Any:
+        """A copy of the model that computes in float64 with the same weights (the reference eager
+        float32 is measured against); raises, with the reason, where the model cannot be copied."""
+        raise NotImplementedError(f"no float64 copy of {self.name} models")
+
+    def run_float64(self, model: Any, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run a `float64_copy` on the float inputs widened to float64."""
+        return self.run_eager(model, widen(feeds))
 
     def versions(self) -> dict[str, str]:
         return package_versions(*self.packages)

@@ -125,6 +125,25 @@ def _keras_seed_restorer() -> Callable[[], None]:
     return restore
 
 
+_LOW_PRECISION = frozenset({"float32", "float16", "bfloat16", "mixed_float16", "mixed_bfloat16"})
+
+
+def _as_float64(config: Any) -> Any:
+    """A Keras config with every float dtype and dtype policy made float64."""
+    if isinstance(config, list):
+        return [_as_float64(v) for v in config]
+    if not isinstance(config, dict):
+        return config
+    inner = config.get("config")
+    policy = "DTypePolicy" in str(config.get("class_name")) and isinstance(inner, dict)
+    if policy and inner.get("name") in _LOW_PRECISION:
+        return {**config, "config": {**inner, "name": "float64"}}
+    return {
+        k: "float64" if k == "dtype" and isinstance(v, str) and v in _LOW_PRECISION else _as_float64(v)
+        for k, v in config.items()
+    }
+
+
 class TensorFlowFramework(Framework):
     name = "tensorflow"
     packages = ("tensorflow-cpu", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "numpy")
@@ -183,3 +202,25 @@ class TensorFlowFramework(Framework):
             ]
             specs.append(f"{name}:{dtype}[{','.join(dims)}]")
         return specs
+
+    def float64_copy(self, model: Any) -> Any:
+        """The Keras model rebuilt from its config with float64 dtype policies, given its weights.
+
+        A model whose class cannot be rebuilt from its config (a subclass without `get_config`
+        arguments) or a plain tf.Module has no copy.
+        """
+        import keras
+
+        if not isinstance(model, keras.Model):
+            raise TypeError(f"a {type(model).__name__} is no Keras model, which could be rebuilt in float64")
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy("float64")
+        try:
+            clone = type(model).from_config(_as_float64(model.get_config()))
+        finally:
+            keras.config.set_dtype_policy(previous)
+        weights = model.get_weights()
+        if not clone.built and weights:
+            clone.build_from_config(model.get_build_config())
+        clone.set_weights([w.astype(np.float64) if w.dtype.kind == "f" else w for w in weights])
+        return clone

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from graphmint.models.frameworks import Framework, flatten_outputs
+from graphmint.models.frameworks import Framework, flatten_outputs, widen
 
 __all__ = [
     "TorchFramework",
@@ -94,3 +94,21 @@ class TorchFramework(Framework):
         names = list(feeds)
         with torch.inference_mode():
             return flatten_torch_outputs(call_bound(model, bind_inputs(model, names), names, to_torch(feeds)))
+
+    def float64_copy(self, model: Any) -> Any:
+        import copy
+
+        import torch
+
+        return copy.deepcopy(model).to(torch.float64)
+
+    def run_float64(self, model: Any, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """With float64 as torch's default dtype, so that tensors the forward makes match the weights."""
+        import torch
+
+        default = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float64)
+        try:
+            return self.run_eager(model, widen(feeds))
+        finally:
+            torch.set_default_dtype(default)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from graphmint.pipeline.reports.summary import judged
 from graphmint.pipeline.run.results import ModelResult, RouteResult
 from graphmint.validators.results import NUMBERED, Stage, Status
 
@@ -48,9 +49,10 @@ def next_step(route: RouteResult) -> str:
             "The artifact loads but fails to run on some inputs: the shapes named above are the ones to try."
         )
     return (
-        "The artifact runs but its numbers differ from the eager model. If the error is small and "
-        "systematic, raise this route's tolerance in the config; if it is large, compare the runtimes "
-        "in report.json to see which one diverges."
+        "The artifact runs but its numbers differ from the eager model by more than the eager model's own "
+        'float32 error against a float64 copy allows (or, with rule = "tolerance", by more than '
+        "atol/rtol). Compare the runtimes in report.json to see which one diverges, and the worst "
+        "element named above; a large multiple of the noise is a real difference, not rounding."
     )
 
 
@@ -60,8 +62,9 @@ def markdown_report(results: Sequence[ModelResult]) -> str:
     verdict = "all routes passed" if all(m.ok for m in results) else "some routes failed"
     lines += [f"{len(results)} model(s), {len(total)} route(s): {verdict}.", ""]
     lines += [
-        "| model | framework | route | status | runtimes passed | max abs | max rel | time | exporter |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | framework | route | status | runtimes passed | max abs | max rel | time | exporter "
+        "| judged |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for m in results:
         for r in m.routes:
@@ -72,7 +75,7 @@ def markdown_report(results: Sequence[ModelResult]) -> str:
             max_abs, max_rel = (r.max_abs_error, r.max_rel_error) if numbered else (None, None)
             lines.append(
                 f"| {m.name} | {m.framework} | {r.route} | {status} | {runtimes} | {_num(max_abs)} | "
-                f"{_num(max_rel)} | {r.seconds:.1f}s | {_escape(r.exporter or '-')} |"
+                f"{_num(max_rel)} | {r.seconds:.1f}s | {_escape(r.exporter or '-')} | {judged(r)} |"
             )
     failures = [(m, r) for m in results for r in m.routes if r.status in (Status.FAILED, Status.ERROR)]
     if failures:
@@ -91,6 +94,16 @@ def markdown_report(results: Sequence[ModelResult]) -> str:
         if listed:
             lines += ["", f"## {title}", ""]
             lines += [f"- {m.name} × {r.route}: {_escape(r.reason)}" for m, r in listed]
+    lines += ["", "## Noise floors", ""]
+    lines += [
+        "Each float output is judged against a float64 copy of the model: a route passes when its error "
+        "(RMSE) is within a multiple of the eager float32 model's own, below.",
+        "",
+    ]
+    for m in results:
+        floors = ", ".join(f"{name} {value:.2e}" for name, value in m.noise.items()) or "-"
+        why = f" (no float64 reference: {_escape(m.float64_reason)})" if m.float64_reason else ""
+        lines.append(f"- {m.name}: rule {m.rule}{why}; eager error against float64: {floors}")
     warned = [(m, r, w) for m in results for r in m.routes for w in r.warnings]
     if warned:
         lines += ["", "## Warnings", ""]

@@ -38,9 +38,21 @@ def _note(where: str, route: RouteResult) -> str:
     return f"- {where} × {route.route}: {text}"
 
 
+def judged(route: RouteResult) -> str:
+    """How the route's outputs were judged: its error against float64 as a multiple of the eager model's
+    own (noise rule), or the rule's name."""
+    if route.status not in NUMBERED or route.check is None:
+        return "-"
+    verdict = route.check.verdict
+    if verdict["rule"] == "noise" and verdict["noise_multiple"] is not None:
+        return f"{verdict['noise_multiple']:.1f}x noise"
+    return str(verdict["rule"] or "-")
+
+
 def summary_table(results: Sequence[ModelResult]) -> str:
-    """model × route table with status, errors and time; a star marks a fallback; reasons below it."""
-    header = ("model", "route", "status", "max abs", "max rel", "time")
+    """model × route table with status, errors, verdict and time; a star marks a fallback; reasons,
+    warnings and models without a float64 reference below it."""
+    header = ("model", "route", "status", "max abs", "max rel", "judged", "time")
     rows = []
     for model in results:
         for r in model.routes:
@@ -52,6 +64,7 @@ def summary_table(results: Sequence[ModelResult]) -> str:
                     r.status + star,
                     _err(r.max_abs_error if r.status in NUMBERED else None),
                     _err(r.max_rel_error if r.status in NUMBERED else None),
+                    judged(r),
                     f"{r.seconds:.1f}s",
                 )
             )
@@ -60,6 +73,9 @@ def summary_table(results: Sequence[ModelResult]) -> str:
         lines.append("* passed with a fallback exporter")
     notes = [_note(m.name, r) for m in results for r in m.routes if r.reason]
     notes += [f"- {m.name} × {r.route}: warning: {w}" for m in results for r in m.routes for w in r.warnings]
+    notes += [
+        f"- {m.name}: scaled rule instead of noise: {m.float64_reason}" for m in results if m.float64_reason
+    ]
     return "\n".join([*lines, "", *notes] if notes else lines)
 
 

@@ -163,7 +163,7 @@ def _eager_job(conn: Connection, spec: Any, timeout_s: float | None, cwd: str) -
     """In the child: build the model and run it eagerly on the whole grid; send back the spec (with
     the inputs read off the model) and the outputs, or the UsageError / error that stopped it."""
     from graphmint.pipeline.errors import UsageError
-    from graphmint.pipeline.run.stages import eager_reference
+    from graphmint.pipeline.run.reference import eager_reference
 
     os.chdir(cwd)  # build_model finds the model's module there, as in the parent
     reply: tuple[str, Any]
@@ -178,8 +178,8 @@ def _eager_job(conn: Connection, spec: Any, timeout_s: float | None, cwd: str) -
     conn.close()
 
 
-def eager_isolated(spec: Any, timeout_s: float | None) -> tuple[Any, list[dict[str, Any]]]:
-    """The model built and run eagerly on its grid in a child process first: (spec, outputs per point).
+def eager_isolated(spec: Any, timeout_s: float | None) -> Any:
+    """The model built and run eagerly on its grid in a child process first: its EagerRun.
 
     A factory or forward that kills its process (a segfault, an abort, `os._exit`) or hangs in native
     code past its time would take graphmint down with it; in the child it is a ModelLoadError (exit
@@ -220,8 +220,7 @@ def eager_isolated(spec: Any, timeout_s: float | None) -> tuple[Any, list[dict[s
         raise UsageError(payload)
     if status == "error":
         raise RuntimeError(f"the eager reference failed in its child process: {payload}")
-    result: tuple[Any, list[dict[str, Any]]] = payload
-    return result
+    return payload
 
 
 def _ended(code: int | None) -> str:

@@ -96,6 +96,7 @@ class RouteResult:
             "max_rel_error": self.max_rel_error,
             "atol": self.atol,
             "rtol": self.rtol,
+            **(self.check.verdict if self.check else {}),
             "reason": self.reason,
             "allowed_failure": self.allowed_failure,
             "warnings": self.warnings,
@@ -121,6 +122,13 @@ class ModelResult:
     #: golden data sets: {"path": "test_data_set_N", "label": grid point, "sizes": dynamic dim sizes}
     golden: list[dict[str, Any]] = field(default_factory=list)
     published: Path | None = None
+    #: the rule that gates float outputs, and per output the eager model's own error against a float64
+    #: copy (RMSE; empty, with the reason, where none could be made)
+    rule: str = "noise"
+    noise: dict[str, float] = field(default_factory=dict)
+    float64_reason: str = ""
+    #: outputs whose comparison proves nothing, and why
+    vacuous: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -135,5 +143,9 @@ class ModelResult:
             "dims": self.dims,
             "versions": self.versions,
             "golden": self.golden,
+            "rule": self.rule,
+            "noise": self.noise,
+            "float64_reference": self.float64_reason or "ok",
+            "vacuous": self.vacuous,
             "routes": [r.to_json() for r in self.routes],
         }

@@ -11,24 +11,22 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from graphmint.exporters import ROUTE_MODULES, ExportContext, Route, default_routes, get_route
-from graphmint.exporters.base import ExportState, clean_text, first_line
+from graphmint.exporters.base import ExportState, clean_text
 from graphmint.exporters.upstream import upstream_reference
 from graphmint.models.frameworks import Framework
-from graphmint.pipeline.errors import InputMismatchError, SpecError
+from graphmint.pipeline.errors import SpecError
 from graphmint.pipeline.publish.golden import write_golden
 from graphmint.pipeline.publish.manifest import GRAPHMINT_VERSION, write_model_manifest
 from graphmint.pipeline.publish.staging import Staging, check_target, hash_files
 from graphmint.pipeline.publish.trust import sign_manifest, signing_key_path
-from graphmint.pipeline.run.interrupts import signalled, time_limit
 from graphmint.pipeline.run.isolation import eager_isolated, export_isolated, preload
 from graphmint.pipeline.run.progress import Progress, SilentProgress
+from graphmint.pipeline.run.reference import cases_of, eager_run, output_specs, vacuous_outputs, with_inputs
 from graphmint.pipeline.run.results import ModelResult, RouteResult
-from graphmint.pipeline.spec.inputs import check_grid_budget, make_inputs, shape_grid
+from graphmint.pipeline.spec.inputs import check_grid_budget
 from graphmint.pipeline.spec.loader import build_model, resolve_callable
-from graphmint.pipeline.spec.specs import ModelSpec, make_model_spec
+from graphmint.pipeline.spec.specs import ModelSpec
 from graphmint.validators.check import (
     Case,
     check_runtimes,
@@ -38,7 +36,7 @@ from graphmint.validators.check import (
 )
 from graphmint.validators.results import Stage, Status
 
-__all__ = ["RunOptions", "reference_cases", "resolve_routes", "run_model", "run_models"]
+__all__ = ["RunOptions", "resolve_routes", "run_model", "run_models"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +59,9 @@ class RunOptions:
     isolate_eager: bool = True
     #: seconds one exporter (one strategy of a route, in its child process) may take; None: no limit
     export_timeout_s: float | None = None
+    #: a vacuous comparison (an output that is zero, or the same for any input) fails the route,
+    #: instead of giving a warning
+    strict: bool = False
 
 
 def resolve_routes(
@@ -83,72 +84,6 @@ def resolve_routes(
         )
     runnable = [get_route(framework.name, n) for n in dict.fromkeys(names) if n in known]
     return runnable, list(dict.fromkeys(elsewhere))
-
-
-def reference_cases(
-    spec: ModelSpec,
-    framework: Framework,
-    model: Any,
-    timeout_s: float | None = None,
-    expected: Sequence[Mapping[str, np.ndarray]] | None = None,
-) -> list[Case]:
-    """Seeded inputs at every grid point, and the eager model's outputs on them (each call under
-    `timeout_s`; whatever the model raises, SystemExit included, is an InputMismatchError), or the
-    outputs `expected` that a child computed on the same inputs."""
-    check_grid_budget(spec)
-    cases = []
-    for index, point in enumerate(shape_grid(spec)):
-        feeds = make_inputs(spec, point, index)
-        if expected is not None:
-            cases.append(Case(point.label, point.sizes, point.varied, feeds, dict(expected[index])))
-            continue
-        try:
-            with time_limit(timeout_s):
-                outputs = framework.run_eager(model, feeds)
-        except BaseException as exc:
-            if signalled():
-                raise
-            shapes = ", ".join(f"{k}{list(v.shape)}:{v.dtype}" for k, v in feeds.items())
-            if index == 0:
-                raise InputMismatchError(
-                    f"model {spec.name!r} rejects its declared inputs ({shapes}): {first_line(exc)}; "
-                    "fix the --input specs to match what the model's forward takes"
-                ) from None
-            raise InputMismatchError(
-                f"model {spec.name!r} fails eagerly at {point.label} ({shapes}): {first_line(exc)}; "
-                "narrow that dim's range with --dim NAME=MIN..MAX"
-            ) from None
-        cases.append(Case(point.label, point.sizes, point.varied, feeds, outputs))
-    return cases
-
-
-def eager_reference(
-    spec: ModelSpec, timeout_s: float | None = None
-) -> tuple[ModelSpec, list[dict[str, Any]]]:
-    """Build the model and run it on its grid: the spec (inputs read off the model where it declares
-    none) and the outputs at each point. What `eager_isolated` runs in a child."""
-    framework, model = build_model(spec.ref, spec.seed, timeout_s)
-    spec = _with_inputs(spec, framework, model)
-    return spec, [dict(c.expected) for c in reference_cases(spec, framework, model, timeout_s)]
-
-
-def _output_specs(spec: ModelSpec, cases: Sequence[Case]) -> list[dict[str, Any]]:
-    """Output names, dtypes and shapes; an axis that follows a dynamic input dim takes its name."""
-    outputs = []
-    for name, first in cases[0].expected.items():
-        shape: list[int | str] = []
-        for axis, size in enumerate(first.shape):
-            sizes = [c.expected[name].shape[axis] for c in cases]
-            if len(set(sizes)) == 1:
-                shape.append(size)
-                continue
-            match = next(
-                (d for d in spec.dims if all(c.sizes[d] == s for c, s in zip(cases, sizes, strict=True))),
-                None,
-            )
-            shape.append(match or f"{name}_dim{axis}")
-        outputs.append({"name": name, "dtype": str(first.dtype), "shape": shape})
-    return outputs
 
 
 def _export_context(
@@ -200,7 +135,7 @@ def run_route(
     )
 
     def tolerance_for(output: str, dtype: str) -> Any:
-        return spec.tolerances.resolve(route.name, output, dtype)
+        return spec.tolerances.criterion(route.name, output, dtype)
 
     for index, (label, strategy) in enumerate(route.strategies):
         _fresh(workdir)
@@ -252,6 +187,22 @@ def run_route(
     return _apply_known_failure(spec, result)
 
 
+def _vacuous(result: RouteResult, vacuous: Mapping[str, str], strict: bool) -> RouteResult:
+    """A route that passed on outputs whose comparison proves nothing: a warning, or under --strict a
+    failure."""
+    if result.status != Status.PASSED or not vacuous:
+        return result
+    lines = [
+        f"output {name!r} is vacuous ({why}): its check compares nothing" for name, why in vacuous.items()
+    ]
+    if strict:
+        result.status, result.stage = Status.FAILED, Stage.COMPARE
+        result.reason = "; ".join(lines) + " (--strict)"
+    else:
+        result.warnings.extend(lines)
+    return result
+
+
 def _log_section(title: str, text: str) -> str:
     return f"===== {title} =====\n{clean_text(text).rstrip()}\n\n" if text.strip() else ""
 
@@ -288,30 +239,6 @@ def _apply_known_failure(spec: ModelSpec, result: RouteResult) -> RouteResult:
     return result
 
 
-def _with_inputs(spec: ModelSpec, framework: Framework, model: Any) -> ModelSpec:
-    """The spec itself, or for one that declares no inputs, the spec with inputs the model declares."""
-    if spec.inputs:
-        return spec
-    inferred = framework.infer_inputs(model)
-    if not inferred:
-        raise SpecError(
-            f"model {spec.name!r} declares no inputs and its {framework.name} model does not say what it "
-            "takes: add --input name:dtype[dims] for each input"
-        )
-    return make_model_spec(
-        name=spec.name,
-        ref=spec.ref,
-        inputs=inferred,
-        dims=spec.deferred[0],
-        ranges=spec.deferred[1],
-        seed=spec.seed,
-        routes=spec.routes,
-        tolerances=spec.tolerances,
-        known_failures=spec.known_failures,
-        generator=spec.generator,
-    )
-
-
 def run_model(
     spec: ModelSpec, options: RunOptions = RunOptions(), progress: Progress | None = None
 ) -> ModelResult:
@@ -324,23 +251,29 @@ def run_model(
         check_grid_budget(spec)
     check_target(options.out, spec.name)
     signing_key = signing_key_path(options.signing_key)
-    expected = None
+    eager = None
     if options.isolate_eager:  # a factory or forward that crashes takes a child down, not graphmint
         preload([spec.ref])  # the forkserver imports the framework while the model's module does here
         resolve_callable(spec.ref)  # its module and framework imported first: children start warm
-        spec, expected = eager_isolated(spec, options.timeout_s)
+        eager = eager_isolated(spec, options.timeout_s)
+        spec = eager.spec
     framework, model = build_model(spec.ref, spec.seed, options.timeout_s)
-    spec = _with_inputs(spec, framework, model)
+    spec = with_inputs(spec, framework, model)
     routes, elsewhere = resolve_routes(spec, framework, options.routes)
-    cases = reference_cases(spec, framework, model, options.timeout_s, expected)
+    eager = eager or eager_run(spec, framework, model, options.timeout_s)
+    cases = cases_of(spec, eager)
     versions = {"graphmint": GRAPHMINT_VERSION, "python": platform.python_version(), **framework.versions()}
     result = ModelResult(
         name=spec.name,
         framework=framework.name,
         inputs=[i.to_json() for i in spec.inputs],
-        outputs=_output_specs(spec, cases),
+        outputs=output_specs(spec, cases),
         versions=versions,
         dims={d: {"min": r.min, "max": r.max, "example": r.example} for d, r in spec.dims.items()},
+        rule=spec.tolerances.gating_rule,
+        noise=eager.noise(),
+        float64_reason=eager.float64_reason,
+        vacuous=vacuous_outputs(eager, cases, lambda o, d: spec.tolerances.criterion("", o, d)),
     )
     base = _export_context(spec, framework, model, cases)
     # routes the user named must pass; the framework's defaults may be unsupported for a model
@@ -364,7 +297,7 @@ def run_model(
             route_result.allowed_failure = (
                 route_result.status in (Status.FAILED, Status.ERROR) and route.name in options.allow_fail
             )
-            result.routes.append(route_result)
+            result.routes.append(_vacuous(route_result, result.vacuous, options.strict))
             progress.route_finished(spec.name, route_result)
         for name in elsewhere:
             reason = f"route {name!r} is not one of a {framework.name} model's routes"

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from graphmint.pipeline.errors import ConfigError, UsageError
 from graphmint.pipeline.spec.specs import MAX_SEED, ModelSpec, make_model_spec
-from graphmint.validators.tolerance import DEFAULT_TOLERANCES, Tolerance, TolerancePolicy
+from graphmint.validators.tolerance import DEFAULT_TOLERANCES, Rule, Tolerance, TolerancePolicy
 
 __all__ = ["DEFAULT_CONFIG", "load_config"]
 
@@ -23,6 +23,7 @@ DEFAULT_CONFIG = Path("graphmint.toml")
 
 _NonNegative = Annotated[float, Field(ge=0)]
 _Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+_Rule = Literal["noise", "scaled", "tolerance"]
 
 
 class _Table(BaseModel):
@@ -40,6 +41,9 @@ class _Tolerance(_Table):
 class _ModelTolerance(_Tolerance):
     routes: dict[str, _Tolerance] = {}
     outputs: dict[str, _Tolerance] = {}
+    #: the rule that gates (default: "tolerance" where this table sets a tolerance, else "noise")
+    rule: _Rule | None = None
+    multiplier: Annotated[float, Field(ge=1)] | None = None
 
 
 class _Model(_Table):
@@ -59,6 +63,7 @@ class _Defaults(_Table):
     seed: _Seed = 0
     routes: list[str] | None = None
     tolerances: dict[str, _Tolerance] = {}
+    rule: _Rule | None = None
 
 
 class _Config(_Table):
@@ -142,6 +147,10 @@ def _read(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config {str(path)!r} is not valid TOML: {exc}") from None
 
 
+def _rule(name: str | None) -> Rule | None:
+    return Rule(name) if name else None
+
+
 def load_config(path: Path = DEFAULT_CONFIG) -> list[ModelSpec]:
     """Parse every [[models]] entry; raises ConfigError (exit 2) with the entry and key at fault."""
     data = _read(path)
@@ -161,6 +170,8 @@ def load_config(path: Path = DEFAULT_CONFIG) -> list[ModelSpec]:
             routes={r: t.values() for r, t in tolerance.routes.items()},
             outputs={o: t.values() for o, t in tolerance.outputs.items()},
             defaults=dtype_tols,
+            rule=_rule(tolerance.rule or config.defaults.rule),
+            multiplier=tolerance.multiplier,
         )
         try:
             specs.append(

@@ -1,0 +1,204 @@
+"""The eager reference: the model's outputs on its seeded grid, a float64 copy's outputs on the same
+inputs (the yardstick of the noise rule), and a probe for outputs that compare nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from graphmint.exporters.base import first_line
+from graphmint.models.frameworks import Framework
+from graphmint.pipeline.errors import InputMismatchError, SpecError
+from graphmint.pipeline.run.interrupts import signalled, time_limit
+from graphmint.pipeline.spec.inputs import GridPoint, check_grid_budget, make_inputs, shape_grid
+from graphmint.pipeline.spec.loader import build_model
+from graphmint.pipeline.spec.specs import ModelSpec, make_model_spec
+from graphmint.validators.check import Case
+from graphmint.validators.compare import compare_output, rms, rmse
+
+__all__ = [
+    "EagerRun",
+    "cases_of",
+    "eager_reference",
+    "eager_run",
+    "output_specs",
+    "vacuous_outputs",
+    "with_inputs",
+]
+
+#: an output whose RMS change between two different inputs is below this fraction of its RMS is
+#: (nearly) constant: any artifact that returns a constant there passes its check
+_CONSTANT = 1e-4
+
+
+@dataclass
+class EagerRun:
+    """What the eager model computed: per grid point its outputs, and a float64 copy's (empty with the
+    reason where no copy could be made or run); at the example point, the outputs on other inputs."""
+
+    spec: ModelSpec
+    outputs: list[dict[str, np.ndarray]]
+    float64: list[dict[str, np.ndarray]] = field(default_factory=list)
+    float64_reason: str = ""
+    alternate: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def noise(self) -> dict[str, float]:
+        """Per float output, the eager model's largest error against the float64 copy (RMSE)."""
+        floors: dict[str, float] = {}
+        for outputs, wide in zip(self.outputs, self.float64, strict=False):
+            for name, value in wide.items():
+                floors[name] = max(floors.get(name, 0.0), rmse(outputs[name], value))
+        return floors
+
+
+def _call(
+    spec: ModelSpec,
+    run: Callable[[Any, Mapping[str, np.ndarray]], dict[str, np.ndarray]],
+    model: Any,
+    feeds: Mapping[str, np.ndarray],
+    point: GridPoint,
+    first: bool,
+    timeout_s: float | None,
+) -> dict[str, np.ndarray]:
+    """`run(model, feeds)` under `timeout_s`; whatever the model raises (SystemExit included) is an
+    InputMismatchError that says which inputs it rejected."""
+    try:
+        with time_limit(timeout_s):
+            return run(model, feeds)
+    except BaseException as exc:
+        if signalled():
+            raise
+        shapes = ", ".join(f"{k}{list(v.shape)}:{v.dtype}" for k, v in feeds.items())
+        if first:
+            raise InputMismatchError(
+                f"model {spec.name!r} rejects its declared inputs ({shapes}): {first_line(exc)}; "
+                "fix the --input specs to match what the model's forward takes"
+            ) from None
+        raise InputMismatchError(
+            f"model {spec.name!r} fails eagerly at {point.label} ({shapes}): {first_line(exc)}; "
+            "narrow that dim's range with --dim NAME=MIN..MAX"
+        ) from None
+
+
+def eager_run(spec: ModelSpec, framework: Framework, model: Any, timeout_s: float | None = None) -> EagerRun:
+    """Run the model on every grid point (each call under `timeout_s`), and its float64 copy."""
+    check_grid_budget(spec)
+    grid = shape_grid(spec)
+    feeds = [make_inputs(spec, point, index) for index, point in enumerate(grid)]
+    run = EagerRun(spec, [])
+    for index, (point, inputs) in enumerate(zip(grid, feeds, strict=True)):
+        run.outputs.append(_call(spec, framework.run_eager, model, inputs, point, index == 0, timeout_s))
+    # the example point again on inputs of another seed: outputs that do not change are vacuous
+    other = make_inputs(spec, grid[0], len(grid))
+    run.alternate = _call(spec, framework.run_eager, model, other, grid[0], False, timeout_s)
+    try:
+        wide_model = framework.float64_copy(model)
+        for inputs, outputs in zip(feeds, run.outputs, strict=True):
+            with time_limit(timeout_s):
+                run.float64.append(_comparable(framework.run_float64(wide_model, inputs), outputs))
+    except BaseException as exc:  # the model's own code: whatever it raises, the noise rule steps back
+        if signalled():
+            raise
+        run.float64, run.float64_reason = [], f"no float64 copy of the model runs: {first_line(exc)}"
+    return run
+
+
+def _comparable(wide: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The float64 outputs that stand for a float output of the same name and shape."""
+    return {
+        name: value
+        for name, value in wide.items()
+        if name in outputs and outputs[name].dtype.kind == "f" and value.shape == outputs[name].shape
+    }
+
+
+def cases_of(spec: ModelSpec, run: EagerRun) -> list[Case]:
+    """The grid's cases: the seeded inputs at each point (made again: the same seed gives the same
+    arrays), the eager outputs and the float64 outputs."""
+    cases = []
+    for index, point in enumerate(shape_grid(spec)):
+        wide = run.float64[index] if run.float64 else {}
+        feeds = make_inputs(spec, point, index)
+        cases.append(Case(point.label, point.sizes, point.varied, feeds, run.outputs[index], wide))
+    return cases
+
+
+def vacuous_outputs(run: EagerRun, cases: Sequence[Case], judge: Callable[[str, str], Any]) -> dict[str, str]:
+    """Outputs whose comparison proves nothing, and why: zero everywhere, or so nearly the same for
+    different inputs that a constant would pass its check. `judge(output, dtype)` is its Criterion."""
+    found: dict[str, str] = {}
+    example = cases[0]
+    for name, value in example.expected.items():
+        if all(not np.any(c.expected[name]) for c in cases):
+            found[name] = "zero on every input"
+            continue
+        other = run.alternate.get(name)
+        if other is None or other.shape != value.shape:
+            continue
+        floats = value.dtype.kind == "f"
+        change = rmse(other, value)
+        if floats and change <= _CONSTANT * rms(value):
+            found[name] = (
+                f"changes by {change / rms(value):.2g} of its RMS between two different inputs: "
+                "nearly constant"
+                if change
+                else "the same for different inputs: constant"
+            )
+            continue
+        criterion = judge(name, str(value.dtype))
+        if compare_output(name, other, value, criterion, example.float64.get(name)).passed:
+            found[name] = "the output for other inputs passes its check: a constant would too"
+    return found
+
+
+def with_inputs(spec: ModelSpec, framework: Framework, model: Any) -> ModelSpec:
+    """The spec itself, or for one that declares no inputs, the spec with inputs the model declares."""
+    if spec.inputs:
+        return spec
+    inferred = framework.infer_inputs(model)
+    if not inferred:
+        raise SpecError(
+            f"model {spec.name!r} declares no inputs and its {framework.name} model does not say what it "
+            "takes: add --input name:dtype[dims] for each input"
+        )
+    return make_model_spec(
+        name=spec.name,
+        ref=spec.ref,
+        inputs=inferred,
+        dims=spec.deferred[0],
+        ranges=spec.deferred[1],
+        seed=spec.seed,
+        routes=spec.routes,
+        tolerances=spec.tolerances,
+        known_failures=spec.known_failures,
+        generator=spec.generator,
+    )
+
+
+def eager_reference(spec: ModelSpec, timeout_s: float | None = None) -> EagerRun:
+    """Build the model and run it on its grid, with the spec it ran (inputs read off the model where
+    the spec declares none). What `eager_isolated` runs in a child."""
+    framework, model = build_model(spec.ref, spec.seed, timeout_s)
+    return eager_run(with_inputs(spec, framework, model), framework, model, timeout_s)
+
+
+def output_specs(spec: ModelSpec, cases: Sequence[Case]) -> list[dict[str, Any]]:
+    """Output names, dtypes and shapes; an axis that follows a dynamic input dim takes its name."""
+    outputs = []
+    for name, first in cases[0].expected.items():
+        shape: list[int | str] = []
+        for axis, size in enumerate(first.shape):
+            sizes = [c.expected[name].shape[axis] for c in cases]
+            if len(set(sizes)) == 1:
+                shape.append(size)
+                continue
+            match = next(
+                (d for d in spec.dims if all(c.sizes[d] == s for c, s in zip(cases, sizes, strict=True))),
+                None,
+            )
+            shape.append(match or f"{name}_dim{axis}")
+        outputs.append({"name": name, "dtype": str(first.dtype), "shape": shape})
+    return outputs
