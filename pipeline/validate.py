@@ -23,7 +23,7 @@ from graphmint.pipeline.publish.manifest import FileRecord, ModelManifest, insid
 from graphmint.pipeline.publish.trust import folder_trust
 from graphmint.pipeline.run.results import RouteResult
 from graphmint.validators import RUNNERS
-from graphmint.validators.check import Case, check_runtimes, combine_checks
+from graphmint.validators.check import Case, check_runtimes, combine_checks, cross_check_warnings
 from graphmint.validators.onnx_upgrade import ORT_MIN_OPSET, UPGRADE_OPSET, default_opset, upgrade_onnx
 from graphmint.validators.results import ArtifactCheck, Stage, Status
 from graphmint.validators.tolerance import DEFAULT_TOLERANCES, EXACT, Tolerance, TolerancePolicy
@@ -64,6 +64,7 @@ def _result(
 ) -> RouteResult:
     checks = check_runtimes(artifact, cases, tolerance, timeout_s)
     status, stage, reason = combine_checks(checks)
+    warnings = cross_check_warnings(checks) if status == Status.PASSED else []
     first = next(iter(cases[0].expected.items())) if cases and cases[0].expected else None
     tol = tolerance(first[0], str(first[1].dtype)) if first else None
     return RouteResult(
@@ -75,6 +76,7 @@ def _result(
         checks=checks,
         atol=tol.atol if tol else None,
         rtol=tol.rtol if tol else None,
+        warnings=warnings,
     )
 
 

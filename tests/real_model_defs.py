@@ -71,3 +71,29 @@ class ConstantNet(nn.Module):
 
 def constant_net() -> nn.Module:
     return ConstantNet()
+
+
+class PoolHead(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        # a window larger than the map with ceil_mode, as EfficientNet-style heads have: ONNX Runtime
+        # computes it as PyTorch does, onnx.reference's AveragePool does not
+        self.pool = nn.AvgPool2d(9, stride=8, ceil_mode=True)
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.pool(x).flatten(1))
+
+
+class CeilPoolNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 3, padding=1)
+        self.head = PoolHead()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.conv(x)))
+
+
+def ceil_pool_net() -> nn.Module:
+    return CeilPoolNet()

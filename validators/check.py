@@ -12,8 +12,9 @@ from graphmint.validators import CROSS_CHECK_RUNTIMES, get_runner, runtimes_for
 from graphmint.validators.base import Runner, RuntimeUnavailable
 from graphmint.validators.compare import compare_output
 from graphmint.validators.isolated import IsolatedRunner
+from graphmint.validators.localize import first_divergence
 from graphmint.validators.results import ArtifactCheck, PointCheck, Stage, Status
-from graphmint.validators.tolerance import Criterion
+from graphmint.validators.tolerance import Criterion, Tolerance
 
 __all__ = [
     "Case",
@@ -24,7 +25,7 @@ __all__ = [
     "excused_cross_checks",
 ]
 
-ToleranceFor = Callable[[str, str], Criterion]  # (output name, dtype) -> how it is judged
+ToleranceFor = Callable[[str, str], Criterion | Tolerance]  # (output name, dtype) -> how it is judged
 
 
 @dataclass(frozen=True)
@@ -157,11 +158,28 @@ def check_artifact(
 def check_runtimes(
     artifact: Artifact, cases: Sequence[Case], tolerance_for: ToleranceFor, timeout_s: float | None = None
 ) -> list[ArtifactCheck]:
-    """The artifact checked on every runtime that can load its format, its route's runner first."""
-    return [
+    """The artifact checked on every runtime that can load its format, its route's runner first.
+
+    Where a cross-check runtime computes other numbers while the deployment runtime agrees with the
+    eager model, its reason names the node where the two part ways (validators.localize).
+    """
+    checks = [
         check_artifact(replace(artifact, runner=name), cases, tolerance_for, timeout_s)
         for name in runtimes_for(artifact.runner)
     ]
+    if checks and checks[0].status == Status.PASSED:
+        for check in checks[1:]:
+            if check.runner not in CROSS_CHECK_RUNTIMES or check.status != Status.FAILED:
+                continue
+            index = next(i for i, p in enumerate(check.points) if p.status != Status.PASSED)
+            where = first_divergence(
+                replace(artifact, runner=check.runner), check.runner, cases[index].feeds, timeout_s
+            )
+            if where:
+                check.reason += (
+                    f"; at {cases[index].label} it {where}" if where.startswith("first") else f"; {where}"
+                )
+    return checks
 
 
 def excused_cross_checks(checks: Sequence[ArtifactCheck], strict: bool) -> set[str]:

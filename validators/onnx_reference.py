@@ -7,7 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from graphmint.exporters.base import first_line
 from graphmint.validators.base import Runner, RuntimeUnavailable
+from graphmint.validators.localize import failing_node
 
 
 class OnnxReferenceRunner(Runner):
@@ -41,7 +43,13 @@ class OnnxReferenceRunner(Runner):
         self.evaluator = None
 
     def infer_impl(self, feeds: Mapping[str, np.ndarray]) -> list[Any]:
-        outputs: list[Any] = self.evaluator.run(None, dict(feeds))
+        try:
+            outputs: list[Any] = self.evaluator.run(None, dict(feeds))
+        except Exception as exc:
+            where = failing_node(exc)
+            if where is None:
+                raise
+            raise RuntimeError(f"ReferenceEvaluator raised at {where}: {first_line(exc)}") from None
         return outputs
 
 

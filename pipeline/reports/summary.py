@@ -96,4 +96,5 @@ def validation_table(results: Sequence[FolderValidation]) -> str:
     ]
     lines = [*_table(header, rows), "", _counts([r.status for f in results for r in f.routes])]
     notes = [_note(str(f.path), r) for f in results for r in f.routes if r.reason]
+    notes += [f"- {f.path} × {r.route}: warning: {w}" for f in results for r in f.routes for w in r.warnings]
     return "\n".join([*lines, "", *notes] if notes else lines)
