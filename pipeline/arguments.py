@@ -149,15 +149,10 @@ def csv_names(values: Sequence[str]) -> tuple[str, ...]:
     return tuple(name for value in values for name in _csv(value))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="graphmint", description="Export eager models to static graphs and prove they match."
-    )
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    export = sub.add_parser("export", help="export and check one model given as module:callable")
-    export.add_argument("ref", help="module:callable returning the eager model")
-    export.add_argument(
+def _add_model_flags(parser: argparse.ArgumentParser) -> None:
+    """The model and how it is checked: what `export` and `explain` take."""
+    parser.add_argument("ref", help="module:callable returning the eager model")
+    parser.add_argument(
         "--input",
         action="append",
         default=[],
@@ -165,47 +160,72 @@ def build_parser() -> argparse.ArgumentParser:
         help="an input, name:dtype[d0,d1,...] (repeat for several; optional for Keras "
         "models with known input shapes)",
     )
-    export.add_argument(
+    parser.add_argument(
         "--dim",
         action="append",
         default=[],
         metavar="N=A..B",
         help="range of a dynamic dim, inclusive; N=A..B@E also picks the traced size",
     )
-    export.add_argument(
+    parser.add_argument(
         "--range",
         action="append",
         default=[],
         metavar="N=A..B",
         help="value range of an integer input, inclusive",
     )
-    export.add_argument("--routes", type=_names, help="comma-separated routes (default: the framework's)")
-    export.add_argument("--name", help="folder name under --out (default: the callable's name)")
-    export.add_argument(
+    parser.add_argument("--routes", type=_names, help="comma-separated routes (default: the framework's)")
+    parser.add_argument("--name", help="folder name under --out (default: the callable's name)")
+    parser.add_argument(
         "--generator",
         metavar="MODULE:CALLABLE",
         help="makes inputs that need structure: fn(shapes, rng) -> dict",
     )
-    export.add_argument("--seed", type=_seed, default=0, help="seed for weights and inputs (default 0)")
-    export.add_argument(
+    parser.add_argument("--seed", type=_seed, default=0, help="seed for weights and inputs (default 0)")
+    parser.add_argument(
         "--atol", type=_tolerance, help="absolute tolerance for every output (judges with --rule tolerance)"
     )
-    export.add_argument(
+    parser.add_argument(
         "--rtol", type=_tolerance, help="relative tolerance for every output (judges with --rule tolerance)"
     )
-    export.add_argument(
+    parser.add_argument(
         "--rule",
         choices=("noise", "scaled", "tolerance"),
         help="what gates a float output: its error against a float64 copy of the model within a multiple "
         "of eager float32's own (noise), atol/rtol at the output's scale (scaled), or atol/rtol per "
         "element (tolerance); default: tolerance with --atol/--rtol, else noise",
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="graphmint", description="Export eager models to static graphs and prove they match."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    export = sub.add_parser("export", help="export and check one model given as module:callable")
+    _add_model_flags(export)
     export.add_argument(
         "--out", type=Path, default=Path("artifacts"), help="output folder (default artifacts/)"
     )
     _add_report_flags(export)
     _add_export_timeout_flag(export)
     _add_signing_flag(export)
+
+    explain = sub.add_parser(
+        "explain",
+        help="export a model as `export` does, compare every layer of every route with eager; "
+        "publish nothing",
+    )
+    _add_model_flags(explain)
+    explain.add_argument(
+        "--out",
+        type=Path,
+        default=Path("graphmint-explain"),
+        help="where the reports and per-layer plots go (default graphmint-explain/)",
+    )
+    _add_report_flags(explain)
+    _add_export_timeout_flag(explain)
 
     run = sub.add_parser("run", help="run every model of a config (default graphmint.toml)")
     run.add_argument("config", nargs="?", type=Path, default=Path("graphmint.toml"))

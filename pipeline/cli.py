@@ -37,10 +37,11 @@ def _report(results: Sequence[ModelResult], args: argparse.Namespace, console: C
     return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
 
 
-def _run_options(args: argparse.Namespace) -> RunOptions:
+def _run_options(args: argparse.Namespace, explain: bool = False) -> RunOptions:
     from graphmint.pipeline.run.stages import RunOptions
 
     return RunOptions(
+        explain=explain,
         out=args.out,
         routes=args.routes,
         allow_fail=csv_names(args.allow_fail),
@@ -48,7 +49,7 @@ def _run_options(args: argparse.Namespace) -> RunOptions:
         export_timeout_s=args.export_timeout,
         strict_runtimes=args.strict_runtimes,
         strict=args.strict,
-        signing_key=args.signing_key,
+        signing_key=getattr(args, "signing_key", None),
     )
 
 
@@ -76,7 +77,11 @@ def _run_quietly(args: argparse.Namespace, run: Callable[[Progress], list[ModelR
         return _report(results, args, console)
 
 
-def cmd_export(args: argparse.Namespace) -> int:
+def cmd_explain(args: argparse.Namespace) -> int:
+    return cmd_export(args, explain=True)
+
+
+def cmd_export(args: argparse.Namespace, explain: bool = False) -> int:
     from graphmint.pipeline.run.stages import run_model
     from graphmint.pipeline.spec.specs import make_model_spec
     from graphmint.validators.tolerance import Rule, TolerancePolicy
@@ -94,7 +99,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         generator=args.generator,
         tolerances=tolerances,
     )
-    options = _run_options(args)
+    options = _run_options(args, explain)
     return _run_quietly(args, lambda progress: [run_model(spec, options, progress)])
 
 
@@ -199,12 +204,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     interrupts.install()
     try:
         args = build_parser().parse_args(argv)
-        if args.command in ("export", "run", "validate"):  # what killed runs left in the temp folder
+        if args.command in (
+            "export",
+            "explain",
+            "run",
+            "validate",
+        ):  # what killed runs left in the temp folder
             from graphmint.pipeline.run.isolation import sweep_stale_temp
 
             sweep_stale_temp()
         handler = {
             "export": cmd_export,
+            "explain": cmd_explain,
             "run": cmd_run,
             "validate": cmd_validate,
             "package": cmd_package,

@@ -97,3 +97,45 @@ class CeilPoolNet(nn.Module):
 
 def ceil_pool_net() -> nn.Module:
     return CeilPoolNet()
+
+
+class PathGelu(nn.Module):
+    """GELU that takes the tanh approximation when traced or exported: the graph holds another code path
+    than the eager model runs, as models that branch on `torch.compiler.is_exporting()` do."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        static = torch.jit.is_tracing() or torch.compiler.is_exporting()
+        return nn.functional.gelu(x, approximate="tanh" if static else "none")
+
+
+class Block(nn.Module):
+    def __init__(self, act: nn.Module) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(32, 64)
+        self.act = act
+        self.fc2 = nn.Linear(64, 32)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.fc2(self.act(self.fc1(x)))
+
+
+class DeepDivergent(nn.Module):
+    """Three residual blocks; only the middle one's activation (`blocks.1.act`) diverges when exported."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Linear(16, 32)
+        self.blocks = nn.Sequential(Block(nn.GELU()), Block(PathGelu()), Block(nn.GELU()))
+        self.head = nn.Linear(32, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.blocks(torch.relu(self.stem(x))))
+
+
+def deep_divergent() -> nn.Module:
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = DeepDivergent()
+        for p in model.parameters():  # weights large enough that the GELUs see |x| of a few units
+            p.data.mul_(3.0)
+    return model

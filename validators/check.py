@@ -23,6 +23,7 @@ __all__ = [
     "combine_checks",
     "cross_check_warnings",
     "excused_cross_checks",
+    "run_once",
 ]
 
 ToleranceFor = Callable[[str, str], Criterion | Tolerance]  # (output name, dtype) -> how it is judged
@@ -111,6 +112,19 @@ def _runner(artifact: Artifact, timeout_s: float | None) -> Runner:
     if issubclass(cls, IsolatedRunner):
         return cls(artifact, timeout_s=timeout_s)
     return IsolatedRunner(artifact, inner=f"{cls.__module__}:{cls.__qualname__}", timeout_s=timeout_s)
+
+
+def run_once(
+    artifact: Artifact, feeds: Mapping[str, np.ndarray], timeout_s: float | None = None
+) -> list[np.ndarray]:
+    """The artifact's outputs on `feeds`, from its runner (in a child process where it loads a file)."""
+    runner = _runner(artifact, timeout_s)
+    runner.activate()
+    try:
+        outputs, _ = runner.infer(feeds)
+    finally:
+        runner.deactivate()
+    return outputs
 
 
 def check_artifact(

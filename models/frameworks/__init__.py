@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from importlib import metadata
 from typing import Any
@@ -103,6 +103,13 @@ class Framework(ABC):
         """A copy of the model that computes in float64 with the same weights (the reference eager
         float32 is measured against); raises, with the reason, where the model cannot be copied."""
         raise NotImplementedError(f"no float64 copy of {self.name} models")
+
+    def probe(self, model: Any, input_names: Sequence[str]) -> tuple[Any, list[tuple[str, str]]]:
+        """A model that returns the model's outputs, then one output per layer (submodule), and the
+        layers' (path, class name) in the order of those outputs. A layer that did not run, or whose
+        output is no tensor, gives an empty array. Raises, with the reason, where the model has no
+        layers to probe."""
+        raise NotImplementedError(f"no per-layer probe of {self.name} models")
 
     def run_float64(self, model: Any, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run a `float64_copy` on the float inputs widened to float64."""

@@ -224,3 +224,30 @@ class TensorFlowFramework(Framework):
             clone.build_from_config(model.get_build_config())
         clone.set_weights([w.astype(np.float64) if w.dtype.kind == "f" else w for w in weights])
         return clone
+
+    def probe(self, model: Any, input_names: Sequence[str]) -> tuple[Any, list[tuple[str, str]]]:
+        """A functional Keras model with every layer's output after the model's own (layers called more
+        than once, and those whose output is not one tensor, are left out)."""
+        import keras
+
+        if not isinstance(model, keras.Model) or _input_structure(model) is None:
+            raise TypeError(
+                f"a {type(model).__name__} is no functional Keras model: its layers have no symbolic "
+                "outputs to compare one by one"
+            )
+        names, tensors = [], []
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.InputLayer):
+                continue
+            try:
+                output = layer.output
+            except (AttributeError, ValueError):  # called more than once, or never
+                continue
+            if keras.KerasTensor is not None and isinstance(output, keras.KerasTensor):
+                names.append((layer.name, type(layer).__name__))
+                tensors.append(output)
+        if not names:
+            raise ValueError("the model has no layer with one output tensor to compare")
+        structure = model.output  # in the order run_eager names them: a dict's own order, not sorted
+        outputs = list(structure.values()) if isinstance(structure, Mapping) else list(model.outputs)
+        return keras.Model(model.inputs, [*outputs, *tensors], name=f"{model.name}_probe"), names

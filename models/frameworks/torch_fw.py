@@ -34,6 +34,14 @@ def flatten_torch_tensors(out: Any) -> dict[str, Any]:
     return flatten_outputs(out, lambda t: isinstance(t, torch.Tensor), lambda t: t)
 
 
+def flatten_torch_tensors_or_none(out: Any) -> list[Any]:
+    """The tensors in a module's output, [] where it holds something else too (a cache object)."""
+    try:
+        return list(flatten_torch_tensors(out).values())
+    except TypeError:
+        return []
+
+
 def flatten_torch_outputs(out: Any) -> dict[str, np.ndarray]:
     """The model's output tensors as numpy arrays, named as `flatten_outputs` names them."""
     return {name: t.detach().cpu().numpy() for name, t in flatten_torch_tensors(out).items()}
@@ -112,3 +120,48 @@ class TorchFramework(Framework):
             return self.run_eager(model, widen(feeds))
         finally:
             torch.set_default_dtype(default)
+
+    def probe(self, model: Any, input_names: Sequence[str]) -> tuple[Any, list[tuple[str, str]]]:
+        """The model behind forward hooks on every submodule: the probe returns the flat outputs, then
+        each submodule's first output tensor at its last call (an empty tensor where it made none), so
+        a traced or exported probe lines up with the eager one whatever path each took."""
+        import torch
+
+        layers = [(path, type(module).__name__) for path, module in model.named_modules() if path]
+        paths = [path for path, _ in layers]
+        if not paths:
+            raise ValueError(f"a {type(model).__name__} has no submodules to compare one by one")
+        captured: dict[str, Any] = {}
+        keywords = bind_inputs(model, input_names)
+
+        def hook(path: str) -> Callable[..., None]:
+            def record(module: Any, args: Any, output: Any) -> None:
+                tensors = [t for t in flatten_torch_tensors_or_none(output) if t.is_floating_point()]
+                if tensors:
+                    captured.pop(path, None)  # in the order of each module's last call
+                    captured[path] = tensors[0]
+
+            return record
+
+        for path, module in model.named_modules():
+            if path:
+                module.register_forward_hook(hook(path))
+
+        class Probe(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self._modules = model._modules
+                self._parameters = model._parameters
+                self._buffers = model._buffers
+
+            def forward(self, *args: Any) -> tuple[Any, ...]:
+                captured.clear()
+                outputs = tuple(
+                    flatten_torch_tensors(call_bound(model, keywords, input_names, args)).values()
+                )
+                empty = args[0].new_zeros((0,), dtype=torch.float32)
+                return (*outputs, *(captured.get(p, empty) for p in paths))
+
+        probe = Probe().eval()
+        probe.fired = captured  # after an eager call: the modules that ran, in the order they finished
+        return probe, layers

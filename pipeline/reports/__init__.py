@@ -12,7 +12,12 @@ from pathlib import Path
 
 from graphmint.pipeline.run.results import ModelResult
 
-__all__ = ["write_reports"]
+__all__ = ["layer_plot_name", "write_reports"]
+
+
+def layer_plot_name(model: str, route: str) -> str:
+    """The file, under plots/, of a route's per-layer errors."""
+    return f"{model}.{route}.layers.png"
 
 
 def write_text_atomic(path: Path, text: str | bytes) -> Path:
@@ -30,7 +35,7 @@ def write_reports(results: Sequence[ModelResult], folder: Path) -> list[Path]:
     from graphmint.pipeline.reports.json_report import json_report
     from graphmint.pipeline.reports.junit import junit_xml
     from graphmint.pipeline.reports.markdown import markdown_report
-    from graphmint.pipeline.reports.plot import error_plot_png
+    from graphmint.pipeline.reports.plot import error_plot_png, layer_plot_png
 
     written = [
         write_text_atomic(folder / "report.json", json_report(results)),
@@ -42,6 +47,12 @@ def write_reports(results: Sequence[ModelResult], folder: Path) -> list[Path]:
         if png is not None:
             written.append(write_text_atomic(folder / "plots" / f"{model.name}.png", png))
         for route in model.routes:
+            divergence = route.details.get("divergence")
+            if divergence and divergence.get("layers"):
+                png = layer_plot_png(f"{model.name} × {route.route}", divergence)
+                written.append(
+                    write_text_atomic(folder / "plots" / layer_plot_name(model.name, route.route), png)
+                )
             if route.log:
                 path = folder / "logs" / model.name / f"{route.route}.log"
                 written.append(write_text_atomic(path, route.log))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from graphmint.pipeline.reports import layer_plot_name
 from graphmint.pipeline.reports.summary import judged
 from graphmint.pipeline.run.results import ModelResult, RouteResult
 from graphmint.validators.results import NUMBERED, Stage, Status
@@ -88,6 +89,14 @@ def markdown_report(results: Sequence[ModelResult]) -> str:
                 if bad:
                     labels = ", ".join(p.label for p in bad)
                     lines.append(f"- {check.runner}: {check.status} at {labels}")
+            divergence = r.details.get("divergence")
+            if divergence and divergence.get("first"):
+                held = divergence.get("last_matching")
+                lines.append(
+                    f"- Where it starts: layer `{divergence['first']}` is the first whose output differs"
+                    + (f"; `{held}` is the last that matched" if held else "")
+                    + f" (per-layer errors: plots/{layer_plot_name(m.name, r.route)})"
+                )
             lines += [f"- Try next: {next_step(r)}", ""]
     for status, title in ((Status.UNSUPPORTED, "Unsupported here"), (Status.SKIPPED, "Skipped")):
         listed = [(m, r) for m in results for r in m.routes if r.status == status]

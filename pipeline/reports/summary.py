@@ -49,6 +49,15 @@ def judged(route: RouteResult) -> str:
     return str(verdict["rule"] or "-")
 
 
+def _diverges(route: RouteResult) -> str:
+    """The first diverging layer and the last that matched, where the route's were compared."""
+    found = route.details.get("divergence")
+    if not found or not found.get("first"):
+        return ""
+    held = f"; the last that matched: {found['last_matching']!r}" if found.get("last_matching") else ""
+    return f"first diverging layer {found['first']!r}{held} (per-layer errors in report.md and plots/)"
+
+
 def summary_table(results: Sequence[ModelResult]) -> str:
     """model × route table with status, errors, verdict and time; a star marks a fallback; reasons,
     warnings and models without a float64 reference below it."""
@@ -72,6 +81,7 @@ def summary_table(results: Sequence[ModelResult]) -> str:
     if any(r.rejected and r.status == Status.PASSED for m in results for r in m.routes):
         lines.append("* passed with a fallback exporter")
     notes = [_note(m.name, r) for m in results for r in m.routes if r.reason]
+    notes += [f"- {m.name} × {r.route}: {line}" for m in results for r in m.routes if (line := _diverges(r))]
     notes += [f"- {m.name} × {r.route}: warning: {w}" for m in results for r in m.routes for w in r.warnings]
     notes += [
         f"- {m.name}: scaled rule instead of noise: {m.float64_reason}" for m in results if m.float64_reason

@@ -81,7 +81,14 @@ def preload(refs: Iterable[str] | None = None) -> None:
 
 
 def _export_job(
-    ref: str, seed: int, framework: str, route: str, index: int, ctx: dict[str, Any], cwd: str
+    ref: str,
+    seed: int,
+    framework: str,
+    route: str,
+    index: int,
+    ctx: dict[str, Any],
+    cwd: str,
+    probe: bool = False,
 ) -> ExportResult:
     """In the child: build the model afresh, run one strategy of one route, return its result.
 
@@ -94,7 +101,9 @@ def _export_job(
 
     with tempfile.TemporaryFile() as native:
         with _descriptors_to(native.fileno()):
-            _, model = build_model(ref, seed)
+            built, model = build_model(ref, seed)
+            if probe:  # the model with every layer's output after its own (pipeline.run.explain)
+                model, _ = built.probe(model, ctx["input_names"])
             _, strategy = get_route(framework, route).strategies[index]
             result = strategy(ExportContext(model=model, **ctx))
         native.seek(0)
@@ -128,15 +137,22 @@ def _descriptors_to(fd: int) -> Iterator[None]:
 
 
 def export_isolated(
-    route: Route, index: int, ctx: ExportContext, ref: str, seed: int, timeout_s: float | None = None
+    route: Route,
+    index: int,
+    ctx: ExportContext,
+    ref: str,
+    seed: int,
+    timeout_s: float | None = None,
+    probe: bool = False,
 ) -> ExportResult:
     """Run strategy `index` of `route` in a fresh child process; never raises for the exporter's sake.
-    A child still exporting after `timeout_s` is killed and the strategy failed."""
+    A child still exporting after `timeout_s` is killed and the strategy failed. With `probe`, the
+    child exports the model's per-layer probe (Framework.probe) instead of the model."""
     state = {f.name: getattr(ctx, f.name) for f in fields(ctx) if f.name != "model"}
     executor = ProcessPoolExecutor(max_workers=1, mp_context=children_context())
     try:
         future = executor.submit(
-            _export_job, ref, seed, route.framework, route.name, index, state, os.getcwd()
+            _export_job, ref, seed, route.framework, route.name, index, state, os.getcwd(), probe
         )
         return future.result(timeout=timeout_s)
     except FutureTimeout:

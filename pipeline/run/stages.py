@@ -14,12 +14,13 @@ from typing import Any
 from graphmint.exporters import ROUTE_MODULES, ExportContext, Route, default_routes, get_route
 from graphmint.exporters.base import ExportState, clean_text
 from graphmint.exporters.upstream import upstream_reference
-from graphmint.models.frameworks import Framework
+from graphmint.models.frameworks import Framework, get_framework
 from graphmint.pipeline.errors import SpecError
 from graphmint.pipeline.publish.golden import write_golden
 from graphmint.pipeline.publish.manifest import GRAPHMINT_VERSION, write_model_manifest
 from graphmint.pipeline.publish.staging import Staging, check_target, hash_files
 from graphmint.pipeline.publish.trust import sign_manifest, signing_key_path
+from graphmint.pipeline.run.explain import Divergence, explain
 from graphmint.pipeline.run.isolation import eager_isolated, export_isolated, preload
 from graphmint.pipeline.run.progress import Progress, SilentProgress
 from graphmint.pipeline.run.reference import cases_of, eager_run, output_specs, vacuous_outputs, with_inputs
@@ -62,6 +63,9 @@ class RunOptions:
     #: a vacuous comparison (an output that is zero, or the same for any input) fails the route,
     #: instead of giving a warning
     strict: bool = False
+    #: compare every layer of every route whose artifact ran, not only of those that fail on numbers,
+    #: and publish nothing (`graphmint explain`)
+    explain: bool = False
 
 
 def resolve_routes(
@@ -115,16 +119,11 @@ def _fresh(path: Path) -> Path:
 
 
 def run_route(
-    route: Route,
-    spec: ModelSpec,
-    base: ExportContext,
-    cases: Sequence[Case],
-    root: Path,
-    timeout_s: float | None = None,
-    strict_runtimes: bool = False,
-    export_timeout_s: float | None = None,
+    route: Route, spec: ModelSpec, base: ExportContext, cases: Sequence[Case], root: Path, options: RunOptions
 ) -> RouteResult:
     """Try the route's strategies in order until one's artifact passes its check from disk."""
+    timeout_s, strict_runtimes = options.timeout_s, options.strict_runtimes
+    export_timeout_s = options.export_timeout_s
     start = time.perf_counter()
     workdir = root / route.name
     ctx = replace(base, workdir=workdir, route=route.name)
@@ -179,6 +178,22 @@ def run_route(
             f"{r['exporter']} rejected at {r['stage']}: {r['reason']}" for r in result.rejected
         )
         result.reason = f"fallback used: {rejected}"
+    if _explainable(result, spec, options.explain):  # where the numbers part: the first diverging layer
+        found = explain(
+            route,
+            index,
+            spec,
+            get_framework(base.framework),
+            base,
+            cases[0],
+            root,
+            timeout_s,
+            export_timeout_s,
+        )
+        if isinstance(found, Divergence):
+            result.details["divergence"] = found.to_json()
+        line = found.line() if isinstance(found, Divergence) else found
+        result.reason = f"{result.reason}; {line}" if result.reason else line
     # the staging folder is gone once the run ends: name files by their place in the model folder
     result.reason = result.reason.replace(f"{root}{os.sep}", "").replace(str(root), ".")
     for rejected in result.rejected:
@@ -201,6 +216,22 @@ def _vacuous(result: RouteResult, vacuous: Mapping[str, str], strict: bool) -> R
     else:
         result.warnings.extend(lines)
     return result
+
+
+def _explainable(result: RouteResult, spec: ModelSpec, every: bool) -> bool:
+    """A route that failed on numbers at the example point, and is not a known failure; with `every`,
+    any route whose artifact ran."""
+    check = result.check
+    if every:
+        return result.status in (Status.PASSED, Status.FAILED) and check is not None and bool(check.points)
+    return (
+        result.status == Status.FAILED
+        and result.stage == Stage.COMPARE
+        and check is not None
+        and bool(check.points)
+        and check.points[0].status == Status.FAILED
+        and result.route not in spec.known_failures
+    )
 
 
 def _log_section(title: str, text: str) -> str:
@@ -283,16 +314,7 @@ def run_model(
         assert staging.path is not None
         for route in routes:
             progress.route_started(spec.name, route.name)
-            route_result = run_route(
-                route,
-                spec,
-                base,
-                cases,
-                staging.path,
-                options.timeout_s,
-                options.strict_runtimes,
-                options.export_timeout_s,
-            )
+            route_result = run_route(route, spec, base, cases, staging.path, options)
             route_result = _unsupported(route, route_result, route.name in required)
             route_result.allowed_failure = (
                 route_result.status in (Status.FAILED, Status.ERROR) and route.name in options.allow_fail
@@ -304,7 +326,7 @@ def run_model(
             result.routes.append(
                 RouteResult(route=name, status=Status.SKIPPED, stage=Stage.EXPORT, reason=reason)
             )
-        if result.ok:
+        if result.ok and not options.explain:
             result.golden = write_golden(staging.path, cases)
             manifest = write_model_manifest(staging.path, result.manifest())
             if signing_key is not None:

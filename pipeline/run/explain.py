@@ -1,0 +1,164 @@
+"""Where a mismatch starts: the first layer whose output an artifact computes differently from eager.
+
+The route's own exporter exports the model's probe (`Framework.probe`: the model's outputs, then every
+layer's output), the route's runner runs it at the example point, and each layer is judged as an output
+is: against the float64 probe by the noise rule (or the model's own rule). Layers are taken in the
+order the eager model finished them, so with nested modules the innermost comes first; the first that
+breaks the rule is where the graph parts from the eager model, and the last that held before it is
+named beside it. Layers after the first see its error, so they are reported but not blamed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from graphmint.exporters.base import ExportContext, Route, first_line
+from graphmint.models.frameworks import Framework
+from graphmint.pipeline.run.isolation import export_isolated
+from graphmint.pipeline.spec.specs import ModelSpec
+from graphmint.validators.check import Case, run_once
+from graphmint.validators.compare import compare_output
+
+__all__ = ["Divergence", "LayerError", "explain"]
+
+
+@dataclass(frozen=True)
+class LayerError:
+    name: str
+    kind: str
+    max_abs_error: float | None
+    noise_multiple: float | None
+    passed: bool
+    message: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "layer": self.name,
+            "kind": self.kind,
+            "max_abs_error": self.max_abs_error,
+            "noise_multiple": self.noise_multiple,
+            "passed": self.passed,
+        }
+
+
+@dataclass
+class Divergence:
+    """Each layer's error at one grid point, in the order the eager model finished them."""
+
+    point: str
+    layers: list[LayerError] = field(default_factory=list)
+
+    @property
+    def first(self) -> LayerError | None:
+        return next((layer for layer in self.layers if not layer.passed), None)
+
+    @property
+    def last_matching(self) -> LayerError | None:
+        first = self.first
+        before = self.layers[: self.layers.index(first)] if first else self.layers
+        return next((layer for layer in reversed(before) if layer.passed), None)
+
+    def line(self) -> str:
+        first, last = self.first, self.last_matching
+        if first is None:
+            return f"at {self.point} every one of {len(self.layers)} layers agrees with eager"
+        held = f"; the last layer that still matched: {last.name!r} ({last.kind})" if last else ""
+        if first.noise_multiple is not None:
+            size = f"{first.noise_multiple:.3g}x the eager model's own error against float64"
+        else:
+            size = "outside its tolerance"
+        return (
+            f"first diverging layer at {self.point}: {first.name!r} ({first.kind}), {size} "
+            f"(max abs error {first.max_abs_error:.3g}){held}"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        first, last = self.first, self.last_matching
+        return {
+            "point": self.point,
+            "first": first.name if first else None,
+            "last_matching": last.name if last else None,
+            "layers": [layer.to_json() for layer in self.layers],
+        }
+
+
+def _float64_probe(
+    framework: Framework, model: Any, names: tuple[str, ...], case: Case
+) -> list[np.ndarray] | None:
+    try:
+        wide, _ = framework.probe(framework.float64_copy(model), names)
+        return list(framework.run_float64(wide, case.feeds).values())
+    except Exception:  # the noise rule steps back to the scaled one, as for the outputs
+        return None
+
+
+def explain(
+    route: Route,
+    index: int,
+    spec: ModelSpec,
+    framework: Framework,
+    base: ExportContext,
+    case: Case,
+    root: Path,
+    timeout_s: float | None = None,
+    export_timeout_s: float | None = None,
+) -> Divergence | str:
+    """The per-layer comparison of strategy `index` of `route` at `case`, or why there is none."""
+    names = tuple(base.input_names)
+    try:
+        probe, layers = framework.probe(base.model, names)
+        named = framework.run_eager(probe, case.feeds)
+        eager = list(named.values())
+    except Exception as exc:
+        return f"no per-layer comparison: {first_line(exc)}"
+    outputs = len(eager) - len(layers)
+    wide = _float64_probe(framework, base.model, names, case)
+    workdir = root / ".explain" / route.name
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    ctx = replace(base, workdir=workdir, route=route.name, output_names=tuple(named))
+    ctx = replace(ctx, dynamic_axes={})  # one point is compared: the probe is exported at its shapes
+    try:
+        if route.in_process:
+            exported = route.strategies[index][1](replace(ctx, model=probe))
+        else:
+            exported = export_isolated(route, index, ctx, spec.ref, spec.seed, export_timeout_s, probe=True)
+        if exported.artifact is None:
+            why = exported.reason
+            return f"no per-layer comparison: the model with every layer as an output did not export: {why}"
+        actual = run_once(exported.artifact, case.feeds, timeout_s)
+    except Exception as exc:
+        return f"no per-layer comparison: the probe did not run: {first_line(exc)}"
+    finally:
+        shutil.rmtree(workdir.parent, ignore_errors=True)
+    if len(actual) != len(eager):
+        return (
+            f"no per-layer comparison: the probe's artifact gives {len(actual)} outputs, eager {len(eager)}"
+        )
+    position = {name: outputs + i for i, (name, _) in enumerate(layers)}
+    kinds = dict(layers)
+    order = list(getattr(probe, "fired", {})) or [name for name, _ in layers]
+    divergence = Divergence(point=case.label)
+    for name in order:
+        at = position[name]
+        expected = eager[at]
+        if expected.size == 0:
+            continue
+        judge = spec.tolerances.criterion(route.name, name, str(expected.dtype))
+        compared = compare_output(name, actual[at], expected, judge, wide[at] if wide else None)
+        divergence.layers.append(
+            LayerError(
+                name,
+                kinds[name],
+                compared.max_abs_error,
+                compared.noise_multiple,
+                compared.passed,
+                compared.message,
+            )
+        )
+    return divergence
