@@ -38,7 +38,7 @@ def flat_module(ctx: ExportContext) -> Any:
     """
     import torch
 
-    from graphmint.models.frameworks.torch_fw import bind_inputs, call_bound, flatten_torch_tensors
+    from graphmint.models.frameworks.torch_fw import adopt, bind_inputs, call_bound, flatten_torch_tensors
 
     model, names = ctx.model, tuple(ctx.input_names)
     keywords = bind_inputs(model, names)
@@ -49,9 +49,7 @@ def flat_module(ctx: ExportContext) -> Any:
 
         def __init__(self) -> None:
             super().__init__()
-            self._modules = model._modules
-            self._parameters = model._parameters
-            self._buffers = model._buffers
+            adopt(self, model)
 
         def forward(self, *args: Any) -> tuple[Any, ...]:
             return tuple(flatten_torch_tensors(call_bound(model, keywords, names, args)).values())

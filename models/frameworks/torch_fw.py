@@ -13,6 +13,7 @@ from graphmint.models.frameworks import Framework, flatten_outputs, widen
 
 __all__ = [
     "TorchFramework",
+    "adopt",
     "bind_inputs",
     "call_bound",
     "flatten_torch_outputs",
@@ -32,6 +33,15 @@ def flatten_torch_tensors(out: Any) -> dict[str, Any]:
     import torch
 
     return flatten_outputs(out, lambda t: isinstance(t, torch.Tensor), lambda t: t)
+
+
+def adopt(wrapper: Any, model: Any) -> None:
+    """Make `wrapper` (a fresh nn.Module) hold `model`'s submodules, parameters and buffers under their
+    own names, not under a prefix: an exported wrapper's state dict and initializers, and the module
+    paths its graph records, are then the model's own."""
+    wrapper._modules = model._modules
+    wrapper._parameters = model._parameters
+    wrapper._buffers = model._buffers
 
 
 def flatten_torch_tensors_or_none(out: Any) -> list[Any]:
@@ -150,9 +160,7 @@ class TorchFramework(Framework):
         class Probe(torch.nn.Module):
             def __init__(self) -> None:
                 super().__init__()
-                self._modules = model._modules
-                self._parameters = model._parameters
-                self._buffers = model._buffers
+                adopt(self, model)
 
             def forward(self, *args: Any) -> tuple[Any, ...]:
                 captured.clear()
