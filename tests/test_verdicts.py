@@ -116,8 +116,7 @@ def test_a_calibrated_efficientnet_passes_under_the_noise_rule(tmp_path: Path, r
     spec = make_model_spec(
         name="EfficientNetB0",
         ref="graphmint.models.corpus_keras:efficientnet_b0",
-        inputs=["images:float32[batch,64,64,3]"],
-        dims=["batch=1..4"],
+        inputs=["images:float32[2,64,64,3]"],  # one grid point: the rule is the point, not the dims
     )
     result = run_model(spec, RunOptions(out=tmp_path, routes=(route,)))
     assert result.ok and result.rule == "noise" and not result.vacuous, [r.reason for r in result.routes]
