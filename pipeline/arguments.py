@@ -183,6 +183,13 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=_seed, default=0, help="seed for weights and inputs (default 0)")
     parser.add_argument(
+        "--data",
+        type=Path,
+        metavar="DIR",
+        help="your own samples, checked beside the seeded grid: .npz files (an array per input) "
+        "or test_data_set_N folders",
+    )
+    parser.add_argument(
         "--atol", type=_tolerance, help="absolute tolerance for every output (judges with --rule tolerance)"
     )
     parser.add_argument(

@@ -98,6 +98,7 @@ def cmd_export(args: argparse.Namespace, explain: bool = False) -> int:
         seed=args.seed,
         generator=args.generator,
         tolerances=tolerances,
+        data=str(args.data) if args.data is not None else None,
     )
     options = _run_options(args, explain)
     return _run_quietly(args, lambda progress: [run_model(spec, options, progress)])

@@ -56,6 +56,9 @@ def compare_output(
     usable = float64 is not None and float64.shape == expected.shape and e.dtype.kind == "f"
     if rule == Rule.NOISE and not usable:
         rule = Rule.SCALED
+    classes = criterion.top1 is not None and e.ndim >= 1 and e.shape[-1] >= 2
+    if rule == Rule.TOP1 and not classes:
+        rule = Rule.NOISE if usable else Rule.SCALED  # no class axis: the numbers judge
     result.rule = str(rule)
     if a.dtype.kind in "fc":
         result.nan_count = int(np.isnan(a).sum())
@@ -105,6 +108,10 @@ def compare_output(
         logs = np.log10(np.maximum(diff[finite], 10.0 ** ERROR_BINS[0]))
         edges = np.array([*ERROR_BINS[:-1], np.inf])
         result.error_histogram = [int(n) for n in np.histogram(np.minimum(logs, ERROR_BINS[-1]), edges)[0]]
+    if rule == Rule.TOP1 and criterion.top1 is not None:
+        agree = np.argmax(a, axis=-1) == np.argmax(e, axis=-1)
+        result.top1_agreement = float(agree.mean()) if agree.size else 1.0
+        bad = np.broadcast_to(~agree[..., None], bad.shape) if agree.size else bad & False
     result.mismatch_fraction = float(bad.mean()) if bad.size else 0.0
     problems = []
     if actual.dtype != expected.dtype:
@@ -112,7 +119,14 @@ def compare_output(
     if result.nan_count or result.inf_count:
         also = " (the expected output has them too)" if not np.isfinite(e).all() else ""
         problems.append(f"{result.nan_count} NaN and {result.inf_count} Inf values{also}")
-    if bad.any() or (rule == Rule.NOISE and not result.float64_error <= (result.noise_limit or 0.0)):
+    if rule == Rule.TOP1 and criterion.top1 is not None and result.top1_agreement is not None:
+        if result.top1_agreement < criterion.top1:
+            rows = int(np.prod(e.shape[:-1]))
+            problems.append(
+                f"top-1 agreement {result.top1_agreement:.3f} is below {criterion.top1:g}: "
+                f"{round((1 - result.top1_agreement) * rows)} of {rows} rows pick another class than eager"
+            )
+    elif bad.any() or (rule == Rule.NOISE and not result.float64_error <= (result.noise_limit or 0.0)):
         problems.append(_mismatch(result, rule, int(bad.sum()), bad.size))
     result.passed = not problems
     result.message = f"output {name!r}: " + "; ".join(problems) if problems else ""

@@ -77,6 +77,8 @@ class OutputComparison:
     noise_limit: float | None = None
     noise_multiple: float | None = None
     worst_float64: float | None = None
+    #: where a top-1 rule applies: the share of rows whose arg-max agrees with eager
+    top1_agreement: float | None = None
     passed: bool = False
     message: str = ""
 

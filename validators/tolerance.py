@@ -28,6 +28,8 @@ class Rule(StrEnum):
     NOISE = "noise"
     SCALED = "scaled"
     TOLERANCE = "tolerance"
+    #: a task-level rule for classifier outputs: the share of rows whose arg-max class agrees with eager
+    TOP1 = "top1"
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,8 @@ class Criterion:
     rule: Rule
     tolerance: Tolerance
     multiplier: float | None = None
+    #: the top-1 agreement (0..1) this output must reach; it then gates instead of the numeric rule
+    top1: float | None = None
 
     def multiplier_for(self, size: int) -> float:
         if self.multiplier is not None:
@@ -86,18 +90,23 @@ class TolerancePolicy:
     #: own (model, route or output level), else `noise`
     rule: Rule | None = None
     multiplier: float | None = None
+    #: per output, the top-1 agreement with eager that passes it (classifier logits)
+    top1: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def gating_rule(self) -> Rule:
         if self.rule is not None:
             return self.rule
-        own = self.model or self.routes or self.outputs or self.route_outputs
-        return Rule.TOLERANCE if own else Rule.NOISE
+        tables = [self.model, *self.routes.values(), *self.outputs.values(), *self.route_outputs.values()]
+        return Rule.TOLERANCE if any(tables) else Rule.NOISE
 
     def criterion(self, route: str, output: str, dtype: str) -> Criterion:
         """The rule and tolerance one output of one route is judged by (non-float outputs: tolerance)."""
         rule = self.gating_rule if dtype.startswith(("float", "bfloat")) else Rule.TOLERANCE
-        return Criterion(rule, self.resolve(route, output, dtype), self.multiplier)
+        top1 = self.top1.get(output)
+        return Criterion(
+            Rule.TOP1 if top1 is not None else rule, self.resolve(route, output, dtype), self.multiplier, top1
+        )
 
     def resolve(self, route: str, output: str, dtype: str) -> Tolerance:
         values = self.defaults.get(dtype, EXACT).to_json()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,7 @@ from graphmint.exporters.base import first_line
 from graphmint.models.frameworks import Framework
 from graphmint.pipeline.errors import InputMismatchError, SpecError
 from graphmint.pipeline.run.interrupts import signalled, time_limit
+from graphmint.pipeline.spec.data import Sample, read_samples
 from graphmint.pipeline.spec.inputs import GridPoint, check_grid_budget, make_inputs, shape_grid
 from graphmint.pipeline.spec.loader import build_model
 from graphmint.pipeline.spec.specs import ModelSpec, make_model_spec
@@ -25,6 +27,7 @@ __all__ = [
     "eager_reference",
     "eager_run",
     "output_specs",
+    "samples",
     "vacuous_outputs",
     "with_inputs",
 ]
@@ -91,6 +94,10 @@ def eager_run(spec: ModelSpec, framework: Framework, model: Any, timeout_s: floa
     run = EagerRun(spec, [])
     for index, (point, inputs) in enumerate(zip(grid, feeds, strict=True)):
         run.outputs.append(_call(spec, framework.run_eager, model, inputs, point, index == 0, timeout_s))
+    for sample in samples(spec):  # the user's own, after the grid
+        point = GridPoint(sample.label, {**grid[0].sizes, **sample.sizes})
+        run.outputs.append(_call(spec, framework.run_eager, model, sample.feeds, point, False, timeout_s))
+        feeds.append(sample.feeds)
     # the example point again on inputs of another seed: outputs that do not change are vacuous
     other = make_inputs(spec, grid[0], len(grid))
     run.alternate = _call(spec, framework.run_eager, model, other, grid[0], False, timeout_s)
@@ -119,11 +126,21 @@ def cases_of(spec: ModelSpec, run: EagerRun) -> list[Case]:
     """The grid's cases: the seeded inputs at each point (made again: the same seed gives the same
     arrays), the eager outputs and the float64 outputs."""
     cases = []
-    for index, point in enumerate(shape_grid(spec)):
+    grid = shape_grid(spec)
+    for index, point in enumerate(grid):
         wide = run.float64[index] if run.float64 else {}
         feeds = make_inputs(spec, point, index)
         cases.append(Case(point.label, point.sizes, point.varied, feeds, run.outputs[index], wide))
+    for index, sample in enumerate(samples(spec), start=len(grid)):
+        wide = run.float64[index] if run.float64 else {}
+        sizes = {**grid[0].sizes, **sample.sizes}
+        cases.append(Case(sample.label, sizes, None, sample.feeds, run.outputs[index], wide))
     return cases
+
+
+def samples(spec: ModelSpec) -> list[Sample]:
+    """The user's own samples (--data), checked against the inputs; [] where there are none."""
+    return read_samples(spec, Path(spec.data)) if spec.data and spec.inputs else []
 
 
 def vacuous_outputs(run: EagerRun, cases: Sequence[Case], judge: Callable[[str, str], Any]) -> dict[str, str]:
@@ -175,6 +192,7 @@ def with_inputs(spec: ModelSpec, framework: Framework, model: Any) -> ModelSpec:
         tolerances=spec.tolerances,
         known_failures=spec.known_failures,
         generator=spec.generator,
+        data=spec.data,
     )
 
 

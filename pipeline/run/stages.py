@@ -23,7 +23,14 @@ from graphmint.pipeline.publish.trust import sign_manifest, signing_key_path
 from graphmint.pipeline.run.explain import Divergence, explain
 from graphmint.pipeline.run.isolation import eager_isolated, export_isolated, preload
 from graphmint.pipeline.run.progress import Progress, SilentProgress
-from graphmint.pipeline.run.reference import cases_of, eager_run, output_specs, vacuous_outputs, with_inputs
+from graphmint.pipeline.run.reference import (
+    cases_of,
+    eager_run,
+    output_specs,
+    samples,
+    vacuous_outputs,
+    with_inputs,
+)
 from graphmint.pipeline.run.results import ModelResult, RouteResult
 from graphmint.pipeline.spec.inputs import check_grid_budget
 from graphmint.pipeline.spec.loader import build_model, resolve_callable
@@ -280,6 +287,7 @@ def run_model(
     progress = progress or SilentProgress()
     if spec.inputs:
         check_grid_budget(spec)
+        samples(spec)  # a sample that does not fit the inputs: one line before anything is built
     check_target(options.out, spec.name)
     signing_key = signing_key_path(options.signing_key)
     eager = None

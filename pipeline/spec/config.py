@@ -38,9 +38,14 @@ class _Tolerance(_Table):
         return {k: float(v) for k, v in (("atol", self.atol), ("rtol", self.rtol)) if v is not None}
 
 
+class _OutputTolerance(_Tolerance):
+    #: classifier logits: the share of rows whose arg-max must agree with eager (gates instead)
+    top1: Annotated[float, Field(ge=0, le=1)] | None = None
+
+
 class _ModelTolerance(_Tolerance):
     routes: dict[str, _Tolerance] = {}
-    outputs: dict[str, _Tolerance] = {}
+    outputs: dict[str, _OutputTolerance] = {}
     #: the rule that gates (default: "tolerance" where this table sets a tolerance, else "noise")
     rule: _Rule | None = None
     multiplier: Annotated[float, Field(ge=1)] | None = None
@@ -57,6 +62,8 @@ class _Model(_Table):
     tolerance: _ModelTolerance = _ModelTolerance()
     known_failures: dict[str, str] = {}
     generator: str | None = None
+    #: a folder of the model's own samples, relative to the config file
+    data: str | None = None
 
 
 class _Defaults(_Table):
@@ -172,6 +179,7 @@ def load_config(path: Path = DEFAULT_CONFIG) -> list[ModelSpec]:
             defaults=dtype_tols,
             rule=_rule(tolerance.rule or config.defaults.rule),
             multiplier=tolerance.multiplier,
+            top1={o: t.top1 for o, t in tolerance.outputs.items() if t.top1 is not None},
         )
         try:
             specs.append(
@@ -186,6 +194,7 @@ def load_config(path: Path = DEFAULT_CONFIG) -> list[ModelSpec]:
                     tolerances=policy,
                     known_failures=entry.known_failures,
                     generator=entry.generator,
+                    data=None if entry.data is None else str(path.parent / entry.data),
                 )
             )
         except UsageError as exc:

@@ -151,6 +151,8 @@ class ModelSpec:
     generator: str | None = None
     #: --dim / --range texts kept, unchecked, until inputs read off the model let them be checked
     deferred: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+    #: a folder of the user's own samples (.npz, test_data_set_N), checked beside the grid
+    data: str | None = None
 
     def example_shape(self, spec: InputSpec) -> tuple[int, ...]:
         return self.shape_at(spec, {})
@@ -217,6 +219,7 @@ def make_model_spec(
     tolerances: TolerancePolicy | None = None,
     known_failures: Mapping[str, str] | None = None,
     generator: str | None = None,
+    data: str | None = None,
 ) -> ModelSpec:
     """Parse and cross-check the pieces of a model spec (CLI flags or a config entry).
 
@@ -242,6 +245,7 @@ def make_model_spec(
             known_failures=dict(known_failures or {}),
             generator=generator,
             deferred=(dims, ranges),
+            data=data,
         )
     seen: set[str] = set()
     for spec in parsed:
@@ -284,4 +288,5 @@ def make_model_spec(
         tolerances=tolerances or TolerancePolicy(),
         known_failures=dict(known_failures or {}),
         generator=generator,
+        data=data,
     )
