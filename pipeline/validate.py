@@ -23,9 +23,15 @@ from graphmint.pipeline.publish.manifest import FileRecord, ModelManifest, insid
 from graphmint.pipeline.publish.trust import folder_trust
 from graphmint.pipeline.run.results import RouteResult
 from graphmint.validators import RUNNERS
-from graphmint.validators.check import Case, check_runtimes, combine_checks, cross_check_warnings
+from graphmint.validators.check import (
+    Case,
+    check_runtimes,
+    combine_checks,
+    cross_check_warnings,
+    diagnosis_of,
+)
 from graphmint.validators.onnx_upgrade import ORT_MIN_OPSET, UPGRADE_OPSET, default_opset, upgrade_onnx
-from graphmint.validators.results import ArtifactCheck, Stage, Status
+from graphmint.validators.results import ArtifactCheck, Diagnosis, Stage, Status
 from graphmint.validators.tolerance import DEFAULT_TOLERANCES, EXACT, Tolerance, TolerancePolicy
 
 __all__ = ["FolderValidation", "TrustOptions", "validate_path"]
@@ -65,6 +71,7 @@ def _result(
     checks = check_runtimes(artifact, cases, tolerance, timeout_s)
     status, stage, reason = combine_checks(checks)
     warnings = cross_check_warnings(checks) if status == Status.PASSED else []
+    diagnosis = diagnosis_of(checks) if status != Status.PASSED else Diagnosis.NONE
     first = next(iter(cases[0].expected.items())) if cases and cases[0].expected else None
     tol = tolerance(first[0], str(first[1].dtype)) if first else None
     return RouteResult(
@@ -72,6 +79,7 @@ def _result(
         status=status,
         stage=stage,
         reason=reason,
+        diagnosis=diagnosis,
         exporter=artifact.exporter,
         checks=checks,
         atol=tol.atol if tol else None,

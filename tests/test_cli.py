@@ -111,6 +111,9 @@ def test_frozen_dimension_fails_and_says_which(graphmint_cli: Cli, user_dir: Pat
     assert not leftovers, "no staging folder may be left behind"
     report = (user_dir / "out" / "report.md").read_text()
     assert "'seq' looks frozen" in report and "Try next:" in report, "the report names the frozen dim"
+    [route] = json.loads((user_dir / "out" / "report.json").read_text())["models"][0]["routes"]
+    assert route["diagnosis"] == "frozen-dim"
+    assert "fixed a dimension you declared dynamic" in report  # the advice follows the typed diagnosis
 
 
 @pytest.mark.parametrize(

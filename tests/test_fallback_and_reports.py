@@ -94,8 +94,10 @@ def test_onnx_falls_back_and_says_why(failing_run: tuple[Path, CompletedProcess[
         "error against the float64 model" in rejected["reason"]
         and "x the eager model's own" in rejected["reason"]
     )
-    assert routes["torch-export"]["status"] == "failed"
-    assert routes["torchscript-trace"]["status"] == "passed"
+    assert routes["torch-export"]["status"] == "failed" and routes["torch-export"]["diagnosis"] == "numbers"
+    assert (
+        routes["torchscript-trace"]["status"] == "passed" and routes["torchscript-trace"]["diagnosis"] == ""
+    )
     assert not (folder / "out" / "build").exists(), "a run with a failed route publishes nothing"
 
 

@@ -12,8 +12,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from graphmint.pipeline.run.results import ModelResult
 from graphmint.pipeline.validate import validate_path
-from graphmint.validators.check import combine_checks
-from graphmint.validators.results import ArtifactCheck
+from graphmint.validators.check import combine_checks, diagnosis_of
+from graphmint.validators.results import ArtifactCheck, Diagnosis
 
 ONNX_RUNTIMES = ("onnxruntime", "onnxruntime-noopt", "onnx-reference", "onnxruntime-cuda")
 
@@ -62,10 +62,12 @@ def test_optimization_only_mismatch_is_named() -> None:
     )
     assert status == "failed"
     assert "only with ONNX Runtime graph optimizations on" in reason
-    status, _, reason = combine_checks(
-        [_check("onnxruntime", "failed", "off"), _check("onnxruntime-noopt", "failed", "off")]
-    )
+    fused = [_check("onnxruntime", "failed", "off"), _check("onnxruntime-noopt", "passed")]
+    assert diagnosis_of(fused) == Diagnosis.RUNTIME_FUSION  # typed, for the report's advice
+    both = [_check("onnxruntime", "failed", "off"), _check("onnxruntime-noopt", "failed", "off")]
+    status, _, reason = combine_checks(both)
     assert status == "failed" and "only with" not in reason
+    assert diagnosis_of(both) == Diagnosis.NUMBERS
     assert (
         combine_checks([_check("onnxruntime", "passed"), _check("onnxruntime-cuda", "skipped", "x")])[0]
         == "passed"

@@ -13,7 +13,7 @@ from graphmint.validators.base import Runner, RuntimeUnavailable
 from graphmint.validators.compare import compare_output
 from graphmint.validators.isolated import IsolatedRunner
 from graphmint.validators.localize import first_divergence
-from graphmint.validators.results import ArtifactCheck, PointCheck, Stage, Status
+from graphmint.validators.results import ArtifactCheck, Diagnosis, PointCheck, Stage, Status
 from graphmint.validators.tolerance import Criterion, Tolerance
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "check_runtimes",
     "combine_checks",
     "cross_check_warnings",
+    "diagnosis_of",
     "excused_cross_checks",
     "run_once",
 ]
@@ -62,11 +63,14 @@ def _run_point(runner: Runner, case: Case, tolerance_for: ToleranceFor) -> Point
     return point
 
 
-def _diagnose(points: Sequence[PointCheck], cases: Sequence[Case], dims: Mapping[str, int]) -> str:
-    """One line on what failed, naming a dynamic dim that the artifact froze when that is the pattern."""
+def _diagnose(
+    points: Sequence[PointCheck], cases: Sequence[Case], dims: Mapping[str, int]
+) -> tuple[str, Diagnosis]:
+    """One line on what failed, naming a dynamic dim that the artifact froze when that is the pattern,
+    and the kind of failure."""
     bad = [(p, c) for p, c in zip(points, cases, strict=True) if p.status != Status.PASSED]
     if not bad:
-        return ""
+        return "", Diagnosis.NONE
     if points[0].status == Status.PASSED:
         for dim in dict.fromkeys(c.varied for _, c in bad if c.varied):
             tried = [p for p, c in zip(points, cases, strict=True) if c.varied == dim]
@@ -76,10 +80,11 @@ def _diagnose(points: Sequence[PointCheck], cases: Sequence[Case], dims: Mapping
                 return (
                     f"dynamic dim {dim!r} looks frozen at its example size {dims[dim]}: the example "
                     f"shape passes but {dim}={sizes} fail ({failing[0].reason})"
-                )
+                ), Diagnosis.FROZEN_DIM
     first, _ = bad[0]
     where = ", ".join(p.label for p, _ in bad)
-    return f"fails at {where}: {first.reason}"
+    kind = Diagnosis.RUN if all(p.status == Status.ERROR for p, _ in bad) else Diagnosis.NUMBERS
+    return f"fails at {where}: {first.reason}", kind
 
 
 def _rerun(runner: Runner, case: Case, check: ArtifactCheck) -> None:
@@ -144,7 +149,7 @@ def check_artifact(
     except Exception as exc:
         where = f"{artifact.route}/{artifact.path.name}" if artifact.path else artifact.route
         check.reason = f"could not load {where}: {first_line(exc)}"
-        check.log = runner.log
+        check.log, check.diagnosis = runner.log, Diagnosis.LOAD
         return check
     try:
         check.runtime, check.notes = runner.runtime, list(runner.notes)
@@ -156,7 +161,9 @@ def check_artifact(
         runner.deactivate()
         check.facts, check.log = dict(runner.facts), runner.log
     examples = dict(cases[0].sizes) if cases else {}
-    check.reason = _diagnose(check.points, cases, examples)
+    check.reason, check.diagnosis = _diagnose(check.points, cases, examples)
+    if check.diagnosis and check.facts.get("frozen_dims"):  # the graph itself holds a dynamic dim fixed
+        check.diagnosis = Diagnosis.FROZEN_DIM
     if check.notes and check.reason:
         check.reason += "; " + "; ".join(check.notes)
     statuses = {p.status for p in check.points}
@@ -232,12 +239,10 @@ def combine_checks(checks: Sequence[ArtifactCheck], strict: bool = False) -> tup
         return Status.ERROR, "load", "; ".join(f"{c.runner}: {c.reason}" for c in checks) or "no runtime ran"
     if not failing:
         return Status.PASSED, "", ""
-    by_name = {c.runner: c for c in checks}
-    noopt = by_name.get("onnxruntime-noopt")
     reasons = []
     for c in failing:
         text = f"{c.runner}: {c.reason}"
-        if c.runner == "onnxruntime" and noopt is not None and noopt.status == Status.PASSED:
+        if _fused(c, checks):
             text = (
                 "only with ONNX Runtime graph optimizations on (ORT_ENABLE_ALL); with them disabled it "
                 f"passes, so a runtime fusion changes the numbers: {c.reason}"
@@ -245,3 +250,22 @@ def combine_checks(checks: Sequence[ArtifactCheck], strict: bool = False) -> tup
         reasons.append(text)
     status = Status.ERROR if all(c.status == Status.ERROR for c in failing) else Status.FAILED
     return status, failing[0].stage, "; ".join(reasons)
+
+
+def _fused(check: ArtifactCheck, checks: Sequence[ArtifactCheck]) -> bool:
+    """ONNX Runtime with graph optimizations fails where the same file without them passes."""
+    noopt = next((c for c in checks if c.runner == "onnxruntime-noopt"), None)
+    return check.runner == "onnxruntime" and noopt is not None and noopt.status == Status.PASSED
+
+
+def diagnosis_of(checks: Sequence[ArtifactCheck], strict: bool = False) -> Diagnosis:
+    """The kind of failure of an artifact over its runtimes (NONE where `combine_checks` passes it)."""
+    excused = excused_cross_checks(checks, strict)
+    failing = [
+        c for c in checks if c.status not in (Status.PASSED, Status.SKIPPED) and c.runner not in excused
+    ]
+    if not failing:
+        return Diagnosis.LOAD if all(c.status == Status.SKIPPED for c in checks) else Diagnosis.NONE
+    if _fused(failing[0], checks):
+        return Diagnosis.RUNTIME_FUSION
+    return failing[0].diagnosis or Diagnosis.NUMBERS

@@ -33,7 +33,10 @@ class OnnxRuntimeRunner(Runner):
             )
         path = str(self.artifact.path)
         onnx.checker.check_model(path, full_check=True)
-        self.notes.extend(frozen_dims(onnx.load(path, load_external_data=False), self.artifact))
+        frozen = frozen_dims(onnx.load(path, load_external_data=False), self.artifact)
+        self.notes.extend(frozen)
+        if frozen:
+            self.facts["frozen_dims"] = frozen
         options = ort.SessionOptions()
         options.log_severity_level = 3
         options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, self.optimization)

@@ -6,7 +6,16 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["ERROR_BINS", "NUMBERED", "ArtifactCheck", "OutputComparison", "PointCheck", "Stage", "Status"]
+__all__ = [
+    "ERROR_BINS",
+    "NUMBERED",
+    "ArtifactCheck",
+    "Diagnosis",
+    "OutputComparison",
+    "PointCheck",
+    "Stage",
+    "Status",
+]
 
 
 class Status(StrEnum):
@@ -35,6 +44,21 @@ class Stage(StrEnum):
     LOAD = "load"
     RUN = "run"
     COMPARE = "compare"
+
+
+class Diagnosis(StrEnum):
+    """What kind of failure a route or check had, for the reports to advise on (not parsed from text)."""
+
+    NONE = ""
+    #: the example shape passes but a dynamic dim fails at every other size, or the graph holds it fixed
+    FROZEN_DIM = "frozen-dim"
+    #: ONNX Runtime's graph optimizations change the numbers; without them the file matches eager
+    RUNTIME_FUSION = "runtime-fusion"
+    EXPORT = "export"
+    LOAD = "load"
+    RUN = "run"
+    #: it ran and the numbers are off
+    NUMBERS = "numbers"
 
 
 #: edges (log10 of abs error) of the histogram every comparison keeps; exact matches fall below the
@@ -104,6 +128,7 @@ class ArtifactCheck:
     status: Status
     stage: Stage
     reason: str = ""
+    diagnosis: Diagnosis = Diagnosis.NONE
     points: list[PointCheck] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     #: what the runtime measured while it served (a runner's `facts`)

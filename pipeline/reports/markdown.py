@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from graphmint.pipeline.reports import layer_plot_name
 from graphmint.pipeline.reports.summary import judged
 from graphmint.pipeline.run.results import ModelResult, RouteResult
-from graphmint.validators.results import NUMBERED, Stage, Status
+from graphmint.validators.results import NUMBERED, Diagnosis, Status
 
 __all__ = ["markdown_report", "next_step"]
 
@@ -22,30 +22,29 @@ def _escape(text: str) -> str:
 
 def next_step(route: RouteResult) -> str:
     """A suggestion for the reader of a failure, from the stage and the kind of failure."""
-    reason = route.reason
-    if "looks frozen" in reason or "froze dim" in reason:
+    if route.diagnosis == Diagnosis.FROZEN_DIM:
         return (
             "The exported graph fixed a dimension you declared dynamic. For tracing, avoid turning sizes "
             "into Python ints (int(x.shape[i]), .item(), .tolist()); use another route (torch-export, "
             "onnx) or, if the size really is fixed, declare it as a number in --input."
         )
-    if "only with ONNX Runtime graph optimizations on" in reason:
+    if route.diagnosis == Diagnosis.RUNTIME_FUSION:
         return (
             "The ONNX file is right and an ONNX Runtime fusion shifts the numbers. Serve with "
             "graph_optimization_level below ORT_ENABLE_ALL, or accept the error with a route tolerance "
             "([models.tolerance.routes.onnx] in the config) if it is small."
         )
-    if route.stage == Stage.EXPORT:
+    if route.diagnosis == Diagnosis.EXPORT:
         return (
             "The exporter rejected the model. Read the reason above; rewrite the unsupported construct, "
             "or list the route under [models.known_failures] with why it cannot work."
         )
-    if route.stage == Stage.LOAD:
+    if route.diagnosis == Diagnosis.LOAD:
         return (
             "The runtime could not load the file the exporter wrote. The route's log in logs/ has the "
             "runtime's own output; the manifest's versions say which exporter and runtime met."
         )
-    if route.stage == Stage.RUN:
+    if route.diagnosis == Diagnosis.RUN:
         return (
             "The artifact loads but fails to run on some inputs: the shapes named above are the ones to try."
         )

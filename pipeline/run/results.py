@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from graphmint.validators.results import ArtifactCheck, Stage, Status
+from graphmint.validators.results import ArtifactCheck, Diagnosis, Stage, Status
 
 __all__ = ["FileEntry", "ModelResult", "RouteResult"]
 
@@ -34,6 +34,8 @@ class RouteResult:
     status: Status
     stage: Stage = Stage.NONE
     reason: str = ""
+    #: what kind of failure it was, for the reports' advice (NONE for a route that passed)
+    diagnosis: Diagnosis = Diagnosis.NONE
     exporter: str | None = None
     #: the runner that loads the artifact, and the artifact's path relative to the model folder
     runner: str | None = None
@@ -88,6 +90,7 @@ class RouteResult:
             "route": self.route,
             "status": self.status,
             "stage": self.stage,
+            "diagnosis": self.diagnosis,
             "exporter": self.exporter,
             "runner": self.runner,
             "artifact": self.artifact,

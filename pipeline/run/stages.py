@@ -40,9 +40,10 @@ from graphmint.validators.check import (
     check_runtimes,
     combine_checks,
     cross_check_warnings,
+    diagnosis_of,
     excused_cross_checks,
 )
-from graphmint.validators.results import Stage, Status
+from graphmint.validators.results import Diagnosis, Stage, Status
 
 __all__ = ["RunOptions", "resolve_routes", "run_model", "run_models"]
 
@@ -156,7 +157,7 @@ def run_route(
             break
         if exported.artifact is None:
             result.rejected.append({"exporter": label, "stage": Stage.EXPORT, "reason": exported.reason})
-            result.status, result.stage = Status.ERROR, Stage.EXPORT
+            result.status, result.stage, result.diagnosis = Status.ERROR, Stage.EXPORT, Diagnosis.EXPORT
             continue
         artifact = replace(exported.artifact, imports=(spec.ref.partition(":")[0],))
         result.checks = check_runtimes(artifact, cases, tolerance_for, timeout_s)
@@ -167,6 +168,7 @@ def run_route(
         status, stage, reason = combine_checks(result.checks, strict_runtimes)
         if status == Status.PASSED:
             result.status, result.stage, result.runner = Status.PASSED, "", artifact.runner
+            result.diagnosis = Diagnosis.NONE
             result.warnings = cross_check_warnings(result.checks, strict_runtimes)
             result.excused = sorted(excused_cross_checks(result.checks, strict_runtimes))
             result.artifact = artifact.path.relative_to(root).as_posix() if artifact.path else None
@@ -174,6 +176,7 @@ def run_route(
             break
         result.rejected.append({"exporter": label, "stage": stage, "reason": reason})
         result.status, result.stage = status, stage
+        result.diagnosis = diagnosis_of(result.checks, strict_runtimes)
     if result.status != Status.PASSED or not any(workdir.iterdir()):
         shutil.rmtree(workdir, ignore_errors=True)
         if result.status != Status.SKIPPED:
@@ -218,7 +221,7 @@ def _vacuous(result: RouteResult, vacuous: Mapping[str, str], strict: bool) -> R
         f"output {name!r} is vacuous ({why}): its check compares nothing" for name, why in vacuous.items()
     ]
     if strict:
-        result.status, result.stage = Status.FAILED, Stage.COMPARE
+        result.status, result.stage, result.diagnosis = Status.FAILED, Stage.COMPARE, Diagnosis.NUMBERS
         result.reason = "; ".join(lines) + " (--strict)"
     else:
         result.warnings.extend(lines)
