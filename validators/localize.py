@@ -56,17 +56,22 @@ def describe(node: Any) -> str:
     return f"{name} ({node.op_type}{module})"
 
 
-def traced_tensors(model: Any) -> list[tuple[str, str]]:
-    """(tensor, the node that makes it, described) for every output of the main graph's nodes whose type
-    shape inference knows, in graph order."""
+def _tensor_types(model: Any) -> dict[str, int]:
+    """Element type of every value of the main graph whose type shape inference knows."""
     import onnx
 
     inferred = onnx.shape_inference.infer_shapes(model)
-    typed = {
-        v.name
+    return {
+        v.name: v.type.tensor_type.elem_type
         for v in [*inferred.graph.value_info, *inferred.graph.output]
         if v.type.HasField("tensor_type") and v.type.tensor_type.elem_type
     }
+
+
+def traced_tensors(model: Any, types: dict[str, int] | None = None) -> list[tuple[str, str]]:
+    """(tensor, the node that makes it, described) for every output of the main graph's nodes whose type
+    shape inference knows, in graph order."""
+    typed = _tensor_types(model) if types is None else types
     return [
         (tensor, describe(node)) for node in model.graph.node for tensor in node.output if tensor in typed
     ]
@@ -76,11 +81,8 @@ def _exposed(model: Any) -> tuple[Any, list[str]]:
     """The model with every traced tensor added to its outputs, and their names."""
     import onnx
 
-    inferred = onnx.shape_inference.infer_shapes(model)
-    types = {
-        v.name: v.type.tensor_type.elem_type for v in [*inferred.graph.value_info, *inferred.graph.output]
-    }
-    tensors = [t for t, _ in traced_tensors(model)]
+    types = _tensor_types(model)
+    tensors = [t for t, _ in traced_tensors(model, types)]
     exposed = onnx.ModelProto()
     exposed.CopyFrom(model)
     present = {o.name for o in exposed.graph.output}

@@ -108,7 +108,7 @@ class Framework(ABC):
         """A model that returns the model's outputs, then one output per layer (submodule), and the
         layers' (path, class name) in the order of those outputs. A layer that did not run, or whose
         output is no tensor, gives an empty array. Raises, with the reason, where the model has no
-        layers to probe."""
+        layers to probe. A probe that changed the model has a `release()` that undoes it."""
         raise NotImplementedError(f"no per-layer probe of {self.name} models")
 
     def run_float64(self, model: Any, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

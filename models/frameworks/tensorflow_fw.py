@@ -243,7 +243,7 @@ class TensorFlowFramework(Framework):
                 output = layer.output
             except (AttributeError, ValueError):  # called more than once, or never
                 continue
-            if keras.KerasTensor is not None and isinstance(output, keras.KerasTensor):
+            if isinstance(output, keras.KerasTensor):
                 names.append((layer.name, type(layer).__name__))
                 tensors.append(output)
         if not names:

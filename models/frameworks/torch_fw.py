@@ -153,9 +153,7 @@ class TorchFramework(Framework):
 
             return record
 
-        for path, module in model.named_modules():
-            if path:
-                module.register_forward_hook(hook(path))
+        handles = [module.register_forward_hook(hook(path)) for path, module in model.named_modules() if path]
 
         class Probe(torch.nn.Module):
             def __init__(self) -> None:
@@ -172,4 +170,5 @@ class TorchFramework(Framework):
 
         probe = Probe().eval()
         probe.fired = captured  # after an eager call: the modules that ran, in the order they finished
+        probe.release = lambda: [handle.remove() for handle in handles]  # the model as it was
         return probe, layers

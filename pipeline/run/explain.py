@@ -110,14 +110,42 @@ def explain(
 ) -> Divergence | str:
     """The per-layer comparison of strategy `index` of `route` at `case`, or why there is none."""
     names = tuple(base.input_names)
+    wide = _float64_probe(framework, base.model, names, case)  # copied before the probe changes the model
     try:
         probe, layers = framework.probe(base.model, names)
-        named = framework.run_eager(probe, case.feeds)
-        eager = list(named.values())
     except Exception as exc:
         return f"no per-layer comparison: {first_line(exc)}"
+    try:
+        return _compare(
+            route, index, spec, framework, base, case, root, probe, layers, wide, timeout_s, export_timeout_s
+        )
+    finally:
+        getattr(probe, "release", lambda: None)()  # later routes get the model without the probe's hooks
+
+
+def _compare(
+    route: Route,
+    index: int,
+    spec: ModelSpec,
+    framework: Framework,
+    base: ExportContext,
+    case: Case,
+    root: Path,
+    probe: Any,
+    layers: list[tuple[str, str]],
+    wide: list[np.ndarray] | None,
+    timeout_s: float | None,
+    export_timeout_s: float | None,
+) -> Divergence | str:
+    """Run the probe eagerly and through the route, and judge each layer."""
+    try:
+        named = framework.run_eager(probe, case.feeds)
+    except Exception as exc:
+        return f"no per-layer comparison: {first_line(exc)}"
+    eager = list(named.values())
+    # the modules that ran, in the order they finished (torch); else the layers' own order (Keras)
+    order = list(getattr(probe, "fired", {})) or [name for name, _ in layers]
     outputs = len(eager) - len(layers)
-    wide = _float64_probe(framework, base.model, names, case)
     workdir = root / ".explain" / route.name
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
@@ -142,7 +170,6 @@ def explain(
         )
     position = {name: outputs + i for i, (name, _) in enumerate(layers)}
     kinds = dict(layers)
-    order = list(getattr(probe, "fired", {})) or [name for name, _ in layers]
     divergence = Divergence(point=case.label)
     for name in order:
         at = position[name]
