@@ -1,6 +1,6 @@
 """Child processes that end with the graphmint process, and temporary files that do not outlive it.
 
-Every graphmint child comes from the standard library's forkserver (validators.isolated). Left alone,
+Every graphmint child comes from the standard library's forkserver (validators.children). Left alone,
 the forkserver outlives a graphmint process killed outright: it stops when its "alive" pipe reaches
 end-of-file, but each child it forks is handed a copy of that pipe's write end, and a
 ProcessPoolExecutor worker whose parent is gone waits for work forever (it holds both ends of its own
@@ -13,7 +13,7 @@ Instead, each process is tied to the one above it:
   randomized string hash (TorchScript orders constants by it);
 - this module is the first one the forkserver preloads: imported there, it ties the forkserver to this
   process, and registers an after-fork hook that ties every child to the forkserver before the child
-  runs its target (IsolatedRunner children and executor workers alike);
+  runs its target;
 - the resource tracker ends by itself once none of them holds its pipe.
 
 A tie is PR_SET_PDEATHSIG(SIGKILL) on Linux (the kernel kills the process when the thread that forked

@@ -7,7 +7,6 @@ converter runs in a child process, as it is native code working on a file it has
 
 from __future__ import annotations
 
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,13 +64,17 @@ def _convert(source: Path, dest: Path, target: int) -> OpsetUpgrade:
     return OpsetUpgrade(original, target, f"onnx.version_converter (onnx {onnx.__version__})", dest)
 
 
-def upgrade_onnx(source: Path, dest: Path, target: int = UPGRADE_OPSET) -> OpsetUpgrade:
+def upgrade_onnx(
+    source: Path, dest: Path, target: int = UPGRADE_OPSET, timeout_s: float | None = None
+) -> OpsetUpgrade:
     """Write `source` converted to ai.onnx opset `target` to `dest` (external data beside it).
 
-    Raises the converter's error when it cannot convert the graph, and BrokenProcessPool when it
-    crashes its process.
+    Raises ChildError (validators.children) when the converter fails, naming its error, or crashes or
+    hangs its process.
     """
-    from graphmint.validators.isolated import children_context
+    from graphmint.validators.children import default_pool
 
-    with ProcessPoolExecutor(max_workers=1, mp_context=children_context()) as pool:
-        return pool.submit(_convert, source, dest, target).result()
+    upgrade: OpsetUpgrade = default_pool().call(
+        _convert, source, dest, target, name="onnx.version_converter", timeout_s=timeout_s
+    )
+    return upgrade

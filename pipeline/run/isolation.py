@@ -7,34 +7,27 @@ that writes a file exports in a fresh child: it rebuilds the model from its refe
 same weights), exports, and hands back the `ExportResult`. A child that crashes becomes an export
 error; the run goes on.
 
-Children come from validators.isolated.children_context: forks of a forkserver preloaded with the
-frameworks in use, so a child starts in about a tenth of a second instead of re-importing them. The
-forkserver runs with a fixed PYTHONHASHSEED (an export is the same bytes in every run), and it and its
-children end with this process, even one killed outright. Such a process leaves its temporary folder
-behind: `sweep_stale_temp`, called when a run starts, removes those of processes that are gone.
+Children are validators.children's: forks of the pool's forkserver, preloaded with the frameworks in
+use, so a child starts in about a tenth of a second instead of re-importing them; an export and the
+eager reference have a time limit like every request to a child. A process killed outright leaves its
+temporary folder behind: `sweep_stale_temp`, called when a run starts, removes those of processes that
+are gone.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.util
-import os
 import re
-import signal
-import sys
-import tempfile
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Iterable
 from dataclasses import fields
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from graphmint.exporters.base import ExportContext, ExportResult, Route, first_line
 from graphmint.pipeline.spec.inputs import shape_grid
-from graphmint.validators.isolated import children_context, sweep_stale_temp
+from graphmint.validators._lifeline import sweep_stale_temp
+from graphmint.validators.children import ChildError, default_pool, ended
 
 __all__ = ["eager_isolated", "export_isolated", "preload", "sweep_stale_temp"]
 
@@ -77,7 +70,7 @@ def preload(refs: Iterable[str] | None = None) -> None:
     left to start later (call `preload()` once the modules are imported)."""
     frameworks = set() if refs is None else frameworks_named_in(refs)
     if refs is None or frameworks:
-        children_context(frameworks)
+        default_pool().start(frameworks)
 
 
 def _export_job(
@@ -87,53 +80,20 @@ def _export_job(
     route: str,
     index: int,
     ctx: dict[str, Any],
-    cwd: str,
     probe: bool = False,
 ) -> ExportResult:
-    """In the child: build the model afresh, run one strategy of one route, return its result.
-
-    It works in the parent's current folder (the forkserver's may be another one): the model's
-    module is found, and relative paths mean, what they mean in the parent."""
+    """In the child: build the model afresh, run one strategy of one route, return its result."""
     from graphmint.exporters import get_route
     from graphmint.pipeline.spec.loader import build_model
 
-    os.chdir(cwd)
-
-    with tempfile.TemporaryFile() as native:
-        with _descriptors_to(native.fileno()):
-            built, model = build_model(ref, seed)
-            if probe:  # the model with every layer's output after its own (pipeline.run.explain)
-                model, _ = built.probe(model, ctx["input_names"])
-            _, strategy = get_route(framework, route).strategies[index]
-            result = strategy(ExportContext(model=model, **ctx))
-        native.seek(0)
-        printed = native.read().decode(errors="replace")
-    if printed.strip():
-        result.log = f"{result.log.rstrip()}\n--- native output ---\n{printed}".lstrip()
+    built, model = build_model(ref, seed)
+    if probe:  # the model with every layer's output after its own (pipeline.run.explain)
+        model, _ = built.probe(model, ctx["input_names"])
+    _, strategy = get_route(framework, route).strategies[index]
+    result = strategy(ExportContext(model=model, **ctx))
     if result.artifact is not None:
         result.artifact.in_process = None
     return result
-
-
-@contextlib.contextmanager
-def _descriptors_to(fd: int) -> Iterator[None]:
-    """Point descriptors 1 and 2 at `fd` for the block: what native code prints goes to the route's log."""
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    saved = os.dup(1), os.dup(2)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    try:
-        yield
-    finally:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        os.close(saved[0])
-        os.close(saved[1])
 
 
 def export_isolated(
@@ -147,51 +107,54 @@ def export_isolated(
 ) -> ExportResult:
     """Run strategy `index` of `route` in a fresh child process; never raises for the exporter's sake.
     A child still exporting after `timeout_s` is killed and the strategy failed. With `probe`, the
-    child exports the model's per-layer probe (Framework.probe) instead of the model."""
+    child exports the model's per-layer probe (Framework.probe) instead of the model. What native code
+    printed in the child is appended to the result's log."""
     state = {f.name: getattr(ctx, f.name) for f in fields(ctx) if f.name != "model"}
-    executor = ProcessPoolExecutor(max_workers=1, mp_context=children_context())
+    job = (ref, seed, route.framework, route.name, index, state, probe)
+    child = default_pool().spawn(_Exporting, name=f"{route.name} exporter", timeout_s=timeout_s)
     try:
-        future = executor.submit(
-            _export_job, ref, seed, route.framework, route.name, index, state, os.getcwd(), probe
-        )
-        return future.result(timeout=timeout_s)
-    except FutureTimeout:
-        for process in list(getattr(executor, "_processes", {}).values()):
-            process.kill()
-        return ExportResult.failed(
-            f"the exporter did not finish within {timeout_s:g}s and was stopped: raise --export-timeout"
-        )
-    except BrokenProcessPool:
-        return ExportResult.failed(
-            "the exporter's process died abruptly (a crash in native code, or out of memory)"
-        )
+        result: ExportResult = child.request("run", *job)
+    except ChildError as exc:
+        if exc.kind == "timeout":
+            reason = (
+                f"the exporter did not finish within {timeout_s:g}s and was stopped: raise --export-timeout"
+            )
+        elif exc.kind == "died":
+            reason = f"the exporter's process {exc.detail} (a crash in native code, or out of memory)"
+        else:
+            reason = exc.detail
+        return ExportResult.failed(reason)
     except Exception as exc:
         return ExportResult.failed(first_line(exc))
     finally:
-        executor.shutdown(wait=True, cancel_futures=True)
+        printed = child.stop()
+    if printed.strip():
+        result.log = f"{result.log.rstrip()}\n--- native output ---\n{printed}".lstrip()
+    return result
+
+
+class _Exporting:
+    """The host of an export child."""
+
+    run = staticmethod(_export_job)
 
 
 #: seconds the eager child may take beyond its own limits (starting, sending the outputs back)
 EAGER_GRACE_S = 60.0
 
 
-def _eager_job(conn: Connection, spec: Any, timeout_s: float | None, cwd: str) -> None:
-    """In the child: build the model and run it eagerly on the whole grid; send back the spec (with
-    the inputs read off the model) and the outputs, or the UsageError / error that stopped it."""
+def _eager_job(spec: Any, timeout_s: float | None) -> tuple[str, Any]:
+    """In the child: build the model and run it eagerly on the whole grid; the spec (with the inputs
+    read off the model) and the outputs, or the UsageError / error that stopped it."""
     from graphmint.pipeline.errors import UsageError
     from graphmint.pipeline.run.reference import eager_reference
 
-    os.chdir(cwd)  # build_model finds the model's module there, as in the parent
-    reply: tuple[str, Any]
-    with tempfile.TemporaryFile() as native, _descriptors_to(native.fileno()):
-        try:
-            reply = ("ok", eager_reference(spec, timeout_s))
-        except UsageError as exc:
-            reply = ("usage", str(exc))
-        except BaseException as exc:  # a bug of graphmint's, reported in the parent
-            reply = ("error", first_line(exc))
-    conn.send(reply)
-    conn.close()
+    try:
+        return ("ok", eager_reference(spec, timeout_s))
+    except UsageError as exc:
+        return ("usage", str(exc))
+    except BaseException as exc:  # a bug of graphmint's, reported in the parent
+        return ("error", first_line(exc))
 
 
 def eager_isolated(spec: Any, timeout_s: float | None) -> Any:
@@ -203,46 +166,24 @@ def eager_isolated(spec: Any, timeout_s: float | None) -> Any:
     """
     from graphmint.pipeline.errors import ModelLoadError, UsageError
 
-    context = children_context()
-    receive, send = context.Pipe(duplex=False)
-    process = context.Process(
-        target=_eager_job, args=(send, spec, timeout_s, os.getcwd()), name="graphmint-eager", daemon=True
-    )
-    process.start()
-    send.close()
     points = len(shape_grid(spec)) if spec.inputs else 8
     limit = None if timeout_s is None else timeout_s * (2 + points) + EAGER_GRACE_S
     try:
-        if not receive.poll(limit):
+        status, payload = default_pool().call(_eager_job, spec, timeout_s, name="eager", timeout_s=limit)
+    except ChildError as exc:
+        if exc.kind == "timeout":
             raise ModelLoadError(
                 f"building and running {spec.ref!r} eagerly did not finish within {limit:g}s "
                 "(stuck in native code?): fix the model, or raise --timeout"
-            )
-        status, payload = receive.recv()
-    except EOFError:
-        process.join(10)
-        raise ModelLoadError(
-            f"building or running {spec.ref!r} eagerly {_ended(process.exitcode)}: the model's code "
-            "crashed its process (graphmint runs it in a child first, so nothing else was affected)"
-        ) from None
-    finally:
-        receive.close()
-        if process.is_alive():
-            process.join(10)
-        if process.is_alive():
-            process.kill()
-            process.join()
+            ) from None
+        if exc.kind == "died":
+            raise ModelLoadError(
+                f"building or running {spec.ref!r} eagerly {ended(exc.code or 0)}: the model's "
+                "code crashed its process (graphmint runs it in a child first, so nothing else was affected)"
+            ) from None
+        raise RuntimeError(f"the eager reference failed in its child process: {exc.detail}") from None
     if status == "usage":
         raise UsageError(payload)
     if status == "error":
         raise RuntimeError(f"the eager reference failed in its child process: {payload}")
     return payload
-
-
-def _ended(code: int | None) -> str:
-    if code is not None and code < 0:
-        try:
-            return f"killed its process with {signal.Signals(-code).name} ({signal.strsignal(-code)})"
-        except ValueError:
-            return f"killed its process with signal {-code}"
-    return f"ended its process with exit code {code}"
