@@ -154,9 +154,9 @@ def cmd_serve_check(args: argparse.Namespace) -> int:
     from graphmint.pipeline.serving.servecheck import serve_check
 
     check = serve_check(args.bundle, args.timeout, args.verify_key)
-    for model, data_set, passed, reason in check.results:
-        print(f"{model:<28} {data_set:<18} {'passed' if passed else 'failed: ' + reason}")
-    print(f"{sum(r[2] for r in check.results)} passed, {sum(not r[2] for r in check.results)} failed")
+    for case in check.results:
+        print(f"{case.model:<28} {case.data_set:<18} {'passed' if case.passed else 'failed: ' + case.reason}")
+    print(f"{check.passed} passed, {len(check.results) - check.passed} failed")
     return EXIT_OK if check.ok else EXIT_FAILED
 
 

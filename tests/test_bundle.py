@@ -104,8 +104,8 @@ def test_serve_check_passes_on_the_zoo_bundle(bundles: list[Path]) -> None:
     from graphmint.pipeline.serving.servecheck import serve_check
 
     check = serve_check(bundles[0])
-    assert check.ok, [r for r in check.results if not r[2]]
-    assert {r[0] for r in check.results} == {
+    assert check.ok, [r for r in check.results if not r.passed]
+    assert {r.model for r in check.results} == {
         "SimpleNet_onnx",
         "ModelWithCustom_onnx",
         "SmallCNN_onnx",

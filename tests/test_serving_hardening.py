@@ -224,7 +224,7 @@ def test_binary_requests_from_tritonclient_still_work(port: int, bundle: Path) -
 
 def test_the_pre_flight_returns_the_manifest_of_a_good_bundle(bundle: Path) -> None:
     manifest = check_bundle_for_serving(bundle)
-    assert [e["name"] for m in manifest["models"] for e in m["entries"]] == [MODEL]
+    assert [e.name for m in manifest.models for e in m.entries] == [MODEL]
 
 
 def _manifest(bundle: Path) -> dict[str, Any]:
@@ -336,7 +336,7 @@ def test_serve_refuses_a_bad_bundle_in_one_line(
 
 def test_serve_check_passes_on_the_good_bundle(bundle: Path) -> None:
     check = serve_check(bundle)
-    assert check.ok and {r[0] for r in check.results} == {MODEL}, check.results
+    assert check.ok and {r.model for r in check.results} == {MODEL}, check.results
 
 
 def test_serve_check_refuses_a_bad_bundle_in_one_line(

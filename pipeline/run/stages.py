@@ -31,7 +31,7 @@ from graphmint.pipeline.run.reference import (
     vacuous_outputs,
     with_inputs,
 )
-from graphmint.pipeline.run.results import ModelResult, RouteResult
+from graphmint.pipeline.run.results import ModelResult, Rejected, RouteResult
 from graphmint.pipeline.spec.inputs import check_grid_budget
 from graphmint.pipeline.spec.loader import build_model, resolve_callable
 from graphmint.pipeline.spec.specs import ModelSpec
@@ -156,7 +156,7 @@ def run_route(
             result.status, result.stage, result.reason = Status.SKIPPED, Stage.EXPORT, exported.reason
             break
         if exported.artifact is None:
-            result.rejected.append({"exporter": label, "stage": Stage.EXPORT, "reason": exported.reason})
+            result.rejected.append(Rejected(label, Stage.EXPORT, exported.reason))
             result.status, result.stage, result.diagnosis = Status.ERROR, Stage.EXPORT, Diagnosis.EXPORT
             continue
         artifact = replace(exported.artifact, imports=(spec.ref.partition(":")[0],))
@@ -174,19 +174,17 @@ def run_route(
             result.artifact = artifact.path.relative_to(root).as_posix() if artifact.path else None
             result.files = hash_files(root, workdir)
             break
-        result.rejected.append({"exporter": label, "stage": stage, "reason": reason})
+        result.rejected.append(Rejected(label, stage, reason))
         result.status, result.stage = status, stage
         result.diagnosis = diagnosis_of(result.checks, strict_runtimes)
     if result.status != Status.PASSED or not any(workdir.iterdir()):
         shutil.rmtree(workdir, ignore_errors=True)
         if result.status != Status.SKIPPED:
-            result.reason = "; ".join(f"{r['exporter']}: {r['reason']}" for r in result.rejected)
+            result.reason = "; ".join(f"{r.exporter}: {r.reason}" for r in result.rejected)
             if len(result.rejected) == 1:
-                result.reason = result.rejected[0]["reason"]
+                result.reason = result.rejected[0].reason
     elif result.rejected:
-        rejected = "; ".join(
-            f"{r['exporter']} rejected at {r['stage']}: {r['reason']}" for r in result.rejected
-        )
+        rejected = "; ".join(f"{r.exporter} rejected at {r.stage}: {r.reason}" for r in result.rejected)
         result.reason = f"fallback used: {rejected}"
     if _explainable(result, spec, options.explain):  # where the numbers part: the first diverging layer
         found = explain(
@@ -204,10 +202,14 @@ def run_route(
             result.details["divergence"] = found.to_json()
         line = found.line() if isinstance(found, Divergence) else found
         result.reason = f"{result.reason}; {line}" if result.reason else line
+
     # the staging folder is gone once the run ends: name files by their place in the model folder
-    result.reason = result.reason.replace(f"{root}{os.sep}", "").replace(str(root), ".")
+    def relative(text: str) -> str:
+        return text.replace(f"{root}{os.sep}", "").replace(str(root), ".")
+
+    result.reason = relative(result.reason)
     for rejected in result.rejected:
-        rejected["reason"] = rejected["reason"].replace(f"{root}{os.sep}", "").replace(str(root), ".")
+        rejected.reason = relative(rejected.reason)
     result.seconds = time.perf_counter() - start
     return _apply_known_failure(spec, result)
 

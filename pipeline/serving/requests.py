@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from graphmint.pipeline.publish.manifest import DimEntry, TensorEntry
 from graphmint.pipeline.serving.triton import TRITON_TYPES
 
 __all__ = ["MAX_RANK", "V2_DATATYPES", "RequestRejected", "Signature", "TensorClaim", "binary_claims"]
@@ -51,14 +52,14 @@ class Signature:
     """What one model takes, as the bundle's MANIFEST.json says, and how much a request may hold."""
 
     model: str
-    inputs: tuple[Mapping[str, Any], ...]
-    dims: Mapping[str, Mapping[str, int]]
+    inputs: tuple[TensorEntry, ...]
+    dims: Mapping[str, DimEntry]
     max_bytes: int
 
     def check(self, claims: Sequence[TensorClaim]) -> dict[str, np.ndarray | None]:
         """Check a request's inputs before anything is allocated for them; return the JSON ones decoded
         (None for binary ones). Raises `RequestRejected` naming every input that does not fit."""
-        expected = [str(spec["name"]) for spec in self.inputs]
+        expected = [spec.name for spec in self.inputs]
         counts = collections.Counter(c.name for c in claims)
         wrong = [f"input {n!r} is missing" for n in expected if n not in counts]
         wrong += [f"input {n!r} is given {k} times" for n, k in counts.items() if k > 1 and n in expected]
@@ -71,10 +72,10 @@ class Signature:
         decoded: dict[str, np.ndarray | None] = {}
         problems = []
         for spec in self.inputs:
-            claim = claimed[spec["name"]]
+            claim = claimed[spec.name]
             try:
                 shape = self._shape(spec, claim, sizes)
-                dtype = np.dtype(spec["dtype"])
+                dtype = np.dtype(spec.dtype)
                 nbytes = math.prod(shape) * dtype.itemsize
                 total += nbytes
                 if total > self.max_bytes:
@@ -90,7 +91,7 @@ class Signature:
                 elif claim.nbytes != nbytes:
                     raise RequestRejected(
                         f"input {claim.name!r} has {claim.nbytes} bytes of binary data; shape "
-                        f"{list(shape)} of {V2_DATATYPES[spec['dtype']]} needs {nbytes}"
+                        f"{list(shape)} of {V2_DATATYPES[spec.dtype]} needs {nbytes}"
                     )
                 else:
                     decoded[claim.name] = None
@@ -101,11 +102,11 @@ class Signature:
         return decoded
 
     def _shape(
-        self, spec: Mapping[str, Any], claim: TensorClaim, sizes: dict[str, tuple[int, str]]
+        self, spec: TensorEntry, claim: TensorClaim, sizes: dict[str, tuple[int, str]]
     ) -> tuple[int, ...]:
         """The claimed shape, once its datatype, rank and every dim fit the declared ones."""
-        name, declared = claim.name, spec["shape"]
-        want = V2_DATATYPES[spec["dtype"]]
+        name, declared = claim.name, spec.shape
+        want = V2_DATATYPES[spec.dtype]
         got = claim.datatype.upper() if isinstance(claim.datatype, str) else claim.datatype
         if got != want:
             raise RequestRejected(f"input {name!r} must be {want}, got {claim.datatype!r}")
@@ -126,7 +127,7 @@ class Signature:
                 if size != dim:
                     raise RequestRejected(f"input {name!r}: dim {index} must be {dim}, got {size}")
                 continue
-            low, high = self.dims[dim]["min"], self.dims[dim]["max"]
+            low, high = self.dims[dim].min, self.dims[dim].max
             if not low <= size <= high:
                 raise RequestRejected(
                     f"input {name!r}: dim {index} ({dim}) is {size}, outside its range {low}..{high}"

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from graphmint.pipeline.publish.golden import read_golden_sets
+from graphmint.pipeline.publish.manifest import BundleModel
 from graphmint.pipeline.serving.server import HOST, check_bundle_for_serving
 from graphmint.pipeline.serving.triton import TRITON_TYPES
 from graphmint.validators.compare import compare_output
@@ -24,6 +26,7 @@ from graphmint.validators.tolerance import DEFAULT_TOLERANCES, Tolerance
 
 __all__ = [
     "ServeCheck",
+    "ServedCase",
     "ServerProcess",
     "free_port",
     "serve_check",
@@ -33,15 +36,29 @@ __all__ = [
 ]
 
 
+@dataclass(frozen=True)
+class ServedCase:
+    """One model × golden set sent to the server: passed, or what it answered wrong."""
+
+    model: str
+    data_set: str
+    passed: bool
+    reason: str = ""
+
+
 @dataclass
 class ServeCheck:
-    """One line per model × golden set: passed, or what the server answered wrong."""
+    """Every model × golden set the server was asked."""
 
-    results: list[tuple[str, str, bool, str]] = field(default_factory=list)
+    results: list[ServedCase] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return bool(self.results) and all(r[2] for r in self.results)
+        return bool(self.results) and all(r.passed for r in self.results)
+
+    @property
+    def passed(self) -> int:
+        return sum(r.passed for r in self.results)
 
 
 def free_port() -> int:
@@ -115,45 +132,49 @@ def serve_check(bundle: Path, timeout: float = 120.0, verify_key: Path | None = 
     try:
         client = http.InferenceServerClient(url=f"{HOST}:{port}")
         wait_ready(client, process, timeout)
-        for model in manifest["models"]:
-            entry = next((e for e in model["entries"] if e.get("platform") == "onnxruntime_onnx"), None)
+        for model in manifest.models:
+            entry = next((e for e in model.entries if e.platform == "onnxruntime_onnx"), None)
             if entry is None:
                 continue
-            names = [i["name"] for i in model["inputs"]]
-            tol = model.get("tolerance") or {}
-            for golden in read_golden_sets(
-                bundle / model["golden"], names, [o["name"] for o in model["outputs"]]
-            ):
+            names = [i.name for i in model.inputs]
+            for golden in read_golden_sets(bundle / model.golden, names, [o.name for o in model.outputs]):
                 inputs = []
                 for name in names:
                     array = golden.inputs[name]
-                    datatype = TRITON_TYPES[str(array.dtype)].removeprefix(
-                        "TYPE_"
-                    )  # v2 names: FP32, INT64...
+                    datatype = TRITON_TYPES[str(array.dtype)].removeprefix("TYPE_")  # v2: FP32, INT64...
                     item = http.InferInput(name, list(array.shape), datatype)
                     item.set_data_from_numpy(array, binary_data=True)
                     inputs.append(item)
                 try:
-                    answer = client.infer(entry["name"], inputs)
+                    answer = client.infer(entry.name, inputs)
                 except Exception as exc:
-                    check.results.append((entry["name"], golden.path.name, False, f"request failed: {exc}"))
-                    continue
-                problems = []
-                for name, expected in golden.outputs.items():
-                    default = DEFAULT_TOLERANCES.get(str(expected.dtype), Tolerance(0.0, 0.0))
-                    own = model.get("tolerances", {}).get(name) or tol  # per output, where recorded
-                    t = Tolerance(
-                        default.atol if own.get("atol") is None else own["atol"],
-                        default.rtol if own.get("rtol") is None else own["rtol"],
+                    check.results.append(
+                        ServedCase(entry.name, golden.path.name, False, f"request failed: {exc}")
                     )
-                    actual = answer.as_numpy(name)
-                    if actual is None:
-                        problems.append(f"no output {name!r}")
-                        continue
-                    compared = compare_output(name, np.asarray(actual), expected, t)
-                    if not compared.passed:
-                        problems.append(compared.message)
-                check.results.append((entry["name"], golden.path.name, not problems, "; ".join(problems)))
+                    continue
+                problems = _problems(model, golden.outputs, answer)
+                check.results.append(
+                    ServedCase(entry.name, golden.path.name, not problems, "; ".join(problems))
+                )
     finally:
         stop_server(process)
     return check
+
+
+def _problems(model: BundleModel, expected: Mapping[str, np.ndarray], answer: Any) -> list[str]:
+    """What the server answered wrong, each output judged with the tolerance its route was validated
+    with (per output where the bundle records it, else the model's, else the dtype's default)."""
+    problems = []
+    for name, want in expected.items():
+        default = DEFAULT_TOLERANCES.get(str(want.dtype), Tolerance(0.0, 0.0))
+        own = model.tolerances.get(name) or model.tolerance
+        atol, rtol = own.get("atol"), own.get("rtol")
+        tolerance = Tolerance(default.atol if atol is None else atol, default.rtol if rtol is None else rtol)
+        actual = answer.as_numpy(name)
+        if actual is None:
+            problems.append(f"no output {name!r}")
+            continue
+        compared = compare_output(name, np.asarray(actual), want, tolerance)
+        if not compared.passed:
+            problems.append(compared.message)
+    return problems

@@ -27,7 +27,13 @@ from typing import Any
 import numpy as np
 
 from graphmint.pipeline.errors import UsageError
-from graphmint.pipeline.publish.manifest import inside, read_bundle_manifest
+from graphmint.pipeline.publish.manifest import (
+    BundleEntry,
+    BundleManifest,
+    BundleModel,
+    inside,
+    read_bundle_manifest,
+)
 from graphmint.pipeline.serving.requests import (
     V2_DATATYPES,
     RequestRejected,
@@ -135,7 +141,7 @@ def _inside(root: Path, path: Path) -> bool:
     return path.resolve().is_relative_to(root)
 
 
-def _read_manifest(bundle: Path) -> dict[str, Any]:
+def _read_manifest(bundle: Path) -> BundleManifest:
     """MANIFEST.json, checked against its schema (pipeline.manifest: types, and paths that stay in the
     bundle), with every tensor's dtype one serving knows and every named dim one of `dims`."""
     path = bundle / "MANIFEST.json"
@@ -150,8 +156,7 @@ def _read_manifest(bundle: Path) -> dict[str, Any]:
             for dim in tensor.shape:
                 if isinstance(dim, str) and dim not in model.dims:
                     raise UsageError(f"{where}: dim {dim!r} is not one of the model's dims: {_AGAIN}")
-    data: dict[str, Any] = manifest.model_dump()
-    return data
+    return manifest
 
 
 def _links_outside(bundle: Path, root: Path) -> Iterator[Path]:
@@ -163,12 +168,12 @@ def _links_outside(bundle: Path, root: Path) -> Iterator[Path]:
                 yield path
 
 
-def _onnx_entries(bundle: Path, manifest: Mapping[str, Any]) -> Iterator[tuple[Mapping[str, Any], str, Path]]:
-    """(model, entry name, its model.onnx) for every entry that `serve` serves."""
-    for model in manifest["models"]:
-        for entry in model["entries"]:
-            if entry["server"] == "triton" and entry.get("platform") == "onnxruntime_onnx":
-                yield model, entry["name"], bundle / entry["path"] / "1" / "model.onnx"
+def _onnx_entries(bundle: Path, manifest: BundleManifest) -> Iterator[tuple[BundleModel, BundleEntry, Path]]:
+    """(model, entry, its model.onnx) for every entry that `serve` serves."""
+    for model in manifest.models:
+        for entry in model.entries:
+            if entry.server == "triton" and entry.platform == "onnxruntime_onnx":
+                yield model, entry, bundle / entry.path / "1" / "model.onnx"
 
 
 def _tensors(graph: Any) -> Iterator[Any]:
@@ -231,7 +236,7 @@ def _check_onnx(name: str, path: Path, bundle: Path) -> None:
         ) from exc
 
 
-def check_bundle_for_serving(bundle: Path, verify_key: Path | None = None) -> dict[str, Any]:
+def check_bundle_for_serving(bundle: Path, verify_key: Path | None = None) -> BundleManifest:
     """Check everything `serve` reads from a bundle, before a server starts; return its MANIFEST.json.
 
     The manifest parses and holds what serving reads; no path it names and no link in the bundle
@@ -247,8 +252,8 @@ def check_bundle_for_serving(bundle: Path, verify_key: Path | None = None) -> di
         raise UsageError(
             f"{link} links to {link.resolve()}, outside the bundle: {_AGAIN} (it copies files, not links)"
         )
-    for model in manifest["models"]:  # resolved, symbolic links included (the schema checked the text)
-        for relative in [model["golden"], *(e["path"] for e in model["entries"])]:
+    for model in manifest.models:  # resolved, symbolic links included (the schema checked the text)
+        for relative in [model.golden, *(e.path for e in model.entries)]:
             inside(bundle, relative)
     check = verify_bundle(bundle, verify_key)
     if not check.signature_ok:
@@ -260,8 +265,8 @@ def check_bundle_for_serving(bundle: Path, verify_key: Path | None = None) -> di
             f"{bundle} differs from its MANIFEST.json ({differ}): see `graphmint verify-bundle {bundle}`, "
             f"and {_AGAIN}"
         )
-    for _, name, path in _onnx_entries(bundle, manifest):
-        _check_onnx(name, path, bundle)
+    for _, entry, path in _onnx_entries(bundle, manifest):
+        _check_onnx(entry.name, path, bundle)
     return manifest
 
 
@@ -295,8 +300,8 @@ def serve(
     manifest = check_bundle_for_serving(bundle, verify_key)
     max_bytes = int(max_request_mb * 2**20)
     signatures = {
-        name: Signature(name, tuple(model["inputs"]), model["dims"], max_bytes)
-        for model, name, _ in _onnx_entries(bundle, manifest)
+        entry.name: Signature(entry.name, tuple(model.inputs), model.dims, max_bytes)
+        for model, entry, _ in _onnx_entries(bundle, manifest)
     }
     sock = _bind(port)
     try:
@@ -308,8 +313,8 @@ def serve(
 
         onnx_model, data_plane = _classes(signatures)
         server = ModelServer(http_port=port, enable_grpc=False, workers=1)
-        for _, name, path in _onnx_entries(bundle, manifest):
-            instance = onnx_model(name, path)
+        for _, entry, path in _onnx_entries(bundle, manifest):
+            instance = onnx_model(entry.name, path)
             instance.load()
             server.register_model(instance)
         rest = RESTServer(
