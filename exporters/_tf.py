@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any
 
-from graphmint.exporters.base import ExportContext, Exporter, captured_output
+from graphmint.exporters.base import CapturedLog, ExportContext, Exporter, captured_output
 
 __all__ = [
     "TF_LOGGERS",
@@ -54,7 +54,7 @@ def _native_output(buffer: io.StringIO) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def captured_tf_output() -> Iterator[io.StringIO]:
+def captured_tf_output() -> Iterator[CapturedLog]:
     """captured_output for TensorFlow's loggers, plus what its native code prints."""
     with captured_output(TF_LOGGERS) as log, _native_output(log):
         yield log
@@ -65,7 +65,7 @@ class TfExporter(Exporter):
 
     package = "tensorflow"
 
-    def capture(self) -> contextlib.AbstractContextManager[io.StringIO]:
+    def capture(self) -> contextlib.AbstractContextManager[CapturedLog]:
         return captured_tf_output()
 
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import io
 from typing import Any
 
-from graphmint.exporters.base import ExportContext, Exporter, captured_output
+from graphmint.exporters.base import CapturedLog, ExportContext, Exporter, captured_output
 
 TORCH_LOGGERS = ("torch", "torch._dynamo", "torch._inductor", "torch.export", "torch.onnx", "torch.fx")
 
@@ -16,7 +15,7 @@ class TorchExporter(Exporter):
 
     package = "torch"
 
-    def capture(self) -> contextlib.AbstractContextManager[io.StringIO]:
+    def capture(self) -> contextlib.AbstractContextManager[CapturedLog]:
         return captured_output(TORCH_LOGGERS)
 
 

@@ -10,6 +10,7 @@ strategies; the pipeline tries them in turn and records why each rejected candid
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import importlib
 import io
 import logging
@@ -26,6 +27,7 @@ import numpy as np
 
 __all__ = [
     "Artifact",
+    "CapturedLog",
     "ExportContext",
     "ExportResult",
     "ExportState",
@@ -137,6 +139,12 @@ class Made:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+#: the log of the export running in this context (Exporter.logged)
+_CAPTURE: contextvars.ContextVar[CapturedLog | None] = contextvars.ContextVar(
+    "graphmint_capture", default=None
+)
+
+
 class Exporter(ABC):
     """One strategy of a route. The base runs the skeleton every strategy shares: it captures what the
     toolchain prints, warns and logs (`capture`), calls `export`, and returns an `ExportResult`:
@@ -157,9 +165,15 @@ class Exporter(ABC):
     def export(self, ctx: ExportContext, path: Path | None) -> Made | None:
         """Write the static form to `path` (or make it in-process); raise on failure."""
 
-    def capture(self) -> contextlib.AbstractContextManager[io.StringIO]:
+    def capture(self) -> contextlib.AbstractContextManager[CapturedLog]:
         """Where the toolchain's output goes while it runs: the route's log."""
         return captured_output()
+
+    @staticmethod
+    def logged(logger: str) -> list[str]:
+        """Inside `export`: what `logger` (and its children) has logged to the route's log so far."""
+        log = _CAPTURE.get()
+        return log.messages(logger) if log is not None else []
 
     def reason(self, exc: Exception) -> str:
         """The one line a failure is reported with."""
@@ -171,12 +185,15 @@ class Exporter(ABC):
     def __call__(self, ctx: ExportContext) -> ExportResult:
         path = ctx.workdir / self.filename if self.filename else None
         with self.capture() as log:
+            token = _CAPTURE.set(log)
             try:
                 made = self.export(ctx, path) or Made()
             except NotApplicable as exc:
                 return ExportResult(ExportState.SKIPPED, reason=str(exc), log=log.getvalue())
             except Exception as exc:
                 return ExportResult.failed(self.reason(exc), log.getvalue())
+            finally:
+                _CAPTURE.reset(token)
         version = getattr(importlib.import_module(self.package), "__version__", "?")
         artifact = ctx.artifact(
             exporter=f"{self.label()} ({self.package} {version})",
@@ -252,14 +269,36 @@ def first_line(exc: BaseException | str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+class CapturedLog(io.StringIO):
+    """What an exporter printed, warned and logged; the log records themselves in `records`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def messages(self, logger: str) -> list[str]:
+        """The messages `logger` and its children logged."""
+        return [r.getMessage() for r in self.records if r.name == logger or r.name.startswith(f"{logger}.")]
+
+
+class _Keeping(logging.StreamHandler):  # type: ignore[type-arg]
+    def __init__(self, log: CapturedLog) -> None:
+        super().__init__(log)
+        self.log = log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.log.records.append(record)
+        super().emit(record)
+
+
 @contextlib.contextmanager
-def captured_output(loggers: tuple[str, ...] = ()) -> Iterator[io.StringIO]:
+def captured_output(loggers: tuple[str, ...] = ()) -> Iterator[CapturedLog]:
     """Collect what an exporter prints, warns and logs, for the report instead of the console.
 
     Local to the block: warning filters, stdout/stderr and logger levels are restored on exit.
     """
-    buffer = io.StringIO()
-    handler = logging.StreamHandler(buffer)
+    buffer = CapturedLog()
+    handler = _Keeping(buffer)
     saved = []
     for name in loggers:
         logger = logging.getLogger(name)

@@ -7,9 +7,6 @@ same way as for a PyTorch model.
 
 from __future__ import annotations
 
-import contextlib
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,20 +86,6 @@ def _name_interface(model: Any, ctx: ExportContext) -> None:
                 dims[axis].dim_param = dim
 
 
-@contextlib.contextmanager
-def _messages(logger_name: str) -> Iterator[list[str]]:
-    """The messages `logger_name` and its children log during the block (they still reach the log)."""
-    messages: list[str] = []
-    handler = logging.Handler()
-    handler.emit = lambda record: messages.append(record.getMessage())  # type: ignore[method-assign]
-    logger = logging.getLogger(logger_name)
-    logger.addHandler(handler)
-    try:
-        yield messages
-    finally:
-        logger.removeHandler(handler)
-
-
 class Convert(TfExporter):
     tool = "tf2onnx.convert.from_function"
     package = "tf2onnx"
@@ -114,15 +97,16 @@ class Convert(TfExporter):
         import tf2onnx
 
         function = serving_function(ctx)
-        with _messages("tf2onnx") as messages:
-            model, _ = tf2onnx.convert.from_function(
-                function,
-                input_signature=input_signature(ctx),
-                opset=OPSET,
-                custom_op_handlers=CUSTOM_OPS,
-            )
+        model, _ = tf2onnx.convert.from_function(
+            function,
+            input_signature=input_signature(ctx),
+            opset=OPSET,
+            custom_op_handlers=CUSTOM_OPS,
+        )
         unsupported = [
-            m.removeprefix("Unsupported ops: ") for m in messages if m.startswith("Unsupported ops: ")
+            m.removeprefix("Unsupported ops: ")
+            for m in self.logged("tf2onnx")
+            if m.startswith("Unsupported ops: ")
         ]
         if unsupported:
             raise RuntimeError(f"tf2onnx has no conversion for {unsupported[0]}")

@@ -347,6 +347,24 @@ def test_plain_tf_module_runs_every_route(tmp_path: Path, monkeypatch: pytest.Mo
     )
 
 
+UNCONVERTIBLE = TF_MODULE.replace('"norm": tf.norm(v, axis=-1)', '"lg": tf.math.lgamma(tf.abs(v) + 1.0)')
+
+
+def test_an_op_tf2onnx_cannot_convert_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """tf2onnx only logs the ops it has no conversion for (and writes a graph without them): the route
+    fails naming them, read from the route's own log."""
+    from graphmint.pipeline.run.stages import RunOptions, run_model
+    from graphmint.pipeline.spec.specs import make_model_spec
+
+    (tmp_path / "tfmodule_lg.py").write_text(UNCONVERTIBLE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = make_model_spec(name="Lg", ref="tfmodule_lg:build", inputs=[], routes=["onnx"])
+    [route] = run_model(spec, RunOptions(out=tmp_path / "out")).routes
+    assert route.status == "error" and route.stage == "export"
+    assert route.reason == "RuntimeError: tf2onnx has no conversion for Counter({'Lgamma': 1})"
+    assert "Unsupported ops" in route.log
+
+
 def test_inputs_inferred_from_keras_models() -> None:
     import keras
 
