@@ -11,8 +11,11 @@ __all__ = [
     "NUMBERED",
     "ArtifactCheck",
     "Diagnosis",
+    "FileEntry",
     "OutputComparison",
     "PointCheck",
+    "Rejected",
+    "RouteResult",
     "Stage",
     "Status",
 ]
@@ -119,8 +122,23 @@ class PointCheck:
     reason: str = ""
 
 
+class _WorstErrors:
+    """The worst absolute and relative error over what a result holds (`_worst`)."""
+
+    def _worst(self, attr: str) -> float | None:
+        raise NotImplementedError
+
+    @property
+    def max_abs_error(self) -> float | None:
+        return self._worst("max_abs_error")
+
+    @property
+    def max_rel_error(self) -> float | None:
+        return self._worst("max_rel_error")
+
+
 @dataclass
-class ArtifactCheck:
+class ArtifactCheck(_WorstErrors):
     """An artifact loaded by one runner and checked on the whole grid."""
 
     runner: str
@@ -144,14 +162,6 @@ class ArtifactCheck:
         return max(values) if values else None
 
     @property
-    def max_abs_error(self) -> float | None:
-        return self._worst("max_abs_error")
-
-    @property
-    def max_rel_error(self) -> float | None:
-        return self._worst("max_rel_error")
-
-    @property
     def verdict(self) -> dict[str, Any]:
         """How the outputs were judged, over the grid: the rules that judged, whether every element was
         within atol/rtol, and the worst float64 error, eager's own, and their ratio."""
@@ -171,3 +181,107 @@ class ArtifactCheck:
         data["max_abs_error"] = self.max_abs_error
         data["max_rel_error"] = self.max_rel_error
         return data
+
+
+@dataclass
+class Rejected:
+    """A candidate of a route's fallback chain that was tried and rejected: which exporter, at which
+    stage, and why."""
+
+    exporter: str
+    stage: Stage
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"exporter": self.exporter, "stage": self.stage, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str
+    sha256: str
+    bytes: int
+    #: why two builds of the same inputs cannot give this file's bytes again (None: they do)
+    unreproducible: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"path": self.path, "sha256": self.sha256, "bytes": self.bytes}
+        if self.unreproducible:
+            entry["unreproducible"] = self.unreproducible
+        return entry
+
+
+@dataclass
+class RouteResult(_WorstErrors):
+    """How one route went. `stage` names the step that decided a non-passing status."""
+
+    route: str
+    status: Status
+    stage: Stage = Stage.NONE
+    reason: str = ""
+    #: what kind of failure it was, for the reports' advice (NONE for a route that passed)
+    diagnosis: Diagnosis = Diagnosis.NONE
+    exporter: str | None = None
+    #: the runner that loads the artifact, and the artifact's path relative to the model folder
+    runner: str | None = None
+    artifact: str | None = None
+    files: list[FileEntry] = field(default_factory=list)
+    #: the artifact checked on each runtime; the route's own runner first
+    checks: list[ArtifactCheck] = field(default_factory=list)
+    #: candidates of the fallback chain that were tried and rejected, in order
+    rejected: list[Rejected] = field(default_factory=list)
+    atol: float | None = None
+    rtol: float | None = None
+    seconds: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)
+    #: failed or errored, but the run was told to accept that (--allow-fail)
+    allowed_failure: bool = False
+    #: what is worth knowing about a route that passed (a cross-check runtime that disagreed)
+    warnings: list[str] = field(default_factory=list)
+    #: cross-check runtimes whose failure is one of the warnings: their errors are not the route's
+    excused: list[str] = field(default_factory=list)
+    #: everything the exporters and runtimes printed, for the report folder's logs/, not the manifest
+    log: str = field(default="", repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.status == Status.PASSED
+            or (self.status in (Status.SKIPPED, Status.UNSUPPORTED) and bool(self.reason))
+            or self.allowed_failure
+        )
+
+    @property
+    def check(self) -> ArtifactCheck | None:
+        """The check on the route's own runner."""
+        return self.checks[0] if self.checks else None
+
+    def _worst(self, attr: str) -> float | None:
+        values = [
+            v for c in self.checks if c.runner not in self.excused and (v := getattr(c, attr)) is not None
+        ]
+        return max(values) if values else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "route": self.route,
+            "status": self.status,
+            "stage": self.stage,
+            "diagnosis": self.diagnosis,
+            "exporter": self.exporter,
+            "runner": self.runner,
+            "artifact": self.artifact,
+            "files": [f.to_json() for f in self.files],
+            "max_abs_error": self.max_abs_error,
+            "max_rel_error": self.max_rel_error,
+            "atol": self.atol,
+            "rtol": self.rtol,
+            **(self.check.verdict if self.check else {}),
+            "reason": self.reason,
+            "allowed_failure": self.allowed_failure,
+            "warnings": self.warnings,
+            "rejected": [r.to_json() for r in self.rejected],
+            "seconds": round(self.seconds, 3),
+            **self.details,
+            "checks": [c.to_json() for c in self.checks],
+        }
