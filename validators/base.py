@@ -34,6 +34,9 @@ class Runner(ABC):
     name: ClassVar[str]
     #: a short label for reports, e.g. "onnxruntime 1.23 CPUExecutionProvider"
     runtime: str = ""
+    #: threads the runtime may use for one inference, where it takes a number (None: its default);
+    #: set before `activate`
+    threads: int | None = None
 
     def __init__(self, artifact: Artifact) -> None:
         self.artifact = artifact

@@ -20,6 +20,7 @@ class OnnxRuntimeRunner(Runner):
     def __init__(self, artifact: Any) -> None:
         super().__init__(artifact)
         self.session: Any = None
+        self.input_names: list[str] = []
 
     def activate_impl(self) -> None:
         import onnx
@@ -40,15 +41,19 @@ class OnnxRuntimeRunner(Runner):
         options = ort.SessionOptions()
         options.log_severity_level = 3
         options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, self.optimization)
+        if self.threads is not None:
+            options.intra_op_num_threads = self.threads
+            options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(path, options, providers=list(self.providers))
+        self.input_names = sorted(i.name for i in self.session.get_inputs())
         self.runtime = f"onnxruntime {ort.__version__} {self.providers[0]} {self.optimization}"
 
     def deactivate_impl(self) -> None:
         self.session = None
 
     def infer_impl(self, feeds: Mapping[str, np.ndarray]) -> list[Any]:
-        names = [i.name for i in self.session.get_inputs()]
-        if sorted(names) != sorted(feeds):
+        if self.input_names != sorted(feeds):
+            names = self.input_names
             raise ValueError(f"the ONNX graph's inputs are {names}, the spec declares {list(feeds)}")
         outputs: list[Any] = self.session.run(None, dict(feeds))
         return outputs

@@ -32,13 +32,15 @@ class TFLiteRunner(Runner):
         self.interpreter: Any = None
         self.inputs: dict[str, int] = {}
         self.outputs: dict[str, int] = {}
+        #: the input shapes the interpreter's tensors are allocated for
+        self.shapes: dict[str, tuple[int, ...]] = {}
 
     def activate_impl(self) -> None:
         cls, label = _interpreter_class()
         with warnings.catch_warnings():
             # tf.lite.Interpreter announces its move to LiteRT on every construction
             warnings.simplefilter("ignore", UserWarning)
-            self.interpreter = cls(model_path=str(self.artifact.path))
+            self.interpreter = cls(model_path=str(self.artifact.path), num_threads=self.threads)
         try:
             self.interpreter.allocate_tensors()
         except RuntimeError as exc:
@@ -69,10 +71,13 @@ class TFLiteRunner(Runner):
         missing = sorted(set(feeds) - set(self.inputs))
         if missing:
             raise ValueError(f"the TFLite signature's inputs are {sorted(self.inputs)}, not {missing}")
-        for name, value in feeds.items():
-            # strict: only dims the model holds as dynamic (-1) may change; a frozen one raises here
-            self.interpreter.resize_tensor_input(self.inputs[name], value.shape, strict=True)
-        self.interpreter.allocate_tensors()
+        shapes = {name: tuple(value.shape) for name, value in feeds.items()}
+        if shapes != self.shapes:  # a new shape: resize and plan memory again, else reuse the plan
+            for name, value in feeds.items():
+                # strict: only dims the model holds as dynamic (-1) may change; a frozen one raises here
+                self.interpreter.resize_tensor_input(self.inputs[name], value.shape, strict=True)
+            self.interpreter.allocate_tensors()
+            self.shapes = shapes
         for name, value in feeds.items():
             self.interpreter.set_tensor(self.inputs[name], value)
         self.interpreter.invoke()
