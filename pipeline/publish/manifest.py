@@ -18,7 +18,7 @@ import json
 from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
@@ -30,6 +30,8 @@ __all__ = [
     "SCHEMA_VERSION",
     "BundleManifest",
     "ModelManifest",
+    "ModelSource",
+    "Recommended",
     "inside",
     "json_default",
     "read_bundle_manifest",
@@ -73,10 +75,16 @@ RelPath = Annotated[str, AfterValidator(_relative)]
 
 class _Entry(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
+    #: optional keys later versions added: left out of the file while they hold nothing
+    _omitted_when_none: ClassVar[tuple[str, ...]] = ()
 
     def to_json(self) -> str:
         """The file's text: indented JSON, declared keys in their order, then the others as read."""
-        return json.dumps(self.model_dump(mode="json"), indent=2, default=json_default) + "\n"
+        data = self.model_dump(mode="json")
+        for key in self._omitted_when_none:
+            if data.get(key) is None:
+                data.pop(key, None)
+        return json.dumps(data, indent=2, default=json_default) + "\n"
 
 
 class FileRecord(_Entry):
@@ -134,6 +142,28 @@ class GoldenEntry(_Entry):
     files: list[FileRecord] = []
 
 
+class ModelSource(_Entry):
+    """What rebuilds the eager model: its `module:callable` and seed."""
+
+    ref: str
+    seed: int = Field(ge=0)
+
+
+class Recommended(_Entry):
+    """The fastest verified artifact, as `graphmint bench` measured it (bench.json has every figure)."""
+
+    route: str
+    artifact: RelPath
+    runner: str
+    batch: int = Field(ge=1)
+    threads: int = Field(ge=1)
+    p50_us: float
+    speedup: float | None = None
+    measured: str = ""
+    #: the routes measured as fast within the noise
+    as_fast: list[str] = []
+
+
 class ModelManifest(_Entry):
     schema_version: int = SCHEMA_VERSION
     name: str
@@ -143,7 +173,10 @@ class ModelManifest(_Entry):
     dims: dict[str, DimEntry] = {}
     versions: dict[str, str] = {}
     golden: list[GoldenEntry] = []
+    model: ModelSource | None = None
     routes: list[RouteEntry]
+    recommended: Recommended | None = None
+    _omitted_when_none: ClassVar[tuple[str, ...]] = ("model", "recommended")
 
 
 class BundleEntry(_Entry):
@@ -152,6 +185,8 @@ class BundleEntry(_Entry):
     route: str
     path: RelPath
     platform: str | None = None
+    #: the model's recommended artifact (graphmint bench) fills this entry
+    recommended: bool = False
 
 
 class BundleModel(_Entry):
@@ -165,6 +200,8 @@ class BundleModel(_Entry):
     tolerances: dict[str, dict[str, float]] = {}
     golden: RelPath
     entries: list[BundleEntry] = []
+    #: the model manifest's `recommended`, where graphmint bench recorded one
+    recommended: Recommended | None = None
 
 
 class BundleManifest(_Entry):

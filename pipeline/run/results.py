@@ -33,6 +33,9 @@ class ModelResult:
     float64_reason: str = ""
     #: outputs whose comparison proves nothing, and why
     vacuous: dict[str, str] = field(default_factory=dict)
+    #: the model's `module:callable` and seed: what rebuilds the eager model (graphmint bench)
+    ref: str = ""
+    seed: int = 0
 
     @property
     def ok(self) -> bool:
@@ -51,5 +54,6 @@ class ModelResult:
             "noise": self.noise,
             "float64_reference": self.float64_reason or "ok",
             "vacuous": self.vacuous,
+            **({"model": {"ref": self.ref, "seed": self.seed}} if self.ref else {}),
             "routes": [r.to_json() for r in self.routes],
         }

@@ -318,6 +318,8 @@ def run_model(
         noise=eager.noise(),
         float64_reason=eager.float64_reason,
         vacuous=vacuous_outputs(eager, cases, lambda o, d: spec.tolerances.criterion("", o, d)),
+        ref=spec.ref,
+        seed=spec.seed,
     )
     base = _export_context(spec, framework, model, cases)
     # routes the user named must pass; the framework's defaults may be unsupported for a model

@@ -33,7 +33,9 @@ _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")
 #: names of what graphmint itself writes beside the model folders (the serving bundle's default
 #: folder, the reports and their folders): a model with one of these names would replace it or be
 #: replaced by it
-RESERVED_NAMES = frozenset({"serving", "plots", "logs", "report.json", "report.md", "junit.xml"})
+RESERVED_NAMES = frozenset(
+    {"serving", "plots", "logs", "report.json", "report.md", "junit.xml", "bench.json", "bench.md"}
+)
 #: seeds every framework accepts (numpy, torch, TensorFlow)
 MAX_SEED = 2**32 - 1
 _INPUT_RE = re.compile(rf"^\s*({_NAME})\s*:\s*([a-z0-9]+)\s*\[(.*)\]\s*$")
