@@ -47,6 +47,23 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _positive(text: str) -> int:
+    value = _parse(int, text, "a positive whole number")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(value)
+
+
+def _batches(text: str) -> tuple[int, ...]:
+    parts = _csv(text)
+    if not parts:
+        raise argparse.ArgumentTypeError(f"{text!r} names no batch size: give e.g. 1,8")
+    sizes = tuple(_positive(p) for p in parts)
+    if len(set(sizes)) != len(sizes):
+        raise argparse.ArgumentTypeError(f"{text!r} repeats a batch size")
+    return sizes
+
+
 def _tolerance(text: str) -> float:
     value = _parse(float, text, "a non-negative number")
     if not math.isfinite(value) or value < 0:
@@ -122,6 +139,16 @@ def _add_verify_flags(parser: argparse.ArgumentParser, trust: bool = True) -> No
             help="load artifacts that can run code when loaded (TorchScript, .pt2, AOTInductor, "
             "SavedModel) without a verified signature: only for folders you trust",
         )
+
+
+def _add_artifacts_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "artifacts",
+        nargs="?",
+        type=Path,
+        default=Path("artifacts"),
+        help="the folder models were published to (default artifacts/)",
+    )
 
 
 def _add_timeout_flag(parser: argparse.ArgumentParser) -> None:
@@ -261,13 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     package = sub.add_parser(
         "package", help="build the serving bundle (Triton, TF Serving) from published models"
     )
-    package.add_argument(
-        "artifacts",
-        nargs="?",
-        type=Path,
-        default=Path("artifacts"),
-        help="the folder models were published to (default artifacts/)",
-    )
+    _add_artifacts_argument(package)
     package.add_argument("--out", type=Path, help="bundle folder (default ARTIFACTS/serving)")
     _add_signing_flag(package)
 
@@ -294,6 +315,31 @@ def build_parser() -> argparse.ArgumentParser:
     keygen = sub.add_parser("keygen", help="make an Ed25519 key pair to sign and verify manifests with")
     keygen.add_argument("private", type=Path, metavar="PRIVATE_PEM", help="where the private key goes (0600)")
     keygen.add_argument("public", type=Path, metavar="PUBLIC_PEM", help="where the public key goes")
+
+    bench = sub.add_parser(
+        "bench", help="measure every verified artifact against the eager model and recommend the fastest"
+    )
+    _add_artifacts_argument(bench)
+    bench.add_argument("--models", type=_names, help="comma-separated model names (default: every one)")
+    bench.add_argument(
+        "--batch",
+        type=_batches,
+        default=(1,),
+        help="comma-separated batch sizes (default 1); the first decides the recommendation",
+    )
+    bench.add_argument("--threads", type=_positive, default=1, help="threads per runtime, pinned (default 1)")
+    bench.add_argument(
+        "--max-seconds",
+        type=_seconds,
+        default=20.0,
+        help="longest measurement of one artifact at one batch size, stable or not (default 20)",
+    )
+    bench.add_argument(
+        "--report-dir", type=Path, help="where bench.json, bench.md and plots/ go (default: ARTIFACTS)"
+    )
+    _add_timeout_flag(bench)
+    _add_verify_flags(bench)
+    _add_signing_flag(bench)
 
     lst = sub.add_parser("list", help="list a config's models and every framework's routes")
     lst.add_argument("config", nargs="?", type=Path, default=Path("graphmint.toml"))

@@ -177,6 +177,26 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from graphmint.pipeline.bench.command import run_bench
+    from graphmint.pipeline.bench.measure import StabilityRule
+    from graphmint.pipeline.bench.results import BenchOptions
+
+    options = BenchOptions(
+        batches=args.batch,
+        threads=args.threads,
+        rule=StabilityRule(max_s=args.max_seconds),
+        timeout_s=args.timeout,
+        trust=args.trust,
+        verify_key=args.verify_key,
+    )
+    benches = run_bench(args.artifacts, args.models, options, args.report_dir, args.signing_key)
+    failed = [f"{b.name} {s.name}" for b in benches for s in b.errors]
+    if failed:
+        print(f"could not measure: {', '.join(failed)} (see bench.json)")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from graphmint.exporters import ROUTE_MODULES, get_route
     from graphmint.pipeline.spec.config import load_config
@@ -210,6 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "explain",
             "run",
             "validate",
+            "bench",
         ):  # what killed runs left in the temp folder
             from graphmint.pipeline.run.isolation import sweep_stale_temp
 
@@ -225,6 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "serve": cmd_serve,
             "list": cmd_list,
             "keygen": cmd_keygen,
+            "bench": cmd_bench,
         }[args.command]
         return handler(args)
     except UsageError as exc:

@@ -24,7 +24,7 @@ from graphmint.validators.replay import NoGoldenData, golden_cases, replay, repl
 from graphmint.validators.results import RouteResult, Status
 from graphmint.validators.tolerance import DEFAULT_TOLERANCES, EXACT, Tolerance, TolerancePolicy
 
-__all__ = ["FolderValidation", "TrustOptions", "validate_path"]
+__all__ = ["FolderValidation", "TrustOptions", "published_cases", "published_tolerance", "validate_path"]
 
 
 @dataclass
@@ -64,7 +64,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _published_tolerance(
+def published_tolerance(
     known: Mapping[str, Tolerance], atol: float | None, rtol: float | None
 ) -> Callable[[str, str], Tolerance]:
     """The tolerances the manifest recorded per output, with --atol/--rtol taking precedence."""
@@ -86,7 +86,7 @@ def _changed(folder: Path, files: Sequence[FileRecord]) -> list[str]:
     return changed
 
 
-def _published_cases(path: Path, manifest: ModelManifest) -> list[Case]:
+def published_cases(path: Path, manifest: ModelManifest) -> list[Case]:
     inputs = tuple(i.name for i in manifest.inputs)
     outputs = tuple(o.name for o in manifest.outputs)
     for golden in manifest.golden:
@@ -121,7 +121,7 @@ def _validate_published(
     dynamic_axes = {
         i.name: {a: d for a, d in enumerate(i.shape) if isinstance(d, str)} for i in manifest.inputs
     }
-    cases = _published_cases(path, manifest)
+    cases = published_cases(path, manifest)
     for entry in manifest.routes:
         name = entry.route
         if entry.status != Status.PASSED:
@@ -155,7 +155,7 @@ def _validate_published(
             dynamic_axes={k: v for k, v in dynamic_axes.items() if v},
         )
         known = {name: Tolerance(**t) for name, t in entry.output_tolerances().items()}
-        tolerance = _published_tolerance(known, atol, rtol)
+        tolerance = published_tolerance(known, atol, rtol)
         result.routes.append(replay(name, artifact, cases, tolerance, timeout_s))
     return result
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -263,3 +264,24 @@ def test_a_cross_check_runtime_that_fails_is_a_warning(real_run: tuple[Path, dic
     assert entry["warnings"] == route.warnings
     counted = [c.max_abs_error for c in route.checks if c.runner not in route.excused and c.max_abs_error]
     assert entry["max_abs_error"] == max(counted)
+
+
+def test_bench_measures_third_party_models(
+    real_run: tuple[Path, dict[str, ModelResult]], tmp_path: Path
+) -> None:
+    """A transformers model (two int64 inputs, batch and sequence dims) and a keras-hub backbone (dict
+    inputs): each of their verified artifacts is measured against the eager model and one recommended."""
+    from graphmint.pipeline.bench.command import run_bench
+    from graphmint.pipeline.bench.measure import StabilityRule
+    from graphmint.pipeline.bench.results import BenchOptions
+
+    out, _ = real_run
+    for name in ("Bert", "BertBackbone"):
+        shutil.copytree(out / name, tmp_path / "art" / name)
+    rule = StabilityRule(window_requests=3, window_s=0.02, min_windows=3, max_windows=5, warmup_s=0.05)
+    benches = run_bench(tmp_path / "art", None, BenchOptions(batches=(2,), rule=rule, trust=True), echo=print)
+    for bench in benches:
+        problems = [(s.name, s.reason) for s in bench.subjects if s.error or not s.timings]
+        assert not problems, (bench.name, problems)
+        assert {s.name for s in bench.subjects} >= {"eager", "onnx", "onnx-optimized"}
+        assert bench.recommended is not None and bench.recommended["speedup"] > 0
