@@ -10,6 +10,10 @@ writes, atomically, `<out>/`:
     golden/<model>/test_data_set_N/                             (inputs and eager outputs to check with)
     MANIFEST.json                                               (every file's sha256, signatures, results)
 
+Where `graphmint bench` recorded a model's `recommended` artifact, that artifact fills its entry (the
+ONNX entry takes the offline-optimized `onnx-optimized` file when it is the one recommended), the
+entry says `"recommended": true`, and the model carries the recommendation with its figures.
+
 `verify_bundle` re-hashes the files and reports any changed, missing or added since packaging.
 """
 
@@ -46,7 +50,7 @@ __all__ = ["BUNDLE_MANIFEST", "BundleCheck", "package_bundle", "verify_bundle"]
 BUNDLE_MANIFEST = "MANIFEST.json"
 #: Triton entries: (suffix, platform, the routes that can fill it in order of preference, file name)
 _TRITON_ENTRIES = (
-    ("onnx", "onnxruntime_onnx", ("onnx",), "model.onnx"),
+    ("onnx", "onnxruntime_onnx", ("onnx", "onnx-optimized"), "model.onnx"),
     ("torchscript", "pytorch_libtorch", ("torchscript-trace", "torchscript-script"), "model.pt"),
     ("savedmodel", "tensorflow_savedmodel", ("saved-model",), "model.savedmodel"),
 )
@@ -77,12 +81,15 @@ def _published(artifacts: Path, skip: Path) -> list[tuple[Path, ModelManifest]]:
 def _entries(folder: Path, manifest: ModelManifest, root: Path) -> list[dict[str, Any]]:
     """Copy one model's passing artifacts into the bundle; return its entries."""
     passed = {r.route: r for r in manifest.routes if r.status == Status.PASSED and r.artifact}
+    recommended = manifest.recommended.route if manifest.recommended else None
     name = manifest.name
     inputs = [t.model_dump() for t in manifest.inputs]
     outputs = [t.model_dump() for t in manifest.outputs]
     dims = {d: r.model_dump() for d, r in manifest.dims.items()}
     entries = []
-    for suffix, platform, routes, filename in _TRITON_ENTRIES:
+    for suffix, platform, candidates, filename in _TRITON_ENTRIES:
+        # the recommended artifact (graphmint bench) fills its entry where it can
+        routes = sorted(candidates, key=lambda r: r != recommended)
         route = next((passed[r] for r in routes if r in passed), None)
         if route is None or route.artifact is None:
             continue
@@ -109,6 +116,7 @@ def _entries(folder: Path, manifest: ModelManifest, root: Path) -> list[dict[str
                 "platform": platform,
                 "route": route.route,
                 "path": entry.relative_to(root).as_posix(),
+                "recommended": route.route == recommended,
             }
         )
         if platform == "tensorflow_savedmodel":
@@ -121,6 +129,7 @@ def _entries(folder: Path, manifest: ModelManifest, root: Path) -> list[dict[str
                     "signature": "serving_default",
                     "route": route.route,
                     "path": tfserving.parent.relative_to(root).as_posix(),
+                    "recommended": route.route == recommended,
                 }
             )
     return entries
@@ -163,7 +172,8 @@ def package_bundle(artifacts: Path, out: Path | None = None, signing_key: Path |
                 )
             for data in manifest.golden:
                 _copy(inside(folder, data.path), golden / data.path)
-            onnx = next((r for r in manifest.routes if r.route == "onnx"), None)
+            served = next((e["route"] for e in entries if e.get("platform") == "onnxruntime_onnx"), "onnx")
+            onnx = next((r for r in manifest.routes if r.route == served), None)
             described.append(
                 {
                     "name": manifest.name,
@@ -175,6 +185,7 @@ def package_bundle(artifacts: Path, out: Path | None = None, signing_key: Path |
                     "tolerances": onnx.output_tolerances() if onnx else {},
                     "golden": golden.relative_to(root).as_posix(),
                     "entries": entries,
+                    "recommended": manifest.recommended.model_dump() if manifest.recommended else None,
                     "validation": {
                         r.route: {
                             k: getattr(r, k, None)
