@@ -9,7 +9,7 @@ OUT ?= artifacts
 # torch's CPU build is not on PyPI: uv takes it from this folder (pip's configuration names it too)
 TORCH_WHEELS ?= /opt/wheels
 
-.PHONY: all artifacts package test test-long corpus lint format clean distclean lock
+.PHONY: all artifacts package bench test test-long corpus lint format clean distclean lock
 
 all: artifacts
 
@@ -50,6 +50,14 @@ artifacts: $(STAMP)
 package: $(STAMP)
 	$(VENV)/bin/graphmint package $(OUT)
 	$(VENV)/bin/graphmint serve-check $(OUT)/serving
+
+# latency, throughput, memory and size of every verified artifact next to eager (bench.json, bench.md,
+# plots/*.bench.png), the fastest recorded as each manifest's `recommended`. It loads formats that run
+# code (and the zoo's own code) with --trust: these are the artifacts `make artifacts` just built here.
+BENCH_ARGS ?= --batch 1,8
+bench: $(STAMP)
+	@test -f $(OUT)/report.json || $(MAKE) artifacts
+	$(VENV)/bin/graphmint bench $(OUT) --trust $(BENCH_ARGS)
 
 # third-party architectures (transformers, keras.applications, keras-hub, plain code): every model ×
 # default route must pass or be unsupported/skipped with its upstream reason
