@@ -181,6 +181,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from graphmint.pipeline.bench.command import run_bench
     from graphmint.pipeline.bench.measure import StabilityRule
     from graphmint.pipeline.bench.results import BenchOptions
+    from graphmint.pipeline.bench.run import published_models
+    from graphmint.pipeline.reports.console import native_output_to
 
     options = BenchOptions(
         batches=args.batch,
@@ -190,7 +192,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
         trust=args.trust,
         verify_key=args.verify_key,
     )
-    benches = run_bench(args.artifacts, args.models, options, args.report_dir, args.signing_key)
+    published_models(args.artifacts, args.models)  # bad input is one line before anything is written
+    folder = args.report_dir or args.artifacts
+    _writable_folder(folder, "--report-dir" if args.report_dir else "ARTIFACTS")
+    with native_output_to(folder / "logs" / "bench.log") as console:  # the frameworks' banners
+
+        def echo(line: str) -> None:
+            console.out.write(f"{line}\n")
+
+        benches = run_bench(args.artifacts, args.models, options, args.report_dir, args.signing_key, echo)
     failed = [f"{b.name} {s.name}" for b in benches for s in b.errors]
     if failed:
         print(f"could not measure: {', '.join(failed)} (see bench.json)")

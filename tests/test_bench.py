@@ -198,7 +198,7 @@ def test_bad_bench_input_is_one_line(
         (["bench", str(artifacts), "--batch", "0"], "'0' is not a positive whole number"),
         (["bench", str(artifacts), "--batch", "1,1"], "repeats a batch size"),
         (["bench", str(artifacts), "--threads", "two"], "'two' is not a positive whole number"),
-        (["bench", str(artifacts), "--report-dir", str(tmp_path / "a-file")], "is a file"),
+        (["bench", str(artifacts), "--report-dir", str(tmp_path / "a-file")], "is a file, not a folder"),
     ]
     for args, fragment in cases:
         assert main(args) == 2, args

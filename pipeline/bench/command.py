@@ -30,10 +30,6 @@ def run_bench(
     signing_key = signing_key_path(signing_key)
     published = published_models(artifacts, models)
     folder = report_dir or artifacts
-    if folder.exists() and not folder.is_dir():
-        from graphmint.pipeline.errors import UsageError
-
-        raise UsageError(f"--report-dir {folder} is a file: pass a folder")
     benches = []
     for path, manifest in published:
         with tempfile.TemporaryDirectory(prefix="graphmint-bench-") as work:
