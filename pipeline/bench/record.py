@@ -51,7 +51,8 @@ def recommend(bench: ModelBench, options: BenchOptions) -> tuple[Subject | None,
         return None, []
     best = max(_speed(s, batch) for s in timed)
     ties = [s for s in timed if _speed(s, batch) >= best * (1 - options.rule.tolerance)]
-    chosen = min(ties, key=lambda s: (s.kind == "optimized", s.size_bytes or 0, -_speed(s, batch)))
+    # the optimized copy is derived from the onnx route, whether made now or recorded by an earlier bench
+    chosen = min(ties, key=lambda s: (s.name == OPTIMIZED, s.size_bytes or 0, -_speed(s, batch)))
     return chosen, [s.name for s in ties if s is not chosen]
 
 
