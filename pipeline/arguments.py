@@ -141,6 +141,15 @@ def _add_verify_flags(parser: argparse.ArgumentParser, trust: bool = True) -> No
         )
 
 
+def _add_cache_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="run every model even where the cache holds its result (cache: $GRAPHMINT_CACHE, else "
+        "~/.cache/graphmint; GRAPHMINT_CACHE=off turns it off)",
+    )
+
+
 def _add_artifacts_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "artifacts",
@@ -245,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report_flags(export)
     _add_export_timeout_flag(export)
     _add_signing_flag(export)
+    _add_cache_flag(export)
 
     explain = sub.add_parser(
         "explain",
@@ -269,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report_flags(run)
     _add_export_timeout_flag(run)
     _add_signing_flag(run)
+    _add_cache_flag(run)
 
     validate = sub.add_parser(
         "validate", help="re-run published artifacts (or a model.onnx folder) against golden data"
@@ -340,6 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_timeout_flag(bench)
     _add_verify_flags(bench)
     _add_signing_flag(bench)
+
+    cache = sub.add_parser("cache", help="what the cache of published models holds (info), or empty it")
+    cache.add_argument("action", choices=("info", "clear"))
 
     lst = sub.add_parser("list", help="list a config's models and every framework's routes")
     lst.add_argument("config", nargs="?", type=Path, default=Path("graphmint.toml"))

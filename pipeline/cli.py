@@ -50,6 +50,7 @@ def _run_options(args: argparse.Namespace, explain: bool = False) -> RunOptions:
         strict_runtimes=args.strict_runtimes,
         strict=args.strict,
         signing_key=getattr(args, "signing_key", None),
+        cache=not getattr(args, "no_cache", False),
     )
 
 
@@ -207,6 +208,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+def cmd_cache(args: argparse.Namespace) -> int:
+    from graphmint.pipeline.run.cache import cache_info, clear_cache
+
+    if args.action == "clear":
+        print(clear_cache())
+    else:
+        print(cache_info())
+    return EXIT_OK
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from graphmint.exporters import ROUTE_MODULES, get_route
     from graphmint.pipeline.spec.config import load_config
@@ -257,6 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "list": cmd_list,
             "keygen": cmd_keygen,
             "bench": cmd_bench,
+            "cache": cmd_cache,
         }[args.command]
         return handler(args)
     except UsageError as exc:

@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 
+# the tests run models again on purpose (and change runners between runs): the cache of published
+# models is off for them, but for the tests of the cache itself (test_cache.py), which turn it on
+os.environ["GRAPHMINT_CACHE"] = "off"
+
 from graphmint.pipeline.run.results import ModelResult
 from graphmint.pipeline.spec.config import load_config
 from graphmint.pipeline.spec.specs import ModelSpec

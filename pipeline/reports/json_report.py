@@ -17,7 +17,12 @@ def json_report(results: Sequence[ModelResult]) -> str:
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "ok": all(m.ok for m in results),
         "models": [
-            {**m.manifest(), "ok": m.ok, "published": str(m.published) if m.published else None}
+            {
+                **m.manifest(),
+                "ok": m.ok,
+                "published": str(m.published) if m.published else None,
+                "cached": m.cached,
+            }
             for m in results
         ],
     }

@@ -61,6 +61,8 @@ class ConsoleProgress(Progress):
 
     def model_finished(self, result: ModelResult) -> None:
         where = f"published to {result.published}" if result.published else "not published (a route failed)"
+        if result.cached:
+            where += " (from the cache: nothing it depends on changed)"
         if not result.routes:
             where = "nothing ran"
         self._write(f"  {result.name}: {where}\n")

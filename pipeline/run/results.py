@@ -36,6 +36,8 @@ class ModelResult:
     #: the model's `module:callable` and seed: what rebuilds the eager model (graphmint bench)
     ref: str = ""
     seed: int = 0
+    #: published again from the cache: nothing that decides the result changed since it was run
+    cached: bool = False
 
     @property
     def ok(self) -> bool:

@@ -20,6 +20,9 @@ from graphmint.pipeline.publish.golden import write_golden
 from graphmint.pipeline.publish.manifest import GRAPHMINT_VERSION, write_model_manifest
 from graphmint.pipeline.publish.staging import Staging, check_target, hash_files
 from graphmint.pipeline.publish.trust import sign_manifest, signing_key_path
+from graphmint.pipeline.run.cache import cache_root, model_key, publish_cached
+from graphmint.pipeline.run.cache import load as load_cached
+from graphmint.pipeline.run.cache import store as store_cached
 from graphmint.pipeline.run.explain import Divergence, explain
 from graphmint.pipeline.run.isolation import eager_isolated, export_isolated, preload
 from graphmint.pipeline.run.progress import Progress, SilentProgress
@@ -74,6 +77,13 @@ class RunOptions:
     #: compare every layer of every route whose artifact ran, not only of those that fail on numbers,
     #: and publish nothing (`graphmint explain`)
     explain: bool = False
+    #: publish a model again from the cache (pipeline.run.cache) when nothing that decides it changed
+    cache: bool = True
+
+    def cache_key_options(self) -> dict[str, Any]:
+        """The options that decide a model's result (not where it goes, nor how it is signed)."""
+        keep = ("routes", "allow_fail", "timeout_s", "strict_runtimes", "export_timeout_s", "strict")
+        return {name: getattr(self, name) for name in keep}
 
 
 def resolve_routes(
@@ -295,6 +305,12 @@ def run_model(
         samples(spec)  # a sample that does not fit the inputs: one line before anything is built
     check_target(options.out, spec.name)
     signing_key = signing_key_path(options.signing_key)
+    root = cache_root() if options.cache and not options.explain else None
+    key = model_key(spec, options.cache_key_options()) if root is not None else None
+    if root is not None and key is not None:
+        hit = load_cached(root, key)
+        if hit is not None:
+            return publish_cached(spec.name, *hit, options.out, progress, signing_key)
     eager = None
     if options.isolate_eager:  # a factory or forward that crashes takes a child down, not graphmint
         preload([spec.ref])  # the forkserver imports the framework while the model's module does here
@@ -347,6 +363,8 @@ def run_model(
             if signing_key is not None:
                 sign_manifest(manifest, signing_key)
             result.published = staging.commit()
+    if root is not None and key is not None and result.published is not None:
+        store_cached(root, key, result)
     progress.model_finished(result)
     return result
 

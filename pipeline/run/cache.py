@@ -1,0 +1,279 @@
+"""A content-addressed cache of published models: nothing is redone that did not change.
+
+A model's run is keyed by a hash of everything that decides its result: graphmint's own source, the
+versions of the packages it runs with, the source of the model's module and of the project modules it
+imports (not installed packages: their versions are in the key), the model's spec (inputs, dims,
+ranges, seed, routes, tolerances, generator, the bytes of its --data folder), and the run's options
+that change a verdict. A hit publishes the cached folder again, after checking every file against the
+sha256 its manifest records (a file that differs makes it a miss, and the entry is dropped); a miss
+runs the model and stores its published folder and result. Entries are written to a temporary folder
+and renamed into place, so an interrupted run leaves no half entry.
+
+The cache lives in $GRAPHMINT_CACHE, else $XDG_CACHE_HOME/graphmint, else ~/.cache/graphmint;
+GRAPHMINT_CACHE=off (or `--no-cache`) turns it off. A cache holds artifacts that can run code when
+loaded: keep it where only you can write, like the virtual environment graphmint runs in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import functools
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import typing
+from collections.abc import Iterable, Mapping
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from graphmint.pipeline.publish.manifest import GRAPHMINT_VERSION, read_model_manifest
+from graphmint.pipeline.publish.staging import Staging, hash_files
+from graphmint.pipeline.publish.trust import sign_manifest
+from graphmint.pipeline.run.progress import Progress
+from graphmint.pipeline.run.results import ModelResult
+from graphmint.validators import results as typed
+
+__all__ = [
+    "CACHE_ENV",
+    "cache_info",
+    "cache_root",
+    "clear_cache",
+    "load",
+    "model_key",
+    "publish_cached",
+    "store",
+]
+
+CACHE_ENV = "GRAPHMINT_CACHE"
+#: packages whose versions decide results (those not installed are left out)
+_PACKAGES = (
+    "torch",
+    "tensorflow",
+    "tensorflow-cpu",
+    "keras",
+    "onnx",
+    "onnxruntime",
+    "onnxscript",
+    "tf2onnx",
+    "numpy",
+    "transformers",
+    "keras-hub",
+)
+_IMPORT = re.compile(r"^\s*(?:from\s+([\w.]+)\s+import|import\s+([\w.]+))", re.MULTILINE)
+
+
+def cache_root() -> Path | None:
+    """The cache folder, or None where the cache is off."""
+    configured = os.environ.get(CACHE_ENV, "")
+    if configured.lower() in ("off", "0", "false", "no"):
+        return None
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "graphmint"
+
+
+def _digest(paths: Iterable[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(set(paths)):
+        digest.update(str(path).encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+@functools.cache
+def _graphmint_source() -> str:
+    """graphmint's own source (an editable install changes without a version change). The zoo and
+    corpus model modules are left out: each is the source of its own models, so a changed zoo model
+    runs only its own models again; the framework adapters under models/frameworks stay in."""
+    files: list[Path] = []
+    for package in ("exporters", "validators", "pipeline", "models"):
+        spec = importlib.util.find_spec(f"graphmint.{package}")
+        for root in spec.submodule_search_locations or [] if spec else []:
+            for path in Path(root).rglob("*.py"):
+                relative = path.relative_to(root).parts
+                if "__pycache__" in relative:
+                    continue
+                if package == "models" and len(relative) == 1 and relative[0] != "__init__.py":
+                    continue
+                files.append(path)
+    return _digest(files)
+
+
+def _installed(path: Path) -> bool:
+    """A file of an installed package or of the standard library, whose version the key holds."""
+    text = str(path)
+    return "site-packages" in text or "dist-packages" in text or text.startswith(sys.base_prefix)
+
+
+def _project_files(module: str) -> set[Path]:
+    """The model's module file and the project modules it imports, transitively (their source)."""
+    found: set[Path] = set()
+    pending = [module]
+    while pending:
+        name = pending.pop()
+        try:
+            spec = importlib.util.find_spec(name)
+        except (Exception, SystemExit):  # a module that cannot be found: loading the model will say so
+            continue
+        origin = Path(spec.origin) if spec and spec.origin and spec.origin.endswith(".py") else None
+        if origin is None or origin in found or _installed(origin):
+            continue
+        found.add(origin)
+        for a, b in _IMPORT.findall(origin.read_text(errors="replace")):
+            imported = a or b
+            if imported.startswith("."):
+                continue
+            pending.append(imported)
+    return found
+
+
+def _package_versions() -> dict[str, str]:
+    found = {}
+    for package in _PACKAGES:
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+def model_key(spec: Any, options: Mapping[str, Any]) -> str:
+    """The hash of everything that decides the model's published folder and result."""
+    data_files: list[Path] = []
+    if spec.data:
+        data_files = [p for p in Path(spec.data).rglob("*") if p.is_file()]
+    parts = {
+        "graphmint": GRAPHMINT_VERSION,
+        "graphmint_source": _graphmint_source(),
+        "versions": _package_versions(),
+        "python": sys.version.split()[0],
+        "source": _digest(_project_files(spec.ref.partition(":")[0])),
+        "data": _digest(data_files),
+        "spec": repr(spec),
+        "options": dict(options),
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# -- the result, as JSON and back -----------------------------------------------------------------
+
+
+def _plain(result: ModelResult) -> dict[str, Any]:
+    data = dataclasses.asdict(result)
+    data["published"] = None
+    for route in data["routes"]:
+        route["log"] = ""
+        for check in route["checks"]:
+            check["log"] = ""
+    return data
+
+
+def _typed(cls: Any, value: Any) -> Any:
+    """`value` (from JSON) as an instance of the annotated type `cls`: dataclasses, lists of them, enums."""
+    origin = typing.get_origin(cls)
+    if dataclasses.is_dataclass(cls) and isinstance(value, dict):
+        hints = typing.get_type_hints(cls, vars(typed) | vars(sys.modules[cls.__module__]))
+        kwargs = {
+            f.name: _typed(hints[f.name], value[f.name]) for f in dataclasses.fields(cls) if f.name in value
+        }
+        return cls(**kwargs)
+    if origin is list and isinstance(value, list):
+        (item,) = typing.get_args(cls)
+        return [_typed(item, v) for v in value]
+    if isinstance(cls, type) and issubclass(cls, enum.Enum):
+        return cls(value)
+    return value
+
+
+def load(root: Path, key: str) -> tuple[ModelResult, Path] | None:
+    """The cached result and folder of `key`, every file checked against its recorded sha256; None on
+    a miss (an entry whose files differ is dropped)."""
+    entry = root / "models" / key
+    folder = entry / "folder"
+    try:
+        result: ModelResult = _typed(ModelResult, json.loads((entry / "result.json").read_text()))
+        manifest = read_model_manifest(folder)
+    except Exception:  # no entry, or one this graphmint cannot read: run the model
+        return None
+    recorded = {f.path: f.sha256 for r in manifest.routes for f in r.files}
+    recorded.update({f.path: f.sha256 for g in manifest.golden for f in g.files})
+    actual = {f.path: f.sha256 for f in hash_files(folder, folder) if f.path != "manifest.json"}
+    if actual != recorded:
+        shutil.rmtree(entry, ignore_errors=True)
+        return None
+    return result, folder
+
+
+def store(root: Path, key: str, result: ModelResult) -> None:
+    """Keep the published folder and result of a model under `key` (atomically; an existing entry stays)."""
+    if result.published is None:
+        return
+    models = root / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    if (models / key).exists():
+        return
+    work = Path(tempfile.mkdtemp(prefix=f".{key[:16]}-", dir=models))
+    try:
+        shutil.copytree(result.published, work / "folder", symlinks=True)
+        for signature in (work / "folder").glob("*.sig"):  # signed again where it is published
+            signature.unlink()
+        (work / "result.json").write_text(json.dumps(_plain(result), default=str))
+        os.rename(work, models / key)
+    except OSError:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def publish_cached(
+    name: str, result: ModelResult, folder: Path, out: Path, progress: Progress, signing_key: Path | None
+) -> ModelResult:
+    """Publish a cached model folder again as `out/name`, atomically and signed as a run would."""
+    progress.model_started(name, result.framework, [r.route for r in result.routes])
+    with Staging(out, name) as staging:
+        assert staging.path is not None
+        shutil.copytree(folder, staging.path, symlinks=True, dirs_exist_ok=True)
+        if signing_key is not None:
+            sign_manifest(staging.path / "manifest.json", signing_key)
+        result.published = staging.commit()
+    result.cached = True
+    for route in result.routes:
+        progress.route_started(name, route.route)
+        progress.route_finished(name, route)
+    progress.model_finished(result)
+    return result
+
+
+def _entries(root: Path) -> list[Path]:
+    models = root / "models"
+    return (
+        sorted(p for p in models.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if models.is_dir()
+        else []
+    )
+
+
+def cache_info() -> str:
+    """One line: where the cache is, how many models it holds, and their size."""
+    root = cache_root()
+    if root is None:
+        return f"the cache is off ({CACHE_ENV}={os.environ.get(CACHE_ENV)})"
+    entries = _entries(root)
+    size = sum(f.stat().st_size for e in entries for f in e.rglob("*") if f.is_file())
+    return f"{root}: {len(entries)} cached model run(s), {size / 2**20:.1f} MiB"
+
+
+def clear_cache() -> str:
+    """Empty the cache (its `models` folder, interrupted entries included); one line on what went."""
+    root = cache_root()
+    if root is None:
+        return f"the cache is off ({CACHE_ENV}={os.environ.get(CACHE_ENV)}): nothing to clear"
+    count = len(_entries(root))
+    shutil.rmtree(root / "models", ignore_errors=True)
+    return f"{root}: removed {count} cached model run(s)"
