@@ -193,6 +193,11 @@ def _typed(cls: Any, value: Any) -> Any:
     return value
 
 
+def is_cached(root: Path, key: str) -> bool:
+    """Whether the cache has an entry for `key` (its files are checked when it is loaded)."""
+    return (root / "models" / key / "result.json").is_file()
+
+
 def load(root: Path, key: str) -> tuple[ModelResult, Path] | None:
     """The cached result and folder of `key`, every file checked against its recorded sha256; None on
     a miss (an entry whose files differ is dropped)."""

@@ -20,7 +20,7 @@ from graphmint.pipeline.publish.golden import write_golden
 from graphmint.pipeline.publish.manifest import GRAPHMINT_VERSION, write_model_manifest
 from graphmint.pipeline.publish.staging import Staging, check_target, hash_files
 from graphmint.pipeline.publish.trust import sign_manifest, signing_key_path
-from graphmint.pipeline.run.cache import cache_root, model_key, publish_cached
+from graphmint.pipeline.run.cache import cache_root, is_cached, model_key, publish_cached
 from graphmint.pipeline.run.cache import load as load_cached
 from graphmint.pipeline.run.cache import store as store_cached
 from graphmint.pipeline.run.explain import Divergence, explain
@@ -293,7 +293,10 @@ def _apply_known_failure(spec: ModelSpec, result: RouteResult) -> RouteResult:
 
 
 def run_model(
-    spec: ModelSpec, options: RunOptions = RunOptions(), progress: Progress | None = None
+    spec: ModelSpec,
+    options: RunOptions = RunOptions(),
+    progress: Progress | None = None,
+    key: str | None = None,
 ) -> ModelResult:
     """Build one model, run every route, publish the passing artifacts if no route failed.
 
@@ -306,7 +309,8 @@ def run_model(
     check_target(options.out, spec.name)
     signing_key = signing_key_path(options.signing_key)
     root = cache_root() if options.cache and not options.explain else None
-    key = model_key(spec, options.cache_key_options()) if root is not None else None
+    if root is not None and key is None:
+        key = model_key(spec, options.cache_key_options())
     if root is not None and key is not None:
         hit = load_cached(root, key)
         if hit is not None:
@@ -373,9 +377,14 @@ def run_models(
     specs: Sequence[ModelSpec], options: RunOptions = RunOptions(), progress: Progress | None = None
 ) -> list[ModelResult]:
     """Run several models. The forkserver starts first, preloading the frameworks the models' modules
-    name, while their modules are imported here: export children start warm."""
-    preload(spec.ref for spec in specs)
-    for spec in specs:
-        resolve_callable(spec.ref)
-    preload()  # where the modules named no framework: now that they are imported
-    return [run_model(spec, options, progress) for spec in specs]
+    name, while their modules are imported here: export children start warm. Models the cache holds
+    need neither: they are published without importing anything of theirs."""
+    root = cache_root() if options.cache and not options.explain else None
+    keys = {spec.name: model_key(spec, options.cache_key_options()) for spec in specs} if root else {}
+    to_run = [spec for spec in specs if root is None or not is_cached(root, keys[spec.name])]
+    if to_run:
+        preload(spec.ref for spec in to_run)
+        for spec in to_run:
+            resolve_callable(spec.ref)
+        preload()  # where the modules named no framework: now that they are imported
+    return [run_model(spec, options, progress, keys.get(spec.name)) for spec in specs]
