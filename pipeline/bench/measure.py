@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -135,8 +136,6 @@ def _pin(threads: int) -> list[int]:
         os.sched_setaffinity(0, cpus)
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[name] = str(threads)
-    import sys
-
     if "torch" in sys.modules:
         import torch
 

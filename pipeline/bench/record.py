@@ -17,7 +17,6 @@ import os
 import platform
 import shutil
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +24,16 @@ import numpy as np
 
 from graphmint.pipeline.bench.results import BenchOptions, ModelBench, Subject
 from graphmint.pipeline.bench.run import OPTIMIZED
-from graphmint.pipeline.publish.manifest import GRAPHMINT_VERSION, ModelManifest, write_model_manifest
+from graphmint.pipeline.publish.manifest import (
+    GRAPHMINT_VERSION,
+    ModelManifest,
+    installed_versions,
+    write_model_manifest,
+)
 from graphmint.pipeline.publish.staging import Staging, hash_files
 from graphmint.pipeline.publish.trust import SIGNATURE_SUFFIX, sign_manifest
 
 __all__ = ["bench_json", "bench_markdown", "bench_plot_png", "console_lines", "recommend", "record"]
-
-#: the packages whose versions a bench result depends on
-_PACKAGES = ("torch", "tensorflow-cpu", "tensorflow", "keras", "onnx", "onnxruntime", "tf2onnx", "numpy")
 
 
 def _speed(subject: Subject, batch: int) -> float:
@@ -121,16 +122,6 @@ def record(
     bench.recorded = f"recorded in {folder / 'manifest.json'}"
 
 
-def _versions() -> dict[str, str]:
-    found = {}
-    for package in _PACKAGES:
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            continue
-    return found
-
-
 def _cpu() -> str:
     try:
         with open("/proc/cpuinfo") as info:
@@ -151,7 +142,7 @@ def bench_json(benches: Sequence[ModelBench], options: BenchOptions) -> dict[str
             "platform": platform.platform(),
             "python": platform.python_version(),
         },
-        "versions": _versions(),
+        "versions": installed_versions(),
         "threads": options.threads,
         "batches": list(options.batches),
         "rule": options.rule.to_json(),

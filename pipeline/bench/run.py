@@ -93,7 +93,7 @@ def batch_feeds(
     return feeds
 
 
-def _size(folder: Path, entry: RouteEntry) -> int | None:
+def _size(entry: RouteEntry) -> int | None:
     return sum(f.bytes for f in entry.files) if entry.files else None
 
 
@@ -230,7 +230,7 @@ def _plan(
             "artifact",
             runner=entry.runner,
             artifact=entry.artifact,
-            size_bytes=_size(folder, entry),
+            size_bytes=_size(entry),
         )
         refusal = decision.refusal(entry.artifact, entry.runner)
         if refusal:

@@ -33,6 +33,7 @@ __all__ = [
     "ModelSource",
     "Recommended",
     "inside",
+    "installed_versions",
     "json_default",
     "read_bundle_manifest",
     "read_model_manifest",
@@ -52,6 +53,33 @@ def _version() -> str:
 
 #: pyproject.toml's version, as installed
 GRAPHMINT_VERSION = _version()
+
+#: the packages whose versions decide what graphmint measures (results, cache keys, bench figures)
+RESULT_PACKAGES = (
+    "torch",
+    "tensorflow",
+    "tensorflow-cpu",
+    "keras",
+    "onnx",
+    "onnxruntime",
+    "onnxscript",
+    "tf2onnx",
+    "numpy",
+    "transformers",
+    "keras-hub",
+)
+
+
+def installed_versions(packages: tuple[str, ...] = RESULT_PACKAGES) -> dict[str, str]:
+    """The installed version of each package, read from package metadata (nothing is imported);
+    packages that are not installed are left out."""
+    found = {}
+    for package in packages:
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            continue
+    return found
 
 
 def json_default(obj: Any) -> Any:

@@ -29,11 +29,10 @@ import sys
 import tempfile
 import typing
 from collections.abc import Iterable, Mapping
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from graphmint.pipeline.publish.manifest import GRAPHMINT_VERSION, read_model_manifest
+from graphmint.pipeline.publish.manifest import GRAPHMINT_VERSION, installed_versions, read_model_manifest
 from graphmint.pipeline.publish.staging import Staging, hash_files
 from graphmint.pipeline.publish.trust import sign_manifest
 from graphmint.pipeline.run.progress import Progress
@@ -52,20 +51,6 @@ __all__ = [
 ]
 
 CACHE_ENV = "GRAPHMINT_CACHE"
-#: packages whose versions decide results (those not installed are left out)
-_PACKAGES = (
-    "torch",
-    "tensorflow",
-    "tensorflow-cpu",
-    "keras",
-    "onnx",
-    "onnxruntime",
-    "onnxscript",
-    "tf2onnx",
-    "numpy",
-    "transformers",
-    "keras-hub",
-)
 _IMPORT = re.compile(r"^\s*(?:from\s+([\w.]+)\s+import|import\s+([\w.]+))", re.MULTILINE)
 
 
@@ -135,16 +120,6 @@ def _project_files(module: str) -> set[Path]:
     return found
 
 
-def _package_versions() -> dict[str, str]:
-    found = {}
-    for package in _PACKAGES:
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            continue
-    return found
-
-
 def model_key(spec: Any, options: Mapping[str, Any]) -> str:
     """The hash of everything that decides the model's published folder and result."""
     data_files: list[Path] = []
@@ -153,7 +128,7 @@ def model_key(spec: Any, options: Mapping[str, Any]) -> str:
     parts = {
         "graphmint": GRAPHMINT_VERSION,
         "graphmint_source": _graphmint_source(),
-        "versions": _package_versions(),
+        "versions": installed_versions(),
         "python": sys.version.split()[0],
         "source": _digest(_project_files(spec.ref.partition(":")[0])),
         "data": _digest(data_files),
