@@ -10,7 +10,8 @@ import pytest
 
 from graphmint.pipeline.cli import main
 from graphmint.pipeline.run.cache import CACHE_ENV
-from graphmint.pipeline.run.stages import RunOptions, run_models
+from graphmint.pipeline.run.executors import run_models
+from graphmint.pipeline.run.stages import RunOptions
 from graphmint.pipeline.spec.specs import make_model_spec
 
 NET = """
@@ -62,6 +63,11 @@ def test_unchanged_models_come_from_the_cache_and_a_touched_one_runs_again(
     (tmp_path / "helper.py").write_text("SCALE = 2\n")  # a project module net_a imports, not net_b
     assert run() == {"a": False, "b": True}
 
+    # another model's factory in net_b's file: b's own code did not change
+    other = "\n\ndef other():\n    return torch.nn.Linear(4, 4)\n"
+    (tmp_path / "net_b.py").write_text(NET.format(name="b", helper="") + other)
+    assert run() == {"a": True, "b": True}
+
     # a cached file that changed is a miss, and the entry goes
     [cached_b] = [
         e
@@ -72,11 +78,16 @@ def test_unchanged_models_come_from_the_cache_and_a_touched_one_runs_again(
     model.write_bytes(model.read_bytes() + b"\0")
     assert run() == {"a": True, "b": False}
 
+    # b's own factory changed: b alone runs again
+    (tmp_path / "net_b.py").write_text(NET.format(name="b", helper="").replace("Tanh", "ReLU") + other)
+    assert run() == {"a": True, "b": False}
+
     assert run(cache=False) == {"a": False, "b": False}  # --no-cache
 
-    # a's run before and after helper.py changed, and b's: entries are kept by content, not by name
+    # a's run before and after helper.py changed, and b's before and after its factory changed:
+    # entries are kept by content, not by name
     assert main(["cache", "info"]) == 0
-    assert "3 cached model run(s)" in capsys.readouterr().out
+    assert "4 cached model run(s)" in capsys.readouterr().out
     assert main(["cache", "clear"]) == 0
-    assert "removed 3 cached model run(s)" in capsys.readouterr().out
+    assert "removed 4 cached model run(s)" in capsys.readouterr().out
     assert run() == {"a": False, "b": False}

@@ -1,8 +1,9 @@
 """A content-addressed cache of published models: nothing is redone that did not change.
 
 A model's run is keyed by a hash of everything that decides its result: graphmint's own source, the
-versions of the packages it runs with, the source of the model's module and of the project modules it
-imports (not installed packages: their versions are in the key), the model's spec (inputs, dims,
+versions of the packages it runs with, the source of the model's callable (the part of its module it
+can depend on: another model in the same file is left out) and of the project modules it imports (not
+installed packages: their versions are in the key), the model's spec (inputs, dims,
 ranges, seed, routes, tolerances, generator, the bytes of its --data folder), and the run's options
 that change a verdict. A hit publishes the cached folder again, after checking every file against the
 sha256 its manifest records (a file that differs makes it a miss, and the entry is dropped); a miss
@@ -16,8 +17,7 @@ loaded: keep it where only you can write, like the virtual environment graphmint
 
 from __future__ import annotations
 
-import dataclasses
-import enum
+import ast
 import functools
 import hashlib
 import importlib.util
@@ -27,7 +27,6 @@ import re
 import shutil
 import sys
 import tempfile
-import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,6 @@ from graphmint.pipeline.publish.staging import Staging, hash_files
 from graphmint.pipeline.publish.trust import sign_manifest
 from graphmint.pipeline.run.progress import Progress
 from graphmint.pipeline.run.results import ModelResult
-from graphmint.validators import results as typed
 
 __all__ = [
     "CACHE_ENV",
@@ -98,10 +96,11 @@ def _installed(path: Path) -> bool:
     return "site-packages" in text or "dist-packages" in text or text.startswith(sys.base_prefix)
 
 
-def _project_files(module: str) -> set[Path]:
-    """The model's module file and the project modules it imports, transitively (their source)."""
+def _project_files(module: str) -> tuple[Path | None, set[Path]]:
+    """The model's module file, and the project modules it imports, transitively (their source)."""
     found: set[Path] = set()
     pending = [module]
+    own: Path | None = None
     while pending:
         name = pending.pop()
         try:
@@ -112,12 +111,51 @@ def _project_files(module: str) -> set[Path]:
         if origin is None or origin in found or _installed(origin):
             continue
         found.add(origin)
+        own = own or origin
         for a, b in _IMPORT.findall(origin.read_text(errors="replace")):
             imported = a or b
             if imported.startswith("."):
                 continue
             pending.append(imported)
-    return found
+    return own, found - {own}
+
+
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+def _callable_slice(path: Path, name: str) -> str:
+    """The part of a module's source that the callable `name` can depend on: every top-level statement
+    that is not a function or class definition (imports, constants, code run at import), and the
+    top-level functions and classes reached from `name` and from those statements by the names they use,
+    transitively. Another model defined in the same file is left out: changing it runs this one again
+    only if this one uses it. A module that does not parse counts whole."""
+    source = path.read_text(errors="replace")
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source
+    defined = {node.name: node for node in tree.body if isinstance(node, _DEFINITIONS)}
+    kept: list[ast.stmt] = [node for node in tree.body if not isinstance(node, _DEFINITIONS)]
+    pending = [name.split(".")[0]]
+    pending += [n.id for node in kept for n in ast.walk(node) if isinstance(n, ast.Name)]
+    reached: set[str] = set()
+    while pending:
+        current = pending.pop()
+        if current in defined and current not in reached:
+            reached.add(current)
+            pending.extend(n.id for n in ast.walk(defined[current]) if isinstance(n, ast.Name))
+    kept += [node for node in tree.body if isinstance(node, _DEFINITIONS) and node.name in reached]
+    return "\n".join(ast.get_source_segment(source, node) or "" for node in kept)
+
+
+def _source_digest(ref: str) -> str:
+    """The model's own source (its callable's slice of its module) and its project modules' source."""
+    module, _, name = ref.partition(":")
+    own, imported = _project_files(module)
+    digest = hashlib.sha256(_digest(imported).encode())
+    if own is not None:
+        digest.update(str(own).encode() + b"\0" + _callable_slice(own, name).encode())
+    return digest.hexdigest()
 
 
 def model_key(spec: Any, options: Mapping[str, Any]) -> str:
@@ -130,42 +168,12 @@ def model_key(spec: Any, options: Mapping[str, Any]) -> str:
         "graphmint_source": _graphmint_source(),
         "versions": installed_versions(),
         "python": sys.version.split()[0],
-        "source": _digest(_project_files(spec.ref.partition(":")[0])),
+        "source": _source_digest(spec.ref),
         "data": _digest(data_files),
         "spec": repr(spec),
         "options": dict(options),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-
-
-# -- the result, as JSON and back -----------------------------------------------------------------
-
-
-def _plain(result: ModelResult) -> dict[str, Any]:
-    data = dataclasses.asdict(result)
-    data["published"] = None
-    for route in data["routes"]:
-        route["log"] = ""
-        for check in route["checks"]:
-            check["log"] = ""
-    return data
-
-
-def _typed(cls: Any, value: Any) -> Any:
-    """`value` (from JSON) as an instance of the annotated type `cls`: dataclasses, lists of them, enums."""
-    origin = typing.get_origin(cls)
-    if dataclasses.is_dataclass(cls) and isinstance(value, dict):
-        hints = typing.get_type_hints(cls, vars(typed) | vars(sys.modules[cls.__module__]))
-        kwargs = {
-            f.name: _typed(hints[f.name], value[f.name]) for f in dataclasses.fields(cls) if f.name in value
-        }
-        return cls(**kwargs)
-    if origin is list and isinstance(value, list):
-        (item,) = typing.get_args(cls)
-        return [_typed(item, v) for v in value]
-    if isinstance(cls, type) and issubclass(cls, enum.Enum):
-        return cls(value)
-    return value
 
 
 def is_cached(root: Path, key: str) -> bool:
@@ -179,7 +187,7 @@ def load(root: Path, key: str) -> tuple[ModelResult, Path] | None:
     entry = root / "models" / key
     folder = entry / "folder"
     try:
-        result: ModelResult = _typed(ModelResult, json.loads((entry / "result.json").read_text()))
+        result: ModelResult = ModelResult.from_json(json.loads((entry / "result.json").read_text()))
         manifest = read_model_manifest(folder)
     except Exception:  # no entry, or one this graphmint cannot read: run the model
         return None
@@ -205,7 +213,8 @@ def store(root: Path, key: str, result: ModelResult) -> None:
         shutil.copytree(result.published, work / "folder", symlinks=True)
         for signature in (work / "folder").glob("*.sig"):  # signed again where it is published
             signature.unlink()
-        (work / "result.json").write_text(json.dumps(_plain(result), default=str))
+        plain = {**result.to_json(logs=False), "published": None}
+        (work / "result.json").write_text(json.dumps(plain, default=str))
         os.rename(work, models / key)
     except OSError:
         shutil.rmtree(work, ignore_errors=True)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import enum
+import sys
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from graphmint.validators import results as typed
 from graphmint.validators.results import FileEntry, Rejected, RouteResult
 
 __all__ = ["FileEntry", "ModelResult", "Rejected", "RouteResult"]
@@ -43,6 +48,23 @@ class ModelResult:
     def ok(self) -> bool:
         return all(r.ok for r in self.routes)
 
+    def to_json(self, logs: bool = True) -> dict[str, Any]:
+        """Every field, as JSON values (`from_json` reads it back); without the logs unless `logs`."""
+        data = dataclasses.asdict(self)
+        data["published"] = str(self.published) if self.published else None
+        if not logs:
+            for route in data["routes"]:
+                route["log"] = ""
+                for check in route["checks"]:
+                    check["log"] = ""
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelResult:
+        result: ModelResult = _typed(cls, data)
+        result.published = Path(data["published"]) if data.get("published") else None
+        return result
+
     def manifest(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -59,3 +81,20 @@ class ModelResult:
             **({"model": {"ref": self.ref, "seed": self.seed}} if self.ref else {}),
             "routes": [r.to_json() for r in self.routes],
         }
+
+
+def _typed(cls: Any, value: Any) -> Any:
+    """`value` (from JSON) as an instance of the annotated type `cls`: dataclasses, lists of them, enums."""
+    origin = typing.get_origin(cls)
+    if dataclasses.is_dataclass(cls) and isinstance(value, dict):
+        hints = typing.get_type_hints(cls, vars(typed) | vars(sys.modules[cls.__module__]))
+        kwargs = {
+            f.name: _typed(hints[f.name], value[f.name]) for f in dataclasses.fields(cls) if f.name in value
+        }
+        return cls(**kwargs)
+    if origin is list and isinstance(value, list):
+        (item,) = typing.get_args(cls)
+        return [_typed(item, v) for v in value]
+    if isinstance(cls, type) and issubclass(cls, enum.Enum):
+        return cls(value)
+    return value
