@@ -11,8 +11,9 @@ from graphmint.pipeline.errors import (
     SpecError,
     UsageError,
 )
+from graphmint.pipeline.run.executors import run_models
 from graphmint.pipeline.run.results import ModelResult, RouteResult
-from graphmint.pipeline.run.stages import RunOptions, run_model, run_models
+from graphmint.pipeline.run.stages import RunOptions, run_model
 from graphmint.pipeline.spec.config import load_config
 from graphmint.pipeline.spec.inputs import GridPoint, make_inputs, shape_grid
 from graphmint.pipeline.spec.specs import (

@@ -1,17 +1,12 @@
-"""The `graphmint` command line: its subcommands, flags and the value types that check them.
-
-Every value is checked as it is parsed (a seed in range, a positive timeout, a port), so a bad one is
-one line naming the flag, exit 2, before anything is built.
-"""
+"""The `graphmint` command line: its subcommands and flags (their value types: pipeline.values)."""
 
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
+from graphmint.pipeline import values
 from graphmint.pipeline.errors import UsageError
 
 __all__ = ["build_parser", "csv_names"]
@@ -20,71 +15,6 @@ __all__ = ["build_parser", "csv_names"]
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{message} (see '{self.prog} --help')")
-
-
-def _csv(text: str) -> tuple[str, ...]:
-    return tuple(p.strip() for p in text.split(",") if p.strip())
-
-
-def _names(text: str) -> tuple[str, ...]:
-    names = _csv(text)
-    if not names:
-        raise argparse.ArgumentTypeError(f"{text!r} names nothing: give comma-separated names")
-    return names
-
-
-def _parse(kind: type[int] | type[float], text: str, what: str) -> Any:
-    try:
-        return kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
-
-
-def _seconds(text: str) -> float:
-    value = _parse(float, text, "a positive number of seconds")
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
-    return value
-
-
-def _positive(text: str) -> int:
-    value = _parse(int, text, "a positive whole number")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
-    return int(value)
-
-
-def _batches(text: str) -> tuple[int, ...]:
-    parts = _csv(text)
-    if not parts:
-        raise argparse.ArgumentTypeError(f"{text!r} names no batch size: give e.g. 1,8")
-    sizes = tuple(_positive(p) for p in parts)
-    if len(set(sizes)) != len(sizes):
-        raise argparse.ArgumentTypeError(f"{text!r} repeats a batch size")
-    return sizes
-
-
-def _tolerance(text: str) -> float:
-    value = _parse(float, text, "a non-negative number")
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a non-negative number")
-    return value
-
-
-def _port(text: str) -> int:
-    value = _parse(int, text, "a port number (1..65535)")
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1..65535)")
-    return value
-
-
-def _seed(text: str) -> int:
-    from graphmint.pipeline.spec.specs import MAX_SEED
-
-    value = _parse(int, text, f"a seed in 0..{MAX_SEED}")
-    if not 0 <= value <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a seed in 0..{MAX_SEED}")
-    return value
 
 
 def _add_report_flags(parser: argparse.ArgumentParser) -> None:
@@ -163,7 +93,7 @@ def _add_artifacts_argument(parser: argparse.ArgumentParser) -> None:
 def _add_timeout_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout",
-        type=_seconds,
+        type=values.seconds,
         default=300.0,
         metavar="SECONDS",
         help="stop a runtime that takes longer to load or run one input (default 300)",
@@ -173,16 +103,37 @@ def _add_timeout_flag(parser: argparse.ArgumentParser) -> None:
 def _add_export_timeout_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--export-timeout",
-        type=_seconds,
+        type=values.seconds,
         metavar="SECONDS",
         help="stop an exporter (one strategy of a route) that takes longer; the route tries its next "
         "strategy or fails (default: no limit)",
     )
 
 
-def csv_names(values: Sequence[str]) -> tuple[str, ...]:
+def _add_parallel_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--jobs",
+        type=values.positive,
+        metavar="N",
+        help="cells (model × route) run at once (default: the number of cores); 1 runs one at a time",
+    )
+    parser.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="where cells run: this machine (default), or as tasks of a Ray cluster (pip install "
+        "'graphmint[ray]')",
+    )
+    parser.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="with --executor ray: the cluster to join (auto, ray://head:10001; default: start one here)",
+    )
+
+
+def csv_names(given: Sequence[str]) -> tuple[str, ...]:
     """The names of repeated comma-separated flags (`--allow-fail a,b --allow-fail c`), in order."""
-    return tuple(name for value in values for name in _csv(value))
+    return tuple(name for value in given for name in values.comma_separated(value))
 
 
 def _add_model_flags(parser: argparse.ArgumentParser) -> None:
@@ -210,14 +161,16 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
         metavar="N=A..B",
         help="value range of an integer input, inclusive",
     )
-    parser.add_argument("--routes", type=_names, help="comma-separated routes (default: the framework's)")
+    parser.add_argument(
+        "--routes", type=values.names, help="comma-separated routes (default: the framework's)"
+    )
     parser.add_argument("--name", help="folder name under --out (default: the callable's name)")
     parser.add_argument(
         "--generator",
         metavar="MODULE:CALLABLE",
         help="makes inputs that need structure: fn(shapes, rng) -> dict",
     )
-    parser.add_argument("--seed", type=_seed, default=0, help="seed for weights and inputs (default 0)")
+    parser.add_argument("--seed", type=values.seed, default=0, help="seed for weights and inputs (default 0)")
     parser.add_argument(
         "--data",
         type=Path,
@@ -226,10 +179,14 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
         "or test_data_set_N folders",
     )
     parser.add_argument(
-        "--atol", type=_tolerance, help="absolute tolerance for every output (judges with --rule tolerance)"
+        "--atol",
+        type=values.tolerance,
+        help="absolute tolerance for every output (judges with --rule tolerance)",
     )
     parser.add_argument(
-        "--rtol", type=_tolerance, help="relative tolerance for every output (judges with --rule tolerance)"
+        "--rtol",
+        type=values.tolerance,
+        help="relative tolerance for every output (judges with --rule tolerance)",
     )
     parser.add_argument(
         "--rule",
@@ -255,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_export_timeout_flag(export)
     _add_signing_flag(export)
     _add_cache_flag(export)
+    _add_parallel_flags(export)
 
     explain = sub.add_parser(
         "explain",
@@ -273,13 +231,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run every model of a config (default graphmint.toml)")
     run.add_argument("config", nargs="?", type=Path, default=Path("graphmint.toml"))
-    run.add_argument("--models", type=_names, help="comma-separated model names (default: all)")
-    run.add_argument("--routes", type=_names, help="comma-separated routes, replacing each model's own")
+    run.add_argument("--models", type=values.names, help="comma-separated model names (default: all)")
+    run.add_argument("--routes", type=values.names, help="comma-separated routes, replacing each model's own")
     run.add_argument("--out", type=Path, default=Path("artifacts"), help="output folder (default artifacts/)")
     _add_report_flags(run)
     _add_export_timeout_flag(run)
     _add_signing_flag(run)
     _add_cache_flag(run)
+    _add_parallel_flags(run)
+    run.add_argument(
+        "--shard",
+        type=values.shard,
+        metavar="I/N",
+        help="run shard I of N of the config's models (a CI matrix job); `graphmint merge` combines them",
+    )
+
+    merge = sub.add_parser(
+        "merge", help="combine the folders of `run --shard I/N` into one published folder and report"
+    )
+    merge.add_argument("shards", nargs="+", type=Path, metavar="DIR", help="every shard's --out folder")
+    merge.add_argument(
+        "--out", type=Path, default=Path("artifacts"), help="output folder (default artifacts/)"
+    )
+    merge.add_argument(
+        "--report-dir", type=Path, help="where report.json, report.md and junit.xml go (default: --out)"
+    )
 
     validate = sub.add_parser(
         "validate", help="re-run published artifacts (or a model.onnx folder) against golden data"
@@ -291,8 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="artifacts/<model>/ or a folder with model.onnx and test_data_set_*/",
     )
-    validate.add_argument("--atol", type=_tolerance, help="absolute tolerance for every output")
-    validate.add_argument("--rtol", type=_tolerance, help="relative tolerance for every output")
+    validate.add_argument("--atol", type=values.tolerance, help="absolute tolerance for every output")
+    validate.add_argument("--rtol", type=values.tolerance, help="relative tolerance for every output")
     _add_timeout_flag(validate)
     _add_verify_flags(validate)
 
@@ -313,14 +289,14 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("bundle", type=Path, metavar="DIR")
     _add_verify_flags(check, trust=False)
     check.add_argument(
-        "--timeout", type=_seconds, default=120.0, help="seconds to wait for the server (default 120)"
+        "--timeout", type=values.seconds, default=120.0, help="seconds to wait for the server (default 120)"
     )
 
     serve = sub.add_parser(
         "serve", help="serve a bundle's ONNX models (KServe v2 over HTTP) in the foreground"
     )
     serve.add_argument("bundle", type=Path, metavar="DIR")
-    serve.add_argument("--port", type=_port, default=8000, help="port on 127.0.0.1 (default 8000)")
+    serve.add_argument("--port", type=values.port, default=8000, help="port on 127.0.0.1 (default 8000)")
     _add_verify_flags(serve, trust=False)
 
     keygen = sub.add_parser("keygen", help="make an Ed25519 key pair to sign and verify manifests with")
@@ -331,17 +307,19 @@ def build_parser() -> argparse.ArgumentParser:
         "bench", help="measure every verified artifact against the eager model and recommend the fastest"
     )
     _add_artifacts_argument(bench)
-    bench.add_argument("--models", type=_names, help="comma-separated model names (default: every one)")
+    bench.add_argument("--models", type=values.names, help="comma-separated model names (default: every one)")
     bench.add_argument(
         "--batch",
-        type=_batches,
+        type=values.batches,
         default=(1,),
         help="comma-separated batch sizes (default 1); the first decides the recommendation",
     )
-    bench.add_argument("--threads", type=_positive, default=1, help="threads per runtime, pinned (default 1)")
+    bench.add_argument(
+        "--threads", type=values.positive, default=1, help="threads per runtime, pinned (default 1)"
+    )
     bench.add_argument(
         "--max-seconds",
-        type=_seconds,
+        type=values.seconds,
         default=20.0,
         help="longest measurement of one artifact at one batch size, stable or not (default 20)",
     )

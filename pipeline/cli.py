@@ -38,7 +38,13 @@ def _report(results: Sequence[ModelResult], args: argparse.Namespace, console: C
 
 
 def _run_options(args: argparse.Namespace, explain: bool = False) -> RunOptions:
+    from graphmint.pipeline.run.executors import available_cores
     from graphmint.pipeline.run.stages import RunOptions
+
+    if getattr(args, "ray_address", None) and args.executor != "ray":
+        raise UsageError(f"--ray-address {args.ray_address} needs --executor ray")
+    # explain: one cell after the other (the per-layer comparison is the point, not the time)
+    args.jobs = 1 if explain else getattr(args, "jobs", None) or available_cores()
 
     return RunOptions(
         explain=explain,
@@ -51,6 +57,9 @@ def _run_options(args: argparse.Namespace, explain: bool = False) -> RunOptions:
         strict=args.strict,
         signing_key=getattr(args, "signing_key", None),
         cache=not getattr(args, "no_cache", False),
+        jobs=args.jobs,
+        executor=getattr(args, "executor", "local"),
+        ray_address=getattr(args, "ray_address", None),
     )
 
 
@@ -73,8 +82,9 @@ def _run_quietly(args: argparse.Namespace, run: Callable[[Progress], list[ModelR
     if args.report_dir:
         _writable_folder(args.report_dir, "--report-dir")
     folder = args.report_dir or args.out
+    parallel = args.jobs > 1 or getattr(args, "executor", "local") != "local"
     with native_output_to(folder / "logs" / "run.log") as console:
-        results = run(ConsoleProgress(console.err))
+        results = run(ConsoleProgress(console.err, parallel=parallel))
         return _report(results, args, console)
 
 
@@ -83,7 +93,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace, explain: bool = False) -> int:
-    from graphmint.pipeline.run.stages import run_model
+    from graphmint.pipeline.run.executors import run_models
     from graphmint.pipeline.spec.specs import make_model_spec
     from graphmint.validators.tolerance import Rule, TolerancePolicy
 
@@ -102,11 +112,12 @@ def cmd_export(args: argparse.Namespace, explain: bool = False) -> int:
         data=str(args.data) if args.data is not None else None,
     )
     options = _run_options(args, explain)
-    return _run_quietly(args, lambda progress: [run_model(spec, options, progress)])
+    return _run_quietly(args, lambda progress: run_models([spec], options, progress))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from graphmint.pipeline.run.stages import run_models
+    from graphmint.pipeline.run.executors import run_models
+    from graphmint.pipeline.run.shards import Shard, write_shard
     from graphmint.pipeline.spec.config import load_config
 
     specs = load_config(args.config)
@@ -119,7 +130,26 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
         specs = [s for s in specs if s.name in args.models]
     options = _run_options(args)
-    return _run_quietly(args, lambda progress: run_models(specs, options, progress))
+    if args.shard is None:
+        return _run_quietly(args, lambda progress: run_models(specs, options, progress))
+    shard = Shard(*args.shard)
+    mine = shard.select(specs)
+
+    def run_shard(progress: Progress) -> list[ModelResult]:
+        results = run_models(mine, options, progress)
+        write_shard(args.report_dir or args.out, shard, [s.name for s in specs], results)
+        return results
+
+    return _run_quietly(args, run_shard)
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from graphmint.pipeline.reports.console import Console
+    from graphmint.pipeline.run.shards import merge_shards
+
+    _writable_folder(args.out, "--out")
+    results = merge_shards(args.shards, args.out)
+    return _report(results, args, Console(sys.stdout, sys.stderr))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -269,6 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "keygen": cmd_keygen,
             "bench": cmd_bench,
             "cache": cmd_cache,
+            "merge": cmd_merge,
         }[args.command]
         return handler(args)
     except UsageError as exc:

@@ -45,20 +45,22 @@ def warm_children() -> None:
 @pytest.fixture(scope="session")
 def torch_zoo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, ModelResult]]:
     """Every PyTorch zoo model through every route its config entry names, published once."""
-    from graphmint.pipeline.run.stages import RunOptions, run_models
+    from graphmint.pipeline.run.executors import available_cores, run_models
+    from graphmint.pipeline.run.stages import RunOptions
 
     out = tmp_path_factory.mktemp("torch-zoo")
-    results = run_models(zoo_specs("torch"), RunOptions(out=out))
+    results = run_models(zoo_specs("torch"), RunOptions(out=out, jobs=available_cores()))
     return out, {r.name: r for r in results}
 
 
 @pytest.fixture(scope="session")
 def keras_zoo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, ModelResult]]:
     """Every Keras zoo model through every TensorFlow route, published once."""
-    from graphmint.pipeline.run.stages import RunOptions, run_models
+    from graphmint.pipeline.run.executors import available_cores, run_models
+    from graphmint.pipeline.run.stages import RunOptions
 
     out = tmp_path_factory.mktemp("keras-zoo")
-    results = run_models(zoo_specs("tensorflow"), RunOptions(out=out))
+    results = run_models(zoo_specs("tensorflow"), RunOptions(out=out, jobs=available_cores()))
     return out, {r.name: r for r in results}
 
 

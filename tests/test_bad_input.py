@@ -131,6 +131,11 @@ def user_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / "factories.py").write_text(FACTORIES)
     (folder / "exits_at_import.py").write_text("import sys\nsys.exit(4)\n")
     (folder / "notes.txt").write_text("a file, not a folder")
+    half = {"graphmint": "0", "shard": {"index": 1, "count": 2}, "models": ["a", "b"], "results": []}
+    (folder / "half").mkdir()
+    (folder / "half" / "shard.json").write_text(json.dumps(half))
+    (folder / "broken").mkdir()
+    (folder / "broken" / "shard.json").write_text('{"shard": 1}')
     return folder
 
 
@@ -200,6 +205,17 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
     ("serve no manifest", ["serve", "empty"], "MANIFEST.json"),
     ("serve-check no manifest", ["serve-check", "empty"], "MANIFEST.json"),
     ("list config a folder", ["list", "empty"], "is a folder"),
+    ("jobs zero", ["run", "--jobs", "0"], "--jobs"),
+    ("executor unknown", ["run", "--executor", "slurm"], "--executor"),
+    ("ray address without ray", ["export", "factories:good", *X, "--ray-address", "auto"], "--executor ray"),
+    ("shard zero", ["run", "--shard", "0/2"], "--shard"),
+    ("shard past its count", ["run", "--shard", "3/2"], "--shard"),
+    ("shard text", ["run", "--shard", "half"], "--shard"),
+    ("merge no shard", ["merge", "empty"], "holds no shard.json"),
+    ("merge a shard missing", ["merge", "half"], "shard 2/2 missing"),
+    ("merge a shard twice", ["merge", "half", "half"], "given twice"),
+    ("merge unreadable shard", ["merge", "broken"], "cannot be read"),
+    ("name shard", ["export", "factories:good", *X, "--name", "shard.json"], "reserved"),
 ]
 
 

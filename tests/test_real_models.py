@@ -36,7 +36,8 @@ def real_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     """A transformers text model, a transformers vision model and a `forward(*args)` model through
     every file-writing torch route; a keras-hub backbone through every TensorFlow route and a Keras
     model with a Normalization layer through onnx; published once."""
-    from graphmint.pipeline.run.stages import RunOptions, run_models
+    from graphmint.pipeline.run.executors import available_cores, run_models
+    from graphmint.pipeline.run.stages import RunOptions
 
     torch_specs = [
         make_model_spec(
@@ -74,8 +75,10 @@ def real_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
         ),
     ]
     out = tmp_path_factory.mktemp("real")
-    results = run_models(torch_specs, RunOptions(out=out, routes=TORCH_FILE_ROUTES))
-    results += run_models(keras_specs, RunOptions(out=out))
+    # every cell at once as `graphmint run` does by default (the zoo's fixtures do the same)
+    jobs = available_cores()
+    results = run_models(torch_specs, RunOptions(out=out, routes=TORCH_FILE_ROUTES, jobs=jobs))
+    results += run_models(keras_specs, RunOptions(out=out, jobs=jobs))
     return out, {r.name: r for r in results}
 
 

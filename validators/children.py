@@ -145,6 +145,15 @@ class ChildPool:
         """A started child whose host is `host(*args)`, built in the child at its first request."""
         return Child(self, host, args, name, timeout_s).start()
 
+    def kill_all(self) -> None:
+        """Kill every running child (an interrupted run): whoever waits on one sees it die."""
+        with self._lock:
+            children = list(self.running)
+        for child in children:
+            if child.process is not None and child.process.pid is not None and child.process.is_alive():
+                with contextlib.suppress(OSError):
+                    child.process.kill()
+
     def call(self, fn: Callable[..., Any], *args: Any, name: str, timeout_s: float | None = None) -> Any:
         """`fn(*args)` run in a fresh child (fn a module-level function); raises ChildError."""
         with self.spawn(_Caller, name=name, timeout_s=timeout_s) as child:
@@ -238,9 +247,12 @@ class Child:
         return self.process.pid if self.process is not None else None
 
     def start(self) -> Child:
-        context = self.pool.start()
         fd, self.log_path = tempfile.mkstemp(prefix="child-", suffix=".log", dir=run_temp_dir())
         os.close(fd)
+        # counted as running before the pool may restart its forkserver for another thread's child
+        with self.pool._lock:
+            context = self.pool.start()
+            self.pool.running.add(self)
         self.conn, child_end = context.Pipe()
         self.process = context.Process(
             target=_child_main,
@@ -248,8 +260,6 @@ class Child:
             name=f"graphmint-{self.name}",
             daemon=True,
         )
-        with self.pool._lock:
-            self.pool.running.add(self)
         try:
             self.process.start()
         except BaseException:

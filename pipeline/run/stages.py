@@ -6,21 +6,20 @@ import os
 import platform
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from graphmint.exporters import ROUTE_MODULES, ExportContext, Route, default_routes, get_route
 from graphmint.exporters.base import ExportState, clean_text
-from graphmint.exporters.upstream import upstream_reference
 from graphmint.models.frameworks import Framework, get_framework
 from graphmint.pipeline.errors import SpecError
 from graphmint.pipeline.publish.golden import write_golden
 from graphmint.pipeline.publish.manifest import GRAPHMINT_VERSION, write_model_manifest
 from graphmint.pipeline.publish.staging import Staging, check_target, hash_files
 from graphmint.pipeline.publish.trust import sign_manifest, signing_key_path
-from graphmint.pipeline.run.cache import cache_root, is_cached, model_key, publish_cached
+from graphmint.pipeline.run.cache import cache_root, model_key, publish_cached
 from graphmint.pipeline.run.cache import load as load_cached
 from graphmint.pipeline.run.cache import store as store_cached
 from graphmint.pipeline.run.explain import Divergence, explain
@@ -35,6 +34,7 @@ from graphmint.pipeline.run.reference import (
     with_inputs,
 )
 from graphmint.pipeline.run.results import ModelResult, Rejected, RouteResult
+from graphmint.pipeline.run.verdicts import apply_known_failure, explainable, unsupported, vacuous
 from graphmint.pipeline.spec.inputs import check_grid_budget
 from graphmint.pipeline.spec.loader import build_model, resolve_callable
 from graphmint.pipeline.spec.specs import ModelSpec
@@ -48,7 +48,7 @@ from graphmint.validators.check import (
 )
 from graphmint.validators.results import Diagnosis, Stage, Status
 
-__all__ = ["RunOptions", "resolve_routes", "run_model", "run_models"]
+__all__ = ["Cell", "Prepared", "RunOptions", "finish_model", "prepare_model", "resolve_routes", "run_model"]
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,12 @@ class RunOptions:
     explain: bool = False
     #: publish a model again from the cache (pipeline.run.cache) when nothing that decides it changed
     cache: bool = True
+    #: cells (model × route) run at once by `run_models` (pipeline.run.executors); 1: one at a time
+    jobs: int = 1
+    #: where cells run: "local" (this machine) or "ray" (a Ray cluster)
+    executor: str = "local"
+    #: the Ray cluster to join ("auto", "ray://head:10001"); None starts one on this machine
+    ray_address: str | None = None
 
     def cache_key_options(self) -> dict[str, Any]:
         """The options that decide a model's result (not where it goes, nor how it is signed)."""
@@ -196,7 +202,7 @@ def run_route(
     elif result.rejected:
         rejected = "; ".join(f"{r.exporter} rejected at {r.stage}: {r.reason}" for r in result.rejected)
         result.reason = f"fallback used: {rejected}"
-    if _explainable(result, spec, options.explain):  # where the numbers part: the first diverging layer
+    if explainable(result, spec, options.explain):  # where the numbers part: the first diverging layer
         found = explain(
             route,
             index,
@@ -221,88 +227,76 @@ def run_route(
     for rejected in result.rejected:
         rejected.reason = relative(rejected.reason)
     result.seconds = time.perf_counter() - start
-    return _apply_known_failure(spec, result)
-
-
-def _vacuous(result: RouteResult, vacuous: Mapping[str, str], strict: bool) -> RouteResult:
-    """A route that passed on outputs whose comparison proves nothing: a warning, or under --strict a
-    failure."""
-    if result.status != Status.PASSED or not vacuous:
-        return result
-    lines = [
-        f"output {name!r} is vacuous ({why}): its check compares nothing" for name, why in vacuous.items()
-    ]
-    if strict:
-        result.status, result.stage, result.diagnosis = Status.FAILED, Stage.COMPARE, Diagnosis.NUMBERS
-        result.reason = "; ".join(lines) + " (--strict)"
-    else:
-        result.warnings.extend(lines)
-    return result
-
-
-def _explainable(result: RouteResult, spec: ModelSpec, every: bool) -> bool:
-    """A route that failed on numbers at the example point, and is not a known failure; with `every`,
-    any route whose artifact ran."""
-    check = result.check
-    if every:
-        return result.status in (Status.PASSED, Status.FAILED) and check is not None and bool(check.points)
-    return (
-        result.status == Status.FAILED
-        and result.stage == Stage.COMPARE
-        and check is not None
-        and bool(check.points)
-        and check.points[0].status == Status.FAILED
-        and result.route not in spec.known_failures
-    )
+    return apply_known_failure(spec, result)
 
 
 def _log_section(title: str, text: str) -> str:
     return f"===== {title} =====\n{clean_text(text).rstrip()}\n\n" if text.strip() else ""
 
 
-def _unsupported(route: Route, result: RouteResult, required: bool) -> RouteResult:
-    """A default route that the toolchain cannot produce for this model is `unsupported`, not an error.
+@dataclass
+class Cell:
+    """One (model, route): the route's export and every check of it, with all they need. With no model
+    in `base` it is picklable, so that any executor can run it where it likes (pipeline.run.executors);
+    an in-process route (torch.compile, tf.function) then builds the model where it runs."""
 
-    That is: the user did not name it, and every exporter of its chain raised (or no runtime here can
-    load what they wrote). A route whose artifact loads and computes wrong numbers always fails.
+    route: str
+    framework: str
+    spec: ModelSpec
+    base: ExportContext
+    cases: list[Case]
+    vacuous: dict[str, str]
+    #: a route the user named must pass; a default one may be unsupported for the model
+    required: bool
+    in_process: bool
+
+    def portable(self) -> Cell:
+        """The cell without the eager model (rebuilt from the spec's reference and seed if needed)."""
+        return replace(self, base=replace(self.base, model=None))
+
+    def run(self, root: Path, options: RunOptions) -> RouteResult:
+        """Export and check the route into `root/<route>`; the route's verdict."""
+        route = get_route(self.framework, self.route)
+        base = self.base
+        if self.in_process and base.model is None:
+            base = replace(base, model=build_model(self.spec.ref, self.spec.seed, options.timeout_s)[1])
+        result = unsupported(
+            route, run_route(route, self.spec, base, self.cases, root, options), self.required
+        )
+        result.allowed_failure = (
+            result.status in (Status.FAILED, Status.ERROR) and route.name in options.allow_fail
+        )
+        return vacuous(result, self.vacuous, options.strict)
+
+
+@dataclass
+class Prepared:
+    """A model built and run eagerly, its cells ready to run, its staging folder open."""
+
+    result: ModelResult
+    cells: list[Cell]
+    #: the grid points' inputs and eager outputs: the golden data published with the model
+    cases: list[Case]
+    #: routes named that belong to the other framework: reported as skipped
+    elsewhere: list[str]
+    staging: Staging
+    key: str | None
+    signing_key: Path | None
+
+    @property
+    def root(self) -> Path:
+        assert self.staging.path is not None
+        return self.staging.path
+
+
+def prepare_model(
+    spec: ModelSpec, options: RunOptions, progress: Progress, key: str | None = None
+) -> ModelResult | Prepared:
+    """Check the spec, build the model and run it eagerly, open its staging folder: its cells, or its
+    result where the cache holds it (published already).
+
+    Raises `UsageError` subclasses for a model or spec the user must fix.
     """
-    if required or result.status != Status.ERROR:
-        return result
-    unloadable = result.stage == Stage.LOAD and bool(result.checks)
-    unloadable = unloadable and all(c.status == Status.SKIPPED for c in result.checks)
-    if result.stage == Stage.EXPORT or unloadable:
-        result.status = Status.UNSUPPORTED
-        result.reason = f"{route.name} cannot be produced for this model here: {result.reason}"
-        known = upstream_reference(result.reason)
-        if known:
-            result.reason += f" [upstream: {known}]"
-            result.details["upstream"] = known
-    return result
-
-
-def _apply_known_failure(spec: ModelSpec, result: RouteResult) -> RouteResult:
-    why = spec.known_failures.get(result.route)
-    if why is None:
-        return result
-    if result.status == Status.PASSED:
-        result.reason = f"listed as a known failure ({why}) but passed: remove it from known_failures"
-        return result
-    observed = f"{result.stage}: {result.reason}" if result.reason else result.stage
-    result.status, result.reason = Status.SKIPPED, f"known limitation: {why} (observed at {observed})"
-    return result
-
-
-def run_model(
-    spec: ModelSpec,
-    options: RunOptions = RunOptions(),
-    progress: Progress | None = None,
-    key: str | None = None,
-) -> ModelResult:
-    """Build one model, run every route, publish the passing artifacts if no route failed.
-
-    Raises `UsageError` subclasses for a model or spec the user must fix; route failures are results.
-    """
-    progress = progress or SilentProgress()
     if spec.inputs:
         check_grid_budget(spec)
         samples(spec)  # a sample that does not fit the inputs: one line before anything is built
@@ -342,49 +336,64 @@ def run_model(
         seed=spec.seed,
     )
     base = _export_context(spec, framework, model, cases)
-    # routes the user named must pass; the framework's defaults may be unsupported for a model
     required = set(options.routes or spec.routes or ())
+    cells = [
+        Cell(
+            r.name, framework.name, spec, base, list(cases), result.vacuous, r.name in required, r.in_process
+        )
+        for r in routes
+    ]
+    staging = Staging(options.out, spec.name).__enter__()
     progress.model_started(spec.name, framework.name, [r.name for r in routes])
-    with Staging(options.out, spec.name) as staging:
-        assert staging.path is not None
-        for route in routes:
-            progress.route_started(spec.name, route.name)
-            route_result = run_route(route, spec, base, cases, staging.path, options)
-            route_result = _unsupported(route, route_result, route.name in required)
-            route_result.allowed_failure = (
-                route_result.status in (Status.FAILED, Status.ERROR) and route.name in options.allow_fail
-            )
-            result.routes.append(_vacuous(route_result, result.vacuous, options.strict))
-            progress.route_finished(spec.name, route_result)
-        for name in elsewhere:
-            reason = f"route {name!r} is not one of a {framework.name} model's routes"
+    return Prepared(result, cells, list(cases), elsewhere, staging, key, signing_key)
+
+
+def finish_model(prepared: Prepared, options: RunOptions, progress: Progress) -> ModelResult:
+    """Given every cell's result: publish the model's folder if no route failed, keep it in the cache."""
+    result = prepared.result
+    try:
+        for name in prepared.elsewhere:
+            reason = f"route {name!r} is not one of a {result.framework} model's routes"
             result.routes.append(
                 RouteResult(route=name, status=Status.SKIPPED, stage=Stage.EXPORT, reason=reason)
             )
         if result.ok and not options.explain:
-            result.golden = write_golden(staging.path, cases)
-            manifest = write_model_manifest(staging.path, result.manifest())
-            if signing_key is not None:
-                sign_manifest(manifest, signing_key)
-            result.published = staging.commit()
-    if root is not None and key is not None and result.published is not None:
-        store_cached(root, key, result)
+            result.golden = write_golden(prepared.root, prepared.cases)
+            manifest = write_model_manifest(prepared.root, result.manifest())
+            if prepared.signing_key is not None:
+                sign_manifest(manifest, prepared.signing_key)
+            result.published = prepared.staging.commit()
+    finally:
+        prepared.staging.__exit__(None, None, None)
+    root = cache_root() if options.cache and not options.explain else None
+    if root is not None and prepared.key is not None and result.published is not None:
+        store_cached(root, prepared.key, result)
     progress.model_finished(result)
     return result
 
 
-def run_models(
-    specs: Sequence[ModelSpec], options: RunOptions = RunOptions(), progress: Progress | None = None
-) -> list[ModelResult]:
-    """Run several models. The forkserver starts first, preloading the frameworks the models' modules
-    name, while their modules are imported here: export children start warm. Models the cache holds
-    need neither: they are published without importing anything of theirs."""
-    root = cache_root() if options.cache and not options.explain else None
-    keys = {spec.name: model_key(spec, options.cache_key_options()) for spec in specs} if root else {}
-    to_run = [spec for spec in specs if root is None or not is_cached(root, keys[spec.name])]
-    if to_run:
-        preload(spec.ref for spec in to_run)
-        for spec in to_run:
-            resolve_callable(spec.ref)
-        preload()  # where the modules named no framework: now that they are imported
-    return [run_model(spec, options, progress, keys.get(spec.name)) for spec in specs]
+def run_model(
+    spec: ModelSpec,
+    options: RunOptions = RunOptions(),
+    progress: Progress | None = None,
+    key: str | None = None,
+) -> ModelResult:
+    """Build one model, run its cells one after the other, publish the passing artifacts if no route
+    failed (pipeline.run.executors runs the cells of many models at once).
+
+    Raises `UsageError` subclasses for a model or spec the user must fix; route failures are results.
+    """
+    progress = progress or SilentProgress()
+    prepared = prepare_model(spec, options, progress, key)
+    if isinstance(prepared, ModelResult):
+        return prepared
+    try:
+        for cell in prepared.cells:
+            progress.route_started(spec.name, cell.route)
+            route_result = cell.run(prepared.root, options)
+            prepared.result.routes.append(route_result)
+            progress.route_finished(spec.name, route_result)
+    except BaseException:
+        prepared.staging.__exit__(None, None, None)
+        raise
+    return finish_model(prepared, options, progress)

@@ -34,7 +34,17 @@ _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")
 #: folder, the reports and their folders): a model with one of these names would replace it or be
 #: replaced by it
 RESERVED_NAMES = frozenset(
-    {"serving", "plots", "logs", "report.json", "report.md", "junit.xml", "bench.json", "bench.md"}
+    {
+        "serving",
+        "plots",
+        "logs",
+        "report.json",
+        "report.md",
+        "junit.xml",
+        "bench.json",
+        "bench.md",
+        "shard.json",
+    }
 )
 #: seeds every framework accepts (numpy, torch, TensorFlow)
 MAX_SEED = 2**32 - 1

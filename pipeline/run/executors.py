@@ -1,0 +1,223 @@
+"""Run the cells (model × route) of many models at once: on this machine, or as tasks of a Ray cluster.
+
+The main thread prepares the models one after the other (the eager run in its child, the model built
+here, the staging folder opened) and hands their cells to an executor; a model is published
+(atomically, pipeline.publish.staging) as soon as every cell of it is done, while the next models run.
+
+- `LocalExecutor` runs `jobs` cells at once. A cell's work happens in fresh child processes
+  (validators.children: one per export strategy, one per runtime check, each gone after its request),
+  forked from a forkserver that preloads the frameworks: a cell starts in a tenth of a second, and
+  memory is bounded by the children alive at once. The threads that drive the cells only wait on their
+  pipes and compare numbers. Cells of in-process routes (torch.compile, tf.function: checked in this
+  process, no file) run on the main thread, as the model builds do: no framework is ever driven from
+  two threads.
+- `RayExecutor` makes each cell a Ray task in a fresh worker process (max_calls=1), retried when its
+  worker is lost, with one CPU, and a GPU where the route has a CUDA runner and the cluster has GPUs.
+  The worker rebuilds what the cell needs (the model from its reference and seed), runs it into a
+  temporary folder and sends its files back as one archive, unpacked into the model's staging folder.
+  The models' modules must be importable on the workers (installed, or on a shared path).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import sys
+import tarfile
+import tempfile
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from pathlib import Path
+
+from graphmint.exporters import get_route
+from graphmint.pipeline.errors import UsageError
+from graphmint.pipeline.run.cache import cache_root, is_cached, model_key
+from graphmint.pipeline.run.isolation import preload
+from graphmint.pipeline.run.progress import Progress, SilentProgress
+from graphmint.pipeline.run.results import ModelResult, RouteResult
+from graphmint.pipeline.run.stages import Cell, Prepared, RunOptions, finish_model, prepare_model, run_model
+from graphmint.pipeline.spec.loader import resolve_callable
+from graphmint.pipeline.spec.specs import ModelSpec
+from graphmint.validators import runtimes_for
+from graphmint.validators.children import default_pool
+from graphmint.validators.results import Stage, Status
+
+__all__ = ["EXECUTORS", "LocalExecutor", "RayExecutor", "available_cores", "run_models"]
+
+EXECUTORS = ("local", "ray")
+
+
+def available_cores() -> int:
+    """The CPUs this process may run on: the default number of cells at once."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _run_cell(cell: Cell, root: Path, options: RunOptions, progress: Progress) -> RouteResult:
+    progress.route_started(cell.spec.name, cell.route)
+    result = cell.run(root, options)
+    progress.route_finished(cell.spec.name, result)
+    return result
+
+
+class LocalExecutor:
+    """`jobs` cells at once on this machine (see the module's docstring)."""
+
+    def __init__(self, jobs: int) -> None:
+        self.threads = ThreadPoolExecutor(max(1, jobs), thread_name_prefix="graphmint-cell")
+
+    def submit(self, cell: Cell, root: Path, options: RunOptions, progress: Progress) -> Future[RouteResult]:
+        if not cell.in_process:
+            return self.threads.submit(_run_cell, cell, root, options, progress)
+        done: Future[RouteResult] = Future()  # on this (the main) thread, now
+        try:
+            done.set_result(_run_cell(cell, root, options, progress))
+        except Exception as exc:
+            done.set_exception(exc)
+        return done
+
+    def close(self, cancel: bool = False) -> None:
+        if cancel:  # stop the children the cells wait on, so that their threads return at once
+            default_pool().kill_all()
+        self.threads.shutdown(wait=True, cancel_futures=cancel)
+
+
+def _cell_task(cell: Cell, options: RunOptions, cwd: str) -> tuple[RouteResult, bytes]:
+    """In a Ray worker: run the cell into a temporary folder; its result and its files as a tar archive."""
+    if os.path.isdir(cwd):  # where the driver found the model's module (on its own machine)
+        os.chdir(cwd)
+        sys.path.insert(0, cwd)
+    preload([cell.spec.ref])
+    resolve_callable(cell.spec.ref)
+    with tempfile.TemporaryDirectory(prefix="graphmint-cell-") as folder:
+        result = cell.run(Path(folder), options)
+        archive = io.BytesIO()
+        with tarfile.open(fileobj=archive, mode="w") as tar:
+            if (Path(folder) / cell.route).is_dir():
+                tar.add(Path(folder) / cell.route, arcname=cell.route)
+    return result, archive.getvalue()
+
+
+class RayExecutor:
+    """Each cell a Ray task (see the module's docstring); `jobs` cells in flight at once."""
+
+    def __init__(self, jobs: int, address: str | None) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise UsageError(
+                "--executor ray needs Ray, which is not installed: pip install 'graphmint[ray]'"
+            ) from None
+        self.ray = ray
+        self.started = not ray.is_initialized()
+        if self.started:
+            try:
+                ray.init(
+                    address=address,
+                    num_cpus=jobs if address is None else None,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    logging_level=logging.WARNING,
+                    configure_logging=False,
+                )
+            except ConnectionError as exc:
+                raise UsageError(
+                    f"--ray-address {address}: {exc}: start the cluster or fix the address"
+                ) from None
+        resources = ray.cluster_resources()
+        self.gpus = resources.get("GPU", 0) > 0
+        self.task = ray.remote(max_calls=1, max_retries=2)(_cell_task)
+        self.threads = ThreadPoolExecutor(max(1, jobs), thread_name_prefix="graphmint-ray")
+
+    def _wants_gpu(self, cell: Cell) -> bool:
+        runner = get_route(cell.framework, cell.route).runner
+        return self.gpus and any(r.endswith("-cuda") for r in runtimes_for(runner))
+
+    def _gather(self, cell: Cell, root: Path, options: RunOptions, progress: Progress) -> RouteResult:
+        progress.route_started(cell.spec.name, cell.route)
+        gpus = 1 if self._wants_gpu(cell) else 0
+        ref = self.task.options(num_cpus=1, num_gpus=gpus).remote(cell.portable(), options, os.getcwd())
+        try:
+            result, archive = self.ray.get(ref)
+        except self.ray.exceptions.RayError as exc:
+            reason = f"the cell's Ray task failed: {str(exc).strip().splitlines()[-1]}"
+            result, archive = RouteResult(cell.route, Status.ERROR, Stage.EXPORT, reason=reason), b""
+        if archive:
+            with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+                tar.extractall(root, filter="data")
+        progress.route_finished(cell.spec.name, result)
+        return result
+
+    def submit(self, cell: Cell, root: Path, options: RunOptions, progress: Progress) -> Future[RouteResult]:
+        return self.threads.submit(self._gather, cell, root, options, progress)
+
+    def close(self, cancel: bool = False) -> None:
+        self.threads.shutdown(wait=True, cancel_futures=cancel)
+        if self.started:
+            self.ray.shutdown()
+
+
+def _executor(options: RunOptions) -> LocalExecutor | RayExecutor:
+    if options.executor == "ray":
+        return RayExecutor(options.jobs, options.ray_address)
+    return LocalExecutor(options.jobs)
+
+
+def _finish(
+    prepared: Prepared, futures: Sequence[Future[RouteResult]], options: RunOptions, progress: Progress
+) -> ModelResult:
+    prepared.result.routes.extend(f.result() for f in futures)
+    return finish_model(prepared, options, progress)
+
+
+def run_models(
+    specs: Sequence[ModelSpec], options: RunOptions | None = None, progress: Progress | None = None
+) -> list[ModelResult]:
+    """Run several models, `options.jobs` cells at once (one after the other with 1), on
+    `options.executor`. The forkserver starts first, preloading the frameworks the models' modules
+    name, while their modules are imported here: children start warm. Models the cache holds need
+    neither: they are published without importing anything of theirs."""
+    options = options or RunOptions()
+    progress = progress or SilentProgress()
+    root = cache_root() if options.cache and not options.explain else None
+    keys = {spec.name: model_key(spec, options.cache_key_options()) for spec in specs} if root else {}
+    to_run = [spec for spec in specs if root is None or not is_cached(root, keys[spec.name])]
+    if to_run:
+        preload(spec.ref for spec in to_run)
+        for spec in to_run:
+            resolve_callable(spec.ref)
+        preload()  # where the modules named no framework: now that they are imported
+    if options.jobs <= 1 and options.executor == "local":
+        return [run_model(spec, options, progress, keys.get(spec.name)) for spec in specs]
+    results: dict[str, ModelResult] = {}
+    running: list[tuple[Prepared, list[Future[RouteResult]]]] = []
+    executor = _executor(options) if to_run else None
+    try:
+        for spec in specs:
+            prepared = prepare_model(spec, options, progress, keys.get(spec.name))
+            if isinstance(prepared, ModelResult):
+                results[spec.name] = prepared
+                continue
+            assert executor is not None
+            futures: list[Future[RouteResult]] = []
+            running.append((prepared, futures))  # its staging folder goes if anything stops the run
+            futures.extend(executor.submit(cell, prepared.root, options, progress) for cell in prepared.cells)
+            for done in [r for r in running if all(f.done() for f in r[1])]:  # publish as soon as done
+                results[done[0].result.name] = _finish(*done, options, progress)
+                running.remove(done)
+        while running:
+            prepared, futures = running[0]
+            wait(futures)
+            results[prepared.result.name] = _finish(prepared, futures, options, progress)
+            running.pop(0)
+    except BaseException:
+        if executor is not None:
+            executor.close(cancel=True)
+            executor = None
+        for prepared, _ in running:
+            prepared.staging.__exit__(None, None, None)
+        raise
+    finally:
+        if executor is not None:
+            executor.close()
+    return [results[spec.name] for spec in specs]

@@ -1,0 +1,77 @@
+"""How a route's raw result becomes its verdict: vacuous outputs, unsupported defaults, known failures,
+and whether the route is worth explaining layer by layer."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from graphmint.exporters import Route
+from graphmint.exporters.upstream import upstream_reference
+from graphmint.pipeline.spec.specs import ModelSpec
+from graphmint.validators.results import Diagnosis, RouteResult, Stage, Status
+
+__all__ = ["apply_known_failure", "explainable", "unsupported", "vacuous"]
+
+
+def vacuous(result: RouteResult, vacuous: Mapping[str, str], strict: bool) -> RouteResult:
+    """A route that passed on outputs whose comparison proves nothing: a warning, or under --strict a
+    failure."""
+    if result.status != Status.PASSED or not vacuous:
+        return result
+    lines = [
+        f"output {name!r} is vacuous ({why}): its check compares nothing" for name, why in vacuous.items()
+    ]
+    if strict:
+        result.status, result.stage, result.diagnosis = Status.FAILED, Stage.COMPARE, Diagnosis.NUMBERS
+        result.reason = "; ".join(lines) + " (--strict)"
+    else:
+        result.warnings.extend(lines)
+    return result
+
+
+def explainable(result: RouteResult, spec: ModelSpec, every: bool) -> bool:
+    """A route that failed on numbers at the example point, and is not a known failure; with `every`,
+    any route whose artifact ran."""
+    check = result.check
+    if every:
+        return result.status in (Status.PASSED, Status.FAILED) and check is not None and bool(check.points)
+    return (
+        result.status == Status.FAILED
+        and result.stage == Stage.COMPARE
+        and check is not None
+        and bool(check.points)
+        and check.points[0].status == Status.FAILED
+        and result.route not in spec.known_failures
+    )
+
+
+def unsupported(route: Route, result: RouteResult, required: bool) -> RouteResult:
+    """A default route that the toolchain cannot produce for this model is `unsupported`, not an error.
+
+    That is: the user did not name it, and every exporter of its chain raised (or no runtime here can
+    load what they wrote). A route whose artifact loads and computes wrong numbers always fails.
+    """
+    if required or result.status != Status.ERROR:
+        return result
+    unloadable = result.stage == Stage.LOAD and bool(result.checks)
+    unloadable = unloadable and all(c.status == Status.SKIPPED for c in result.checks)
+    if result.stage == Stage.EXPORT or unloadable:
+        result.status = Status.UNSUPPORTED
+        result.reason = f"{route.name} cannot be produced for this model here: {result.reason}"
+        known = upstream_reference(result.reason)
+        if known:
+            result.reason += f" [upstream: {known}]"
+            result.details["upstream"] = known
+    return result
+
+
+def apply_known_failure(spec: ModelSpec, result: RouteResult) -> RouteResult:
+    why = spec.known_failures.get(result.route)
+    if why is None:
+        return result
+    if result.status == Status.PASSED:
+        result.reason = f"listed as a known failure ({why}) but passed: remove it from known_failures"
+        return result
+    observed = f"{result.stage}: {result.reason}" if result.reason else result.stage
+    result.status, result.reason = Status.SKIPPED, f"known limitation: {why} (observed at {observed})"
+    return result
