@@ -9,7 +9,7 @@ OUT ?= artifacts
 # torch's CPU build is not on PyPI: uv takes it from this folder (pip's configuration names it too)
 TORCH_WHEELS ?= /opt/wheels
 
-.PHONY: all artifacts package bench test test-long corpus lint format clean distclean lock
+.PHONY: all artifacts package bench bench-pipeline test test-long corpus lint format clean distclean lock
 
 all: artifacts
 
@@ -58,6 +58,11 @@ BENCH_ARGS ?= --batch 1,8
 bench: $(STAMP)
 	@test -f $(OUT)/report.json || $(MAKE) artifacts
 	$(VENV)/bin/graphmint bench $(OUT) --trust $(BENCH_ARGS)
+
+# the CI loop's own speed, on a scratch copy of the zoo: cold with --jobs 1 and with every core, warm
+# (nothing changed: all from the cache), and one model's factory touched (that model alone runs again)
+bench-pipeline: $(STAMP)
+	$(PY) -m graphmint.pipeline.bench.pipeline graphmint.toml
 
 # third-party architectures (transformers, keras.applications, keras-hub, plain code): every model ×
 # default route must pass or be unsupported/skipped with its upstream reason
