@@ -30,12 +30,18 @@ def _input_structure(model: Any) -> Any:
     """What a functional Keras model was built on: one tensor, a list, or a dict of named inputs."""
     try:
         return model.input
+    except (AttributeError, ValueError):  # a Sequential never called has only its `inputs` list
+        pass
+    try:
+        inputs = list(model.inputs or [])
     except (AttributeError, ValueError):  # a subclassed model has no symbolic inputs
         return None
+    return inputs[0] if len(inputs) == 1 else inputs or None
 
 
-def call_model(model: Any, names: Sequence[str], args: Sequence[Any]) -> Any:
-    """Call a model on its inputs, given by `names` in order: a Keras model in inference mode.
+def call_model(model: Any, names: Sequence[str], args: Sequence[Any], training: bool = False) -> Any:
+    """Call a model on its inputs, given by `names` in order: a Keras model in inference mode (in
+    training mode with `training`, as a training step calls it).
 
     A Keras model built on a dict of inputs (keras-hub backbones) gets a dict keyed by input name; one
     built on a list gets the inputs in its own order (by name where the names are its inputs'); one
@@ -54,12 +60,12 @@ def call_model(model: Any, names: Sequence[str], args: Sequence[Any]) -> Any:
                 f"the model takes a dict of inputs {sorted(structure)}; no input is named {missing}: "
                 "name the --input specs after its keys"
             )
-        return model({k: by_name[k] for k in structure}, training=False)
+        return model({k: by_name[k] for k in structure}, training=training)
     if isinstance(structure, (list, tuple)) and len(args) > 1:
         declared = [_stable_name(t) for t in structure]
         if set(declared) == set(by_name):
-            return model([by_name[n] for n in declared], training=False)
-    return model(args[0] if len(args) == 1 else list(args), training=False)
+            return model([by_name[n] for n in declared], training=training)
+    return model(args[0] if len(args) == 1 else list(args), training=training)
 
 
 #: names Keras makes up for tensors and Input layers that were given none: they count up with every
