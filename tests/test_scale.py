@@ -57,7 +57,7 @@ def test_parallel_sharded_and_ray_runs_publish_what_one_run_publishes(
     assert main(["merge", str(tmp_path / "shard2"), str(tmp_path / "shard1"), "--out", str(merged)]) == 0
     assert _published(merged) == reference
     assert (merged / "junit.xml").is_file() and (merged / "report.md").is_file()
-    assert main(["validate", str(merged / "SimpleNet"), str(merged / "ModelWithCustom")]) == 0
+    assert [p.name for p in merged.iterdir() if p.name.startswith(".")] == []  # no staging left
 
     # the ONNX cells of both models as two Ray tasks at once, each in a fresh worker process
     ray_run = [*RUN[:-1], "onnx", "--out", str(tmp_path / "ray"), "--executor", "ray", "--jobs", "2"]
