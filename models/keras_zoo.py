@@ -86,14 +86,15 @@ def _randomize_batchnorm(model: keras.Model) -> keras.Model:
 
 
 def keras_cnn(classes: int = 10) -> keras.Model:
-    """Conv, batch norm, ReLU, pooling, Dense on 32×32 RGB images (channels-last)."""
+    """Conv, batch norm, ReLU, pooling, Dense on 32×32 RGB images (channels-last). Batch norm as
+    torch's (epsilon 1e-5, a 0.1 update of the moving statistics), so that it is SmallCNN's twin."""
     x = inputs = keras.Input((32, 32, 3), name="x")
     x = layers.Conv2D(16, 3, padding="same")(x)
-    x = layers.BatchNormalization()(x)
+    x = layers.BatchNormalization(epsilon=1e-5, momentum=0.9)(x)
     x = layers.ReLU()(x)
     x = layers.MaxPooling2D(2)(x)
     x = layers.Conv2D(32, 3, padding="same")(x)
-    x = layers.BatchNormalization()(x)
+    x = layers.BatchNormalization(epsilon=1e-5, momentum=0.9)(x)
     x = layers.ReLU()(x)
     x = layers.GlobalAveragePooling2D()(x)
     outputs = layers.Dense(classes)(x)

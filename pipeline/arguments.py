@@ -333,6 +333,55 @@ def build_parser() -> argparse.ArgumentParser:
     cache = sub.add_parser("cache", help="what the cache of published models holds (info), or empty it")
     cache.add_argument("action", choices=("info", "clear"))
 
+    train = sub.add_parser(
+        "train-check",
+        help="train a model N steps eagerly and in each compiled form of its step; name the first "
+        "step and parameter where a form diverges",
+    )
+    train.add_argument(
+        "config",
+        nargs="?",
+        default="graphmint.toml",
+        metavar="REF|CONFIG",
+        help="module:callable of one model, or a config whose models have [models.train] recipes "
+        "(default graphmint.toml)",
+    )
+    train.add_argument("--models", type=values.names, help="with a config: comma-separated model names")
+    for flag, meta, what in (
+        ("--input", "SPEC", "with REF: an input, name:dtype[d0,...] (repeat)"),
+        ("--dim", "N=A..B", "with REF: a dynamic dim's range; training runs at its example size"),
+        ("--range", "N=A..B", "with REF: an integer input's or the target's value range"),
+    ):
+        train.add_argument(flag, action="append", default=[], metavar=meta, help=what)
+    train.add_argument("--target", metavar="SPEC", help="with REF: the label, e.g. y:int64[batch]")
+    train.add_argument("--loss", choices=("cross-entropy", "mse"), help="default cross-entropy")
+    train.add_argument("--optimizer", choices=("adam", "sgd"), help="default adam")
+    train.add_argument("--lr", type=values.positive_number, help="learning rate (default 0.01)")
+    train.add_argument("--epsilon", type=values.positive_number, help="Adam's (default: the framework's)")
+    train.add_argument("--steps", type=values.positive, help="training steps (default 20, or the recipe's)")
+    train.add_argument("--seed", type=values.seed, default=0, help="with REF: weights and data (default 0)")
+    train.add_argument("--name", help="with REF: the model's name in the reports (default: the callable's)")
+    train.add_argument("--forms", type=values.names, help="compiled forms to check (default: every one)")
+    train.add_argument(
+        "--report-dir", type=Path, default=Path("graphmint-train"), help="default graphmint-train/"
+    )
+    _add_timeout_flag(train)
+
+    parity = sub.add_parser(
+        "parity",
+        help="copy each torch zoo model's weights into its Keras twin; check they compute, "
+        "export and train alike",
+    )
+    parity.add_argument("config", nargs="?", type=Path, default=Path("graphmint.toml"))
+    parity.add_argument(
+        "--pairs", type=values.names, help="pairs by a member's name (default: every [[twins]])"
+    )
+    parity.add_argument("--steps", type=values.positive, help="training steps (default: the recipe's)")
+    parity.add_argument(
+        "--report-dir", type=Path, default=Path("graphmint-train"), help="where parity.json goes"
+    )
+    _add_timeout_flag(parity)
+
     lst = sub.add_parser("list", help="list a config's models and every framework's routes")
     lst.add_argument("config", nargs="?", type=Path, default=Path("graphmint.toml"))
     return parser

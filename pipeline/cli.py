@@ -248,6 +248,33 @@ def cmd_cache(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_train_check(args: argparse.Namespace) -> int:
+    from graphmint.pipeline.reports.console import native_output_to
+    from graphmint.pipeline.train.command import plan_train_check, train_check_command
+    from graphmint.pipeline.train.report import console_table, write_train_reports
+
+    plan = plan_train_check(args)  # bad input is one line before anything is written
+    _writable_folder(args.report_dir, "--report-dir")
+    with native_output_to(args.report_dir / "logs" / "train.log") as console:
+        results = train_check_command(plan, args, lambda line: print(line, file=console.err, flush=True))
+        print(console_table(results), file=console.out)
+        written = write_train_reports(results, args.report_dir)
+        print(f"reports: {', '.join(str(p) for p in written[:3])} (+ plots/)", file=console.err)
+    return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
+
+
+def cmd_parity(args: argparse.Namespace) -> int:
+    from graphmint.pipeline.reports.console import native_output_to
+    from graphmint.pipeline.train.command import parity_command, plan_parity, write_parity_report
+
+    plan = plan_parity(args)
+    _writable_folder(args.report_dir, "--report-dir")
+    with native_output_to(args.report_dir / "logs" / "parity.log") as console:
+        results = parity_command(plan, args, lambda line: print(line, file=console.out, flush=True))
+        print(f"report: {write_parity_report(results, args.report_dir)}", file=console.err)
+    return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from graphmint.exporters import ROUTE_MODULES, get_route
     from graphmint.pipeline.spec.config import load_config
@@ -282,6 +309,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "run",
             "validate",
             "bench",
+            "train-check",
+            "parity",
         ):  # what killed runs left in the temp folder
             from graphmint.pipeline.run.isolation import sweep_stale_temp
 
@@ -300,6 +329,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "bench": cmd_bench,
             "cache": cmd_cache,
             "merge": cmd_merge,
+            "train-check": cmd_train_check,
+            "parity": cmd_parity,
         }[args.command]
         return handler(args)
     except UsageError as exc:

@@ -8,7 +8,18 @@ import argparse
 import math
 from typing import Any
 
-__all__ = ["batches", "comma_separated", "names", "port", "positive", "seconds", "seed", "shard", "tolerance"]
+__all__ = [
+    "batches",
+    "comma_separated",
+    "names",
+    "port",
+    "positive",
+    "positive_number",
+    "seconds",
+    "seed",
+    "shard",
+    "tolerance",
+]
 
 
 def comma_separated(text: str) -> tuple[str, ...]:
@@ -41,6 +52,13 @@ def positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
     return int(value)
+
+
+def positive_number(text: str) -> float:
+    value = _parse(float, text, "a positive number")
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+    return value
 
 
 def shard(text: str) -> tuple[int, int]:

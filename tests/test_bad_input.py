@@ -216,6 +216,46 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
     ("merge a shard twice", ["merge", "half", "half"], "given twice"),
     ("merge unreadable shard", ["merge", "broken"], "cannot be read"),
     ("name shard", ["export", "factories:good", *X, "--name", "shard.json"], "reserved"),
+    ("train-check without target", ["train-check", "factories:good", *X], "--target"),
+    (
+        "train-check float classes",
+        ["train-check", "factories:good", *X, "--target", "y:float32[batch]"],
+        "class ids",
+    ),
+    (
+        "train-check no class range",
+        ["train-check", "factories:good", *X, "--target", "y:int64[batch]"],
+        "y=0..1",
+    ),
+    (
+        "train-check target dim",
+        ["train-check", "factories:good", *X, "--target", "y:int64[rows]", "--range", "y=0..1"],
+        "'rows'",
+    ),
+    (
+        "train-check mse int target",
+        ["train-check", "factories:good", *X, "--target", "y:int64[batch]", "--loss", "mse"],
+        "float target",
+    ),
+    ("train-check lr zero", ["train-check", "--lr", "0"], "--lr"),
+    ("train-check recipe flags on a config", ["train-check", "--target", "y:int64[batch]"], "[models.train]"),
+    ("train-check models with a ref", ["train-check", "factories:good", "--models", "a"], "--models"),
+    (
+        "train-check unknown form",
+        [
+            "train-check",
+            "factories:good",
+            *X,
+            "--target",
+            "y:int64[batch]",
+            "--range",
+            "y=0..1",
+            "--forms",
+            "jit",
+        ],
+        "form jit",
+    ),
+    ("parity config missing", ["parity", "nowhere.toml"], "not found"),
 ]
 
 

@@ -51,6 +51,29 @@ class _ModelTolerance(_Tolerance):
     multiplier: Annotated[float, Field(ge=1)] | None = None
 
 
+class _Train(_Table):
+    """A model's training recipe (graphmint train-check, parity): checked again by make_recipe."""
+
+    target: str
+    target_range: str | None = None
+    loss: Literal["cross-entropy", "mse"] = "cross-entropy"
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: Annotated[float, Field(gt=0)] = 0.01
+    steps: Annotated[int, Field(ge=1)] = 20
+    epsilon: Annotated[float, Field(gt=0)] | None = None
+    #: compiled forms known to part from eager, and why: reported as skipped with what was observed
+    known_failures: dict[str, str] = {}
+
+
+class _Twin(_Table):
+    """A PyTorch model and its Keras twin (graphmint parity), by their names in [[models]]."""
+
+    torch: str
+    keras: str
+    #: value ranges of the pair's inputs, where the twins are meant to differ outside them
+    ranges: list[str] = []
+
+
 class _Model(_Table):
     name: str
     ref: str
@@ -64,6 +87,7 @@ class _Model(_Table):
     generator: str | None = None
     #: a folder of the model's own samples, relative to the config file
     data: str | None = None
+    train: _Train | None = None
 
 
 class _Defaults(_Table):
@@ -76,6 +100,7 @@ class _Defaults(_Table):
 class _Config(_Table):
     defaults: _Defaults = _Defaults()
     models: list[_Model] = Field(min_length=1)
+    twins: list[_Twin] = []
 
 
 def _where(loc: tuple[int | str, ...], data: Any) -> str:
@@ -158,13 +183,35 @@ def _rule(name: str | None) -> Rule | None:
     return Rule(name) if name else None
 
 
-def load_config(path: Path = DEFAULT_CONFIG) -> list[ModelSpec]:
-    """Parse every [[models]] entry; raises ConfigError (exit 2) with the entry and key at fault."""
+def _validated(path: Path) -> _Config:
     data = _read(path)
     try:
-        config = _Config.model_validate(data)
+        return _Config.model_validate(data)
     except ValidationError as exc:
         raise _config_error(path, exc, data) from None
+
+
+def train_tables(path: Path = DEFAULT_CONFIG) -> dict[str, dict[str, Any]]:
+    """Each model's [models.train] recipe, by model name (models without one are left out)."""
+    return {m.name: m.train.model_dump() for m in _validated(path).models if m.train is not None}
+
+
+def twin_tables(path: Path = DEFAULT_CONFIG) -> list[dict[str, Any]]:
+    """The [[twins]] pairs; ConfigError where one names a model the config does not have."""
+    config = _validated(path)
+    names = {m.name for m in config.models}
+    for index, twin in enumerate(config.twins):
+        missing = [n for n in (twin.torch, twin.keras) if n not in names]
+        if missing:
+            raise ConfigError(
+                f"{path}: twins[{index}] names {', '.join(map(repr, missing))}, which no [[models]] has"
+            )
+    return [t.model_dump() for t in config.twins]
+
+
+def load_config(path: Path = DEFAULT_CONFIG) -> list[ModelSpec]:
+    """Parse every [[models]] entry; raises ConfigError (exit 2) with the entry and key at fault."""
+    config = _validated(path)
     dtype_tols = dict(DEFAULT_TOLERANCES)
     for dtype, table in config.defaults.tolerances.items():
         merged = {**dtype_tols.get(dtype, Tolerance(0.0, 0.0)).to_json(), **table.values()}
