@@ -10,7 +10,7 @@ from graphmint.exporters.upstream import upstream_reference
 from graphmint.pipeline.spec.specs import ModelSpec
 from graphmint.validators.results import Diagnosis, RouteResult, Stage, Status
 
-__all__ = ["apply_known_failure", "explainable", "unsupported", "vacuous"]
+__all__ = ["apply_known_failure", "explainable", "known_verdict", "unsupported", "vacuous"]
 
 
 def vacuous(result: RouteResult, vacuous: Mapping[str, str], strict: bool) -> RouteResult:
@@ -65,13 +65,17 @@ def unsupported(route: Route, result: RouteResult, required: bool) -> RouteResul
     return result
 
 
+def known_verdict(status: Status, reason: str, why: str, kind: str) -> tuple[Status, str]:
+    """The verdict of a result its config lists as a known `kind` of failure: skipped, saying why and
+    what was observed; one that passed keeps its status and says to remove the entry."""
+    if status == Status.PASSED:
+        return status, f"listed as a {kind} ({why}) but passed: remove it from known_failures"
+    return Status.SKIPPED, f"{kind}: {why} (observed {reason})"
+
+
 def apply_known_failure(spec: ModelSpec, result: RouteResult) -> RouteResult:
     why = spec.known_failures.get(result.route)
-    if why is None:
-        return result
-    if result.status == Status.PASSED:
-        result.reason = f"listed as a known failure ({why}) but passed: remove it from known_failures"
-        return result
-    observed = f"{result.stage}: {result.reason}" if result.reason else result.stage
-    result.status, result.reason = Status.SKIPPED, f"known limitation: {why} (observed at {observed})"
+    if why is not None:
+        observed = f"at {result.stage}: {result.reason}" if result.reason else f"at {result.stage}"
+        result.status, result.reason = known_verdict(result.status, observed, why, "known limitation")
     return result

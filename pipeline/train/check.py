@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from graphmint.pipeline.errors import SpecError
+from graphmint.pipeline.run.verdicts import known_verdict
 from graphmint.pipeline.spec.loader import build_model
 from graphmint.pipeline.spec.specs import ModelSpec
 from graphmint.pipeline.train.compare import FormResult, judge
@@ -73,14 +74,9 @@ def _traced(
 def _known(verdict: FormResult, recipe: Recipe) -> FormResult:
     """A form the recipe lists as known to part from eager: skipped, saying why and what was seen."""
     why = recipe.known_failures.get(verdict.form)
-    if why is None:
-        return verdict
-    if verdict.status == Status.PASSED:
-        verdict.reason = f"listed as a known divergence ({why}) but within its bound: remove it"
-    else:
-        verdict.status, verdict.reason = (
-            Status.SKIPPED,
-            f"known divergence: {why} (observed: {verdict.reason})",
+    if why is not None:
+        verdict.status, verdict.reason = known_verdict(
+            verdict.status, f"in {verdict.form}: {verdict.reason}", why, "known divergence"
         )
     return verdict
 
