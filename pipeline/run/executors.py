@@ -43,9 +43,7 @@ from graphmint.validators import runtimes_for
 from graphmint.validators.children import default_pool
 from graphmint.validators.results import Stage, Status
 
-__all__ = ["EXECUTORS", "LocalExecutor", "RayExecutor", "available_cores", "run_models"]
-
-EXECUTORS = ("local", "ray")
+__all__ = ["LocalExecutor", "RayExecutor", "available_cores", "run_models"]
 
 
 def available_cores() -> int:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from graphmint.exporters import ROUTE_MODULES, ExportContext, Route, default_routes, get_route
 from graphmint.exporters.base import ExportState, clean_text
@@ -81,8 +81,8 @@ class RunOptions:
     cache: bool = True
     #: cells (model × route) run at once by `run_models` (pipeline.run.executors); 1: one at a time
     jobs: int = 1
-    #: where cells run: "local" (this machine) or "ray" (a Ray cluster)
-    executor: str = "local"
+    #: where cells run: this machine, or a Ray cluster
+    executor: Literal["local", "ray"] = "local"
     #: the Ray cluster to join ("auto", "ray://head:10001"); None starts one on this machine
     ray_address: str | None = None
 

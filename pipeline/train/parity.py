@@ -84,7 +84,7 @@ def _layer_divergence(torch_model: Any, keras_model: Any, feeds: dict[str, np.nd
     import keras
     import torch
 
-    from graphmint.pipeline.train.twins import _keras_layers, _torch_layers
+    from graphmint.pipeline.train.twins import weighted_keras_layers, weighted_torch_layers
 
     outputs: dict[str, np.ndarray] = {}
 
@@ -94,16 +94,18 @@ def _layer_divergence(torch_model: Any, keras_model: Any, feeds: dict[str, np.nd
 
         return hook
 
-    hooks = [module.register_forward_hook(keep(name)) for name, module in _torch_layers(torch_model)]
+    hooks = [module.register_forward_hook(keep(name)) for name, module in weighted_torch_layers(torch_model)]
     with torch.inference_mode():
         torch_model(*[torch.from_numpy(a) for a in feeds.values()])
     for hook in hooks:
         hook.remove()
-    layers = _keras_layers(keras_model)
+    layers = weighted_keras_layers(keras_model)
     probe = keras.Model(keras_model.inputs, [layer.output for layer in layers])
     _, arrays = keras_inputs(keras_model, feeds)
     keras_outputs = probe(arrays if len(arrays) > 1 else arrays[0], training=False)
-    for (name, _), layer, theirs in zip(_torch_layers(torch_model), layers, keras_outputs, strict=False):
+    for (name, _), layer, theirs in zip(
+        weighted_torch_layers(torch_model), layers, keras_outputs, strict=False
+    ):
         mine = outputs.get(name)
         theirs = np.asarray(theirs[0] if isinstance(theirs, (list, tuple)) else theirs)
         if mine is None:

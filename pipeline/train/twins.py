@@ -25,7 +25,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BridgeError", "Mapping", "bridge", "to_keras_layout"]
+__all__ = [
+    "BridgeError",
+    "Mapping",
+    "bridge",
+    "to_keras_layout",
+    "weighted_keras_layers",
+    "weighted_torch_layers",
+]
 
 
 class BridgeError(ValueError):
@@ -62,7 +69,7 @@ def _summed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return a + b
 
 
-def _torch_layers(model: Any) -> list[tuple[str, Any]]:
+def weighted_torch_layers(model: Any) -> list[tuple[str, Any]]:
     """Modules that hold parameters or float buffers of their own, in registration order."""
     found = []
     for name, module in model.named_modules():
@@ -74,7 +81,7 @@ def _torch_layers(model: Any) -> list[tuple[str, Any]]:
     return found
 
 
-def _keras_layers(model: Any) -> list[Any]:
+def weighted_keras_layers(model: Any) -> list[Any]:
     return [layer for layer in _walk(model) if layer.weights]
 
 
@@ -168,7 +175,7 @@ def _keras_weight(layer: Any, suffix: str) -> Any:
 def bridge(torch_model: Any, keras_model: Any) -> list[Mapping]:
     """Copy every weight of the torch model into the Keras twin; the mapping, per Keras weight."""
     tensors = {n: t.detach().cpu().numpy() for n, t in torch_model.state_dict().items()}
-    torch_layers, keras_layers = _torch_layers(torch_model), _keras_layers(keras_model)
+    torch_layers, keras_layers = weighted_torch_layers(torch_model), weighted_keras_layers(keras_model)
     if len(torch_layers) != len(keras_layers):
         raise BridgeError(
             f"the torch model has {len(torch_layers)} layers with weights "
