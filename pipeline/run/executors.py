@@ -199,7 +199,10 @@ def run_models(
             assert executor is not None
             futures: list[Future[RouteResult]] = []
             running.append((prepared, futures))  # its staging folder goes if anything stops the run
-            futures.extend(executor.submit(cell, prepared.root, options, progress) for cell in prepared.cells)
+            # cells that leave this process first: the in-process ones then run here while they do
+            cells = sorted(enumerate(prepared.cells), key=lambda item: item[1].in_process)
+            submitted = {i: executor.submit(cell, prepared.root, options, progress) for i, cell in cells}
+            futures.extend(submitted[i] for i in range(len(prepared.cells)))
             for done in [r for r in running if all(f.done() for f in r[1])]:  # publish as soon as done
                 results[done[0].result.name] = _finish(*done, options, progress)
                 running.remove(done)
