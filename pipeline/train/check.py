@@ -39,6 +39,8 @@ class TrainResult:
     losses: dict[str, list[float]] = field(default_factory=dict)
     #: why there is no float64 reference ("" where there is one)
     reference_reason: str = ""
+    #: layers that draw random numbers in training, switched off in every form (pipeline.train.steps)
+    quieted: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -54,6 +56,7 @@ class TrainResult:
             "reference": "float64"
             if not self.reference_reason
             else f"eager float32 ({self.reference_reason})",
+            "dropout_off": self.quieted,
             "losses": self.losses,
             "forms": [f.to_json() for f in self.forms],
         }
@@ -110,12 +113,15 @@ def train_check(
     reference: Trace | None = _traced(spec, built.name, REFERENCE, stream, recipe, timeout_s)
     assert reference is not None
     result.losses["eager"] = eager.loss
+    result.quieted = eager.quieted
     if reference.error:
         result.reference_reason = f"no float64 copy: {reference.error}"
         reference = None
     else:
         result.losses[REFERENCE] = reference.loss
     progress(f"{spec.name} ({built.name}): eager {eager.seconds:.1f}s, {recipe.steps} steps")
+    if eager.quieted:
+        progress(f"  dropout off in {len(eager.quieted)} layer(s): no two forms draw the same random numbers")
     for form in wanted:
         trace = _traced(spec, built.name, form, stream, recipe, timeout_s)
         verdict = _known(judge(trace, eager, reference), recipe)

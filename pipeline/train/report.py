@@ -43,7 +43,8 @@ def _markdown(results: Sequence[TrainResult]) -> str:
             f"## {r.name} ({r.framework}): {'ok' if r.ok else 'DIVERGES'}",
             "",
             f"`{r.ref}`; {r.recipe.optimizer} lr {r.recipe.lr:g}, {r.recipe.loss}, {steps} steps; "
-            f"reference: {reference}",
+            f"reference: {reference}"
+            + (f"; dropout switched off in {', '.join(r.quieted)}" if r.quieted else ""),
             "",
             f"| form | status | loss at step 1 | loss at step {steps} | worst error / bound "
             "| first divergence |",

@@ -44,6 +44,9 @@ class Trace:
     seconds: float = 0.0
     #: why the form could not run (it has no trace then)
     error: str = ""
+    #: layers that draw random numbers in training (dropout, noise), switched off in every form: no
+    #: two forms draw the same numbers (Inductor's and XLA's generators are not eager's)
+    quieted: list[str] = field(default_factory=list)
 
 
 def _first_output(out: Any, flatten: Any) -> Any:
@@ -64,6 +67,9 @@ def _torch_trace(
     if wide:
         model = model.to(torch.float64)
     model.train()
+    quieted = [n for n, m in model.named_modules() if isinstance(m, torch.nn.modules.dropout._DropoutNd)]
+    for name in quieted:
+        model.get_submodule(name).eval()
     params = dict(model.named_parameters())
     if recipe.optimizer == "adam":
         eps = {} if recipe.epsilon is None else {"eps": recipe.epsilon}
@@ -82,7 +88,7 @@ def _torch_trace(
         return loss.detach()
 
     run = torch.compile(step) if form == "torch-compile" else step
-    trace = Trace(form)
+    trace = Trace(form, quieted=quieted)
 
     def tensor(array: np.ndarray) -> Any:
         value = torch.from_numpy(np.ascontiguousarray(array))
@@ -123,6 +129,15 @@ def _keras_trace(
     else:
         loss_fn = keras.losses.MeanSquaredError(dtype=dtype)
     variables = model.trainable_variables
+    random = (keras.layers.Dropout, keras.layers.GaussianDropout, keras.layers.AlphaDropout)
+    quieted = []
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, random) and layer.rate > 0:
+            layer.rate = 0.0
+            quieted.append(layer.name)
+        elif isinstance(layer, keras.layers.GaussianNoise) and layer.stddev > 0:
+            layer.stddev = 0.0
+            quieted.append(layer.name)
     optimizer.build(variables)
 
     def train_step(inputs: list[Any], target: Any) -> tuple[Any, list[Any]]:
@@ -136,7 +151,7 @@ def _keras_trace(
     run: Any = train_step
     if form in ("tf-function", "tf-function-xla"):
         run = tf.function(train_step, jit_compile=form == "tf-function-xla")
-    trace = Trace(form)
+    trace = Trace(form, quieted=quieted)
 
     def tensor(array: np.ndarray) -> Any:
         return tf.constant(array.astype(np.float64) if wide and array.dtype.kind == "f" else array)
