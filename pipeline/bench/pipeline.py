@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from graphmint.pipeline.run.executors import available_cores
 from graphmint.pipeline.spec.config import load_config
 
 __all__ = ["main"]
@@ -101,9 +102,7 @@ def _run(project: Path, label: str, jobs: int, cache: Path | None, out: Path) ->
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="graphmint-bench-pipeline", description=__doc__.splitlines()[0])
     parser.add_argument("config", nargs="?", type=Path, default=Path("graphmint.toml"))
-    parser.add_argument(
-        "--jobs", type=int, default=len(os.sched_getaffinity(0)), help="the parallel runs' --jobs"
-    )
+    parser.add_argument("--jobs", type=int, default=available_cores(), help="the parallel runs' --jobs")
     parser.add_argument("--touch", help="the model whose factory is touched (default: the config's last)")
     args = parser.parse_args(argv)
     specs = load_config(args.config)

@@ -23,12 +23,24 @@ import secrets
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from graphmint.exporters.upstream import unreproducible
 from graphmint.pipeline.errors import UsageError
 from graphmint.pipeline.run.results import FileEntry
 
-__all__ = ["OWNER_FILE", "STAGING_PREFIX", "Staging", "check_target", "hash_files", "sweep_stale"]
+if TYPE_CHECKING:
+    from graphmint.pipeline.publish.manifest import ModelManifest
+
+__all__ = [
+    "OWNER_FILE",
+    "STAGING_PREFIX",
+    "Staging",
+    "check_target",
+    "differing_files",
+    "hash_files",
+    "sweep_stale",
+]
 
 STAGING_PREFIX = ".graphmint-staging-"
 OLD_PREFIX = ".graphmint-old-"
@@ -62,6 +74,19 @@ def _mark(folder: Path, target: str) -> str:
     token = secrets.token_hex(8)
     (folder / OWNER_FILE).write_text(json.dumps({"pid": os.getpid(), "token": token, "target": target}))
     return token
+
+
+def differing_files(folder: Path, manifest: ModelManifest) -> list[str]:
+    """The files of a published model folder that differ from the sha256 its manifest records, are
+    missing, or are not recorded (the manifest and its signatures aside)."""
+    recorded = {f.path: f.sha256 for r in manifest.routes for f in r.files}
+    recorded.update({f.path: f.sha256 for g in manifest.golden for f in g.files})
+    actual = {
+        f.path: f.sha256
+        for f in hash_files(folder, folder)
+        if f.path != "manifest.json" and not f.path.endswith(".sig")
+    }
+    return sorted({path for path, digest in actual.items() ^ recorded.items()})
 
 
 def sweep_stale(out: Path) -> list[Path]:

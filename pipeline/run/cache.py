@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from graphmint.pipeline.publish.manifest import GRAPHMINT_VERSION, installed_versions, read_model_manifest
-from graphmint.pipeline.publish.staging import Staging, hash_files
+from graphmint.pipeline.publish.staging import Staging, differing_files
 from graphmint.pipeline.publish.trust import sign_manifest
 from graphmint.pipeline.run.progress import Progress
 from graphmint.pipeline.run.results import ModelResult
@@ -191,10 +191,7 @@ def load(root: Path, key: str) -> tuple[ModelResult, Path] | None:
         manifest = read_model_manifest(folder)
     except Exception:  # no entry, or one this graphmint cannot read: run the model
         return None
-    recorded = {f.path: f.sha256 for r in manifest.routes for f in r.files}
-    recorded.update({f.path: f.sha256 for g in manifest.golden for f in g.files})
-    actual = {f.path: f.sha256 for f in hash_files(folder, folder) if f.path != "manifest.json"}
-    if actual != recorded:
+    if differing_files(folder, manifest):
         shutil.rmtree(entry, ignore_errors=True)
         return None
     return result, folder

@@ -20,7 +20,7 @@ from typing import Any
 
 from graphmint.pipeline.errors import UsageError
 from graphmint.pipeline.publish.manifest import GRAPHMINT_VERSION, read_model_manifest
-from graphmint.pipeline.publish.staging import Staging, hash_files
+from graphmint.pipeline.publish.staging import Staging, differing_files
 from graphmint.pipeline.reports import write_text_atomic
 from graphmint.pipeline.run.results import ModelResult
 
@@ -92,15 +92,10 @@ def _check_complete(shards: list[tuple[Path, dict[str, Any]]]) -> None:
 
 def _verified(folder: Path) -> None:
     """Every file of a published model folder matches the sha256 its manifest records."""
-    manifest = read_model_manifest(folder)
-    recorded = {f.path: f.sha256 for r in manifest.routes for f in r.files}
-    recorded.update({f.path: f.sha256 for g in manifest.golden for f in g.files})
-    actual = {f.path: f.sha256 for f in hash_files(folder, folder) if f.path != "manifest.json"}
-    actual = {path: digest for path, digest in actual.items() if not path.endswith(".sig")}
-    if actual != recorded:
-        changed = sorted(set(actual.items()) ^ set(recorded.items()))
+    changed = differing_files(folder, read_model_manifest(folder))
+    if changed:
         raise UsageError(
-            f"{folder}: {changed[0][0]} differs from what its manifest records: run that shard again"
+            f"{folder}: {changed[0]} differs from what its manifest records: run that shard again"
         )
 
 
