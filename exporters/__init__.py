@@ -18,7 +18,8 @@ __all__ = [
     "routes_for",
 ]
 
-#: (framework, route name) -> module defining ROUTE; in the order routes run
+#: (framework, route name) -> module defining ROUTE (or "module:ROUTES", a dict of routes by
+#: (framework, name) that one module defines for several); in the order routes run
 ROUTE_MODULES: dict[tuple[str, str], str] = {
     ("torch", "torchscript-trace"): "graphmint.exporters.torchscript_trace",
     ("torch", "torchscript-script"): "graphmint.exporters.torchscript_script",
@@ -26,15 +27,26 @@ ROUTE_MODULES: dict[tuple[str, str], str] = {
     ("torch", "torch-compile"): "graphmint.exporters.torch_compile",
     ("torch", "aot-inductor"): "graphmint.exporters.aot_inductor",
     ("torch", "onnx"): "graphmint.exporters.onnx_torch",
+    ("torch", "onnx-fp16"): "graphmint.exporters.onnx_reduced:ROUTES",
+    ("torch", "onnx-int8-dynamic"): "graphmint.exporters.onnx_reduced:ROUTES",
+    ("torch", "onnx-int8-static"): "graphmint.exporters.onnx_reduced:ROUTES",
     ("tensorflow", "tf-function"): "graphmint.exporters.tf_function",
     ("tensorflow", "saved-model"): "graphmint.exporters.saved_model",
     ("tensorflow", "tflite"): "graphmint.exporters.tflite",
+    ("tensorflow", "tflite-fp16"): "graphmint.exporters.tflite_reduced:ROUTES",
+    ("tensorflow", "tflite-int8-dynamic"): "graphmint.exporters.tflite_reduced:ROUTES",
+    ("tensorflow", "tflite-int8"): "graphmint.exporters.tflite_reduced:ROUTES",
     ("tensorflow", "onnx"): "graphmint.exporters.onnx_tf",
+    ("tensorflow", "onnx-fp16"): "graphmint.exporters.onnx_reduced:ROUTES",
+    ("tensorflow", "onnx-int8-dynamic"): "graphmint.exporters.onnx_reduced:ROUTES",
+    ("tensorflow", "onnx-int8-static"): "graphmint.exporters.onnx_reduced:ROUTES",
 }
 
 
 def get_route(framework: str, name: str) -> Route:
-    route: Route = importlib.import_module(ROUTE_MODULES[(framework, name)]).ROUTE
+    module, _, table = ROUTE_MODULES[(framework, name)].partition(":")
+    loaded = importlib.import_module(module)
+    route: Route = getattr(loaded, table)[(framework, name)] if table else loaded.ROUTE
     return route
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "Exporter",
     "Made",
     "NotApplicable",
+    "Precision",
     "Route",
     "Strategy",
     "captured_output",
@@ -56,6 +57,10 @@ class ExportContext:
     dynamic_axes: Mapping[str, Mapping[int, tuple[str, int, int]]]
     dtypes: Mapping[str, str]
     route: str = ""
+    #: inputs a quantizer calibrates on and a precision retry measures with (the grid's points)
+    calibration: tuple[Mapping[str, np.ndarray], ...] = ()
+    #: per output, what a reduced-precision route must reach (its budget as data: snr_db, cosine, ...)
+    budgets: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
     def artifact(
         self,
@@ -137,6 +142,8 @@ class Made:
 
     in_process: Any = None
     details: dict[str, Any] = field(default_factory=dict)
+    #: modules a process must import before it loads the file (where ops it holds are registered)
+    imports: tuple[str, ...] = ()
 
 
 #: the log of the export running in this context (Exporter.logged)
@@ -202,7 +209,16 @@ class Exporter(ABC):
             in_process=made.in_process,
             details=made.details,
         )
+        artifact.imports = made.imports
         return ExportResult(ExportState.EXPORTED, artifact=artifact, log=log.getvalue())
+
+
+class Precision(StrEnum):
+    """The numeric precision a route's artifact computes in (its outputs stay float32)."""
+
+    FP32 = "fp32"
+    FP16 = "fp16"
+    INT8 = "int8"
 
 
 @dataclass(frozen=True)
@@ -219,6 +235,8 @@ class Route:
     #: True for routes that leave no file and are checked on the object the exporter made; they run in
     #: the pipeline's process. Every other route exports in a fresh process of its own.
     in_process: bool = False
+    #: fp16 and int8 routes are judged by an accuracy budget (validators.budget), not float32's noise
+    precision: Precision = Precision.FP32
 
 
 #: terminal colour and cursor codes (torch.export and Dynamo colour some of their messages)

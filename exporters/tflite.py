@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from graphmint.exporters._tf import TfExporter, serving_function, trackable
 from graphmint.exporters.base import ExportContext, Made, NotApplicable, Route, first_line
@@ -49,6 +50,11 @@ class Convert(TfExporter):
     def label(self) -> str:
         return f"{self.tool}[{'+'.join(self.ops)}]"
 
+    def configure(self, converter: Any, ctx: ExportContext) -> dict[str, Any]:
+        """Set what else the converter does (a reduced precision: exporters.tflite_reduced); the
+        details it adds to the manifest."""
+        return {}
+
     def reason(self, exc: Exception) -> str:
         return converter_reason(exc)
 
@@ -60,6 +66,7 @@ class Convert(TfExporter):
             [function.get_concrete_function()], trackable(function)
         )
         converter.target_spec.supported_ops = {getattr(tf.lite.OpsSet, op) for op in self.ops}
+        details = self.configure(converter, ctx)
         try:
             flatbuffer = converter.convert()
         except Exception as exc:
@@ -68,7 +75,7 @@ class Convert(TfExporter):
             raise
         assert path is not None
         path.write_bytes(flatbuffer)
-        return Made(details={"ops": "+".join(self.ops)})
+        return Made(details={"ops": "+".join(self.ops), **details})
 
 
 ROUTE = Route(

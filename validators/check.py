@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
 from graphmint.exporters.base import Artifact, first_line
 from graphmint.validators import CROSS_CHECK_RUNTIMES, get_runner, runtimes_for
 from graphmint.validators.base import Runner, RuntimeUnavailable
+from graphmint.validators.budget import pooled_budget_values
 from graphmint.validators.compare import compare_output
 from graphmint.validators.isolated import IsolatedRunner
 from graphmint.validators.localize import first_divergence
@@ -43,7 +45,10 @@ class Case:
     float64: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
-def _run_point(runner: Runner, case: Case, tolerance_for: ToleranceFor) -> PointCheck:
+def _run_point(
+    runner: Runner, case: Case, tolerance_for: ToleranceFor, pooled: dict[str, list[tuple[Any, Any]]]
+) -> PointCheck:
+    """Run one grid point and compare its outputs; outputs judged by a budget go to `pooled` too."""
     point = PointCheck(label=case.label, sizes=dict(case.sizes), status=Status.PASSED)
     try:
         outputs, point.seconds = runner.infer(case.feeds)
@@ -57,10 +62,29 @@ def _run_point(runner: Runner, case: Case, tolerance_for: ToleranceFor) -> Point
     for actual, (name, expected) in zip(outputs, case.expected.items(), strict=True):
         judge = tolerance_for(name, str(expected.dtype))
         point.outputs.append(compare_output(name, actual, expected, judge, case.float64.get(name)))
+        if isinstance(judge, Criterion) and judge.budget is not None and actual.shape == expected.shape:
+            pooled.setdefault(name, []).append((actual, expected))
     failed = [o.message for o in point.outputs if not o.passed]
     if failed:
         point.status, point.reason = Status.FAILED, "; ".join(failed)
     return point
+
+
+def _judge_budgets(
+    check: ArtifactCheck, pooled: Mapping[str, list[tuple[Any, Any]]], tolerance_for: ToleranceFor
+) -> list[str]:
+    """Each budget-judged output over the whole grid at once (a point of a few elements is no sample
+    of an SNR): its values into `check.budgets`, and what misses its budget, one phrase per output."""
+    missed = []
+    for name, pairs in pooled.items():
+        judge = tolerance_for(name, str(pairs[0][1].dtype))
+        assert isinstance(judge, Criterion) and judge.budget is not None
+        values = pooled_budget_values(pairs, judge.budget.topk)
+        misses = values.misses(judge.budget)
+        check.budgets[name] = {"budget": judge.budget.to_json(), **values.to_json(), "passed": not misses}
+        if misses:
+            missed.append(f"output {name!r} over the grid: {'; '.join(misses)} (budget)")
+    return missed
 
 
 def _diagnose(
@@ -154,7 +178,8 @@ def check_artifact(
     try:
         check.runtime, check.notes = runner.runtime, list(runner.notes)
         check.stage = Stage.RUN
-        check.points = [_run_point(runner, case, tolerance_for) for case in cases]
+        pooled: dict[str, list[tuple[Any, Any]]] = {}
+        check.points = [_run_point(runner, case, tolerance_for, pooled) for case in cases]
         if cases and check.points[0].status != Status.ERROR:
             _rerun(runner, cases[0], check)
     finally:
@@ -162,12 +187,15 @@ def check_artifact(
         check.facts, check.log = dict(runner.facts), runner.log
     examples = dict(cases[0].sizes) if cases else {}
     check.reason, check.diagnosis = _diagnose(check.points, cases, examples)
+    missed = _judge_budgets(check, pooled, tolerance_for)
+    if missed and not check.reason:
+        check.reason, check.diagnosis = "; ".join(missed), Diagnosis.NUMBERS
     if check.diagnosis and check.facts.get("frozen_dims"):  # the graph itself holds a dynamic dim fixed
         check.diagnosis = Diagnosis.FROZEN_DIM
     if check.notes and check.reason:
         check.reason += "; " + "; ".join(check.notes)
     statuses = {p.status for p in check.points}
-    if statuses == {Status.PASSED}:
+    if statuses == {Status.PASSED} and not missed:
         check.status, check.stage = Status.PASSED, Stage.COMPARE
     elif Status.ERROR in statuses and check.points[0].status == Status.ERROR:
         check.status = Status.ERROR

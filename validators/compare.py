@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from graphmint.validators.budget import budget_values
 from graphmint.validators.results import ERROR_BINS, OutputComparison
 from graphmint.validators.tolerance import Criterion, Rule, Tolerance
 
@@ -112,6 +113,14 @@ def compare_output(
         agree = np.argmax(a, axis=-1) == np.argmax(e, axis=-1)
         result.top1_agreement = float(agree.mean()) if agree.size else 1.0
         bad = np.broadcast_to(~agree[..., None], bad.shape) if agree.size else bad & False
+    if rule == Rule.BUDGET and criterion.budget is not None:
+        budget = criterion.budget
+        values = budget_values(a, e, budget.topk)
+        result.budget = budget.to_json()
+        result.cosine_similarity, result.snr_db = values.cosine, values.snr_db
+        result.scaled_max_abs, result.topk_agreement = values.max_abs, values.topk_agreement
+        scale = float(np.max(np.abs(e[np.isfinite(e)]), initial=0.0))
+        bad = ~(diff <= budget.max_abs * scale) & ~same
     result.mismatch_fraction = float(bad.mean()) if bad.size else 0.0
     problems = []
     if actual.dtype != expected.dtype:
@@ -126,6 +135,8 @@ def compare_output(
                 f"top-1 agreement {result.top1_agreement:.3f} is below {criterion.top1:g}: "
                 f"{round((1 - result.top1_agreement) * rows)} of {rows} rows pick another class than eager"
             )
+    elif rule == Rule.BUDGET:
+        pass  # judged over the whole grid (validators.check), this point's values are for the report
     elif bad.any() or (rule == Rule.NOISE and not result.float64_error <= (result.noise_limit or 0.0)):
         problems.append(_mismatch(result, rule, int(bad.sum()), bad.size))
     result.passed = not problems

@@ -106,6 +106,12 @@ class OutputComparison:
     worst_float64: float | None = None
     #: where a top-1 rule applies: the share of rows whose arg-max agrees with eager
     top1_agreement: float | None = None
+    #: where a budget judges (reduced precision): the budget, and the SNR (dB), the max abs error as a
+    #: fraction of max|eager| and the top-k agreement reached (cosine_similarity above is the budget's)
+    budget: dict[str, float] | None = None
+    snr_db: float | None = None
+    scaled_max_abs: float | None = None
+    topk_agreement: float | None = None
     passed: bool = False
     message: str = ""
 
@@ -154,6 +160,9 @@ class ArtifactCheck(_WorstErrors):
     #: the example point run a second time: bitwise identical outputs, and the largest difference
     deterministic: bool | None = None
     rerun_max_abs_diff: float | None = None
+    #: per output judged by an accuracy budget (reduced precision): the budget, the values reached over
+    #: the whole grid (cosine, snr_db, max_abs, topk_agreement) and whether they hold
+    budgets: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: what the runtime printed (its child's log), kept for the report folder, not the manifest
     log: str = field(default="", repr=False)
 
@@ -234,6 +243,8 @@ class RouteResult(_WorstErrors):
     rtol: float | None = None
     seconds: float = 0.0
     details: dict[str, Any] = field(default_factory=dict)
+    #: the precision the artifact computes in; fp16 and int8 are judged by accuracy budgets
+    precision: str = "fp32"
     #: failed or errored, but the run was told to accept that (--allow-fail)
     allowed_failure: bool = False
     #: what is worth knowing about a route that passed (a cross-check runtime that disagreed)
@@ -276,6 +287,8 @@ class RouteResult(_WorstErrors):
             "max_rel_error": self.max_rel_error,
             "atol": self.atol,
             "rtol": self.rtol,
+            "precision": self.precision,
+            "budgets": self.check.budgets if self.check and self.check.budgets else None,
             **(self.check.verdict if self.check else {}),
             "reason": self.reason,
             "allowed_failure": self.allowed_failure,

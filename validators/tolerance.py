@@ -13,6 +13,9 @@ Three rules, one of which gates each output (`Criterion`):
 - `tolerance`: |actual - eager| <= atol + rtol * |eager| for every element (numpy's allclose). It judges
   a model whose config or command line sets a tolerance, non-float outputs, and a model configured with
   `rule = "tolerance"`; every comparison records its verdict either way.
+
+The float outputs of a reduced-precision route (fp16, int8) are judged by their accuracy budget
+instead (`budget`, validators.budget): never by float32's tolerance.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+from graphmint.validators.budget import Budget, BudgetPolicy, Precision
 
 __all__ = ["DEFAULT_TOLERANCES", "EXACT", "Criterion", "Rule", "Tolerance", "TolerancePolicy"]
 
@@ -30,6 +35,8 @@ class Rule(StrEnum):
     TOLERANCE = "tolerance"
     #: a task-level rule for classifier outputs: the share of rows whose arg-max class agrees with eager
     TOP1 = "top1"
+    #: a reduced-precision artifact's accuracy budget (cosine, SNR, max abs at scale, top-k)
+    BUDGET = "budget"
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,8 @@ class Criterion:
     multiplier: float | None = None
     #: the top-1 agreement (0..1) this output must reach; it then gates instead of the numeric rule
     top1: float | None = None
+    #: the accuracy budget of a reduced-precision route's output; it then gates
+    budget: Budget | None = None
 
     def multiplier_for(self, size: int) -> float:
         if self.multiplier is not None:
@@ -92,6 +101,8 @@ class TolerancePolicy:
     multiplier: float | None = None
     #: per output, the top-1 agreement with eager that passes it (classifier logits)
     top1: Mapping[str, float] = field(default_factory=dict)
+    #: the accuracy budgets of reduced-precision routes
+    budgets: BudgetPolicy = field(default_factory=BudgetPolicy)
 
     @property
     def gating_rule(self) -> Rule:
@@ -100,9 +111,16 @@ class TolerancePolicy:
         tables = [self.model, *self.routes.values(), *self.outputs.values(), *self.route_outputs.values()]
         return Rule.TOLERANCE if any(tables) else Rule.NOISE
 
-    def criterion(self, route: str, output: str, dtype: str) -> Criterion:
-        """The rule and tolerance one output of one route is judged by (non-float outputs: tolerance)."""
-        rule = self.gating_rule if dtype.startswith(("float", "bfloat")) else Rule.TOLERANCE
+    def criterion(
+        self, route: str, output: str, dtype: str, precision: Precision = Precision.FP32
+    ) -> Criterion:
+        """The rule and tolerance one output of one route is judged by (non-float outputs: tolerance;
+        float outputs of a reduced-precision route: its budget)."""
+        is_float = dtype.startswith(("float", "bfloat"))
+        if is_float and precision != Precision.FP32:
+            budget = self.budgets.resolve(route, output, precision)
+            return Criterion(Rule.BUDGET, self.resolve(route, output, dtype), budget=budget)
+        rule = self.gating_rule if is_float else Rule.TOLERANCE
         top1 = self.top1.get(output)
         return Criterion(
             Rule.TOP1 if top1 is not None else rule, self.resolve(route, output, dtype), self.multiplier, top1

@@ -146,6 +146,10 @@ class RouteEntry(_Entry):
     atol: float | None = None
     rtol: float | None = None
     reason: str = ""
+    #: fp32, or the reduced precision (fp16, int8) whose accuracy budgets judged it
+    precision: str = "fp32"
+    #: per output of a reduced-precision route: its budget, the values reached over the grid, passed
+    budgets: dict[str, dict[str, Any]] | None = None
     checks: list[dict[str, Any]] = []
 
     def output_tolerances(self) -> dict[str, dict[str, float]]:

@@ -112,9 +112,48 @@ def markdown_report(results: Sequence[ModelResult]) -> str:
         floors = ", ".join(f"{name} {value:.2e}" for name, value in m.noise.items()) or "-"
         why = f" (no float64 reference: {_escape(m.float64_reason)})" if m.float64_reason else ""
         lines.append(f"- {m.name}: rule {m.rule}{why}; eager error against float64: {floors}")
+    lines += _budget_lines(results)
     warned = [(m, r, w) for m in results for r in m.routes for w in r.warnings]
     if warned:
         lines += ["", "## Warnings", ""]
         lines += [f"- {m.name} × {r.route}: {_escape(w)}" for m, r, w in warned]
     lines += ["", "Full exporter and runtime output per route: `logs/<model>/<route>.log`."]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _budget_lines(results: Sequence[ModelResult]) -> list[str]:
+    """Reduced-precision routes: each output's budget and what it reached over the grid."""
+    rows = [
+        (m, r, name, b)
+        for m in results
+        for r in m.routes
+        if r.check is not None
+        for name, b in r.check.budgets.items()
+    ]
+    if not rows:
+        return []
+    lines = ["", "## Accuracy budgets (reduced precision)", ""]
+    lines += [
+        "| model | route | precision | output | cosine | SNR dB | max abs / max abs(eager) | top-k "
+        "| within |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for m, r, name, b in rows:
+        need = b["budget"]
+        topk = b.get("topk_agreement")
+        topk_text = _num(topk)
+        if "topk_agreement" in need:
+            topk_text = f"{topk:.3f} (≥ {need['topk_agreement']:g})"
+        lines.append(
+            f"| {m.name} | {r.route} | {r.precision} | {name} | "
+            f"{b.get('cosine', 0):.6f} (≥ {need['cosine']:g}) | "
+            f"{b.get('snr_db', 0):.1f} (≥ {need['snr_db']:g}) | "
+            f"{_num(b.get('max_abs'))} (≤ {need['max_abs']:g}) | {topk_text} | {'yes' if b['passed'] else 'no'} |"
+        )
+    kept = [(m, r) for m in results for r in m.routes if r.details.get("reduced_precision", {}).get("kept")]
+    for m, r in kept:
+        found = r.details["reduced_precision"]
+        lines.append(
+            f"- {m.name} × {r.route}: kept in float: {', '.join(found['kept'])} ({_escape(found['why'])})"
+        )
+    return lines

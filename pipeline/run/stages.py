@@ -22,6 +22,7 @@ from graphmint.pipeline.publish.trust import sign_manifest, signing_key_path
 from graphmint.pipeline.run.cache import cache_root, model_key, publish_cached
 from graphmint.pipeline.run.cache import load as load_cached
 from graphmint.pipeline.run.cache import store as store_cached
+from graphmint.pipeline.run.contexts import export_context, route_budgets
 from graphmint.pipeline.run.explain import Divergence, explain
 from graphmint.pipeline.run.isolation import eager_isolated, export_isolated, preload
 from graphmint.pipeline.run.progress import Progress, SilentProgress
@@ -114,27 +115,6 @@ def resolve_routes(
     return runnable, list(dict.fromkeys(elsewhere))
 
 
-def _export_context(
-    spec: ModelSpec, framework: Framework, model: Any, cases: Sequence[Case]
-) -> ExportContext:
-    dynamic_axes = {
-        i.name: {
-            a: (d, spec.dims[d].min, spec.dims[d].max) for a, d in enumerate(i.dims) if isinstance(d, str)
-        }
-        for i in spec.inputs
-    }
-    return ExportContext(
-        model=model,
-        framework=framework.name,
-        workdir=Path(),
-        input_names=tuple(i.name for i in spec.inputs),
-        output_names=tuple(cases[0].expected),
-        example_inputs=cases[0].feeds,
-        dynamic_axes={k: v for k, v in dynamic_axes.items() if v},
-        dtypes={i.name: i.dtype for i in spec.inputs},
-    )
-
-
 def _fresh(path: Path) -> Path:
     if path.exists():
         shutil.rmtree(path)
@@ -150,15 +130,20 @@ def run_route(
     export_timeout_s = options.export_timeout_s
     start = time.perf_counter()
     workdir = root / route.name
-    ctx = replace(base, workdir=workdir, route=route.name)
+    ctx = replace(base, workdir=workdir, route=route.name, budgets=route_budgets(spec, route, cases[0]))
     first_output, first_dtype = next(iter((k, str(v.dtype)) for k, v in cases[0].expected.items()))
     tol = spec.tolerances.resolve(route.name, first_output, first_dtype)
     result = RouteResult(
-        route=route.name, status=Status.ERROR, stage=Stage.EXPORT, atol=tol.atol, rtol=tol.rtol
+        route=route.name,
+        status=Status.ERROR,
+        stage=Stage.EXPORT,
+        atol=tol.atol,
+        rtol=tol.rtol,
+        precision=route.precision,
     )
 
     def tolerance_for(output: str, dtype: str) -> Any:
-        return spec.tolerances.criterion(route.name, output, dtype)
+        return spec.tolerances.criterion(route.name, output, dtype, route.precision)
 
     for index, (label, strategy) in enumerate(route.strategies):
         _fresh(workdir)
@@ -175,7 +160,8 @@ def run_route(
             result.rejected.append(Rejected(label, Stage.EXPORT, exported.reason))
             result.status, result.stage, result.diagnosis = Status.ERROR, Stage.EXPORT, Diagnosis.EXPORT
             continue
-        artifact = replace(exported.artifact, imports=(spec.ref.partition(":")[0],))
+        artifact = exported.artifact
+        artifact = replace(artifact, imports=(*artifact.imports, spec.ref.partition(":")[0]))
         result.checks = check_runtimes(artifact, cases, tolerance_for, timeout_s)
         result.log += "".join(_log_section(f"{label} on {c.runner}", c.log) for c in result.checks)
         result.exporter = artifact.exporter
@@ -335,7 +321,7 @@ def prepare_model(
         ref=spec.ref,
         seed=spec.seed,
     )
-    base = _export_context(spec, framework, model, cases)
+    base = export_context(spec, framework, model, cases)
     required = set(options.routes or spec.routes or ())
     cells = [
         Cell(

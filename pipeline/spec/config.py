@@ -8,6 +8,7 @@ first problem is a ConfigError (exit 2) that names the entry and key at fault.
 from __future__ import annotations
 
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from graphmint.pipeline.errors import ConfigError, UsageError
 from graphmint.pipeline.spec.specs import MAX_SEED, ModelSpec, make_model_spec
+from graphmint.validators.budget import DEFAULT_BUDGETS, BudgetPolicy
 from graphmint.validators.tolerance import DEFAULT_TOLERANCES, Rule, Tolerance, TolerancePolicy
 
 __all__ = ["DEFAULT_CONFIG", "load_config"]
@@ -51,6 +53,24 @@ class _ModelTolerance(_Tolerance):
     multiplier: Annotated[float, Field(ge=1)] | None = None
 
 
+class _Budget(_Table):
+    """An accuracy budget (validators.budget): any of its keys, the rest from the level below."""
+
+    cosine: Annotated[float, Field(ge=-1, le=1)] | None = None
+    snr_db: float | None = None
+    max_abs: _NonNegative | None = None
+    topk: Annotated[int, Field(ge=1)] | None = None
+    topk_agreement: Annotated[float, Field(ge=0, le=1)] | None = None
+
+    def values(self) -> dict[str, float]:
+        return {k: v for k, v in self.model_dump(exclude={"routes", "outputs"}).items() if v is not None}
+
+
+class _ModelBudget(_Budget):
+    routes: dict[str, _Budget] = {}
+    outputs: dict[str, _Budget] = {}
+
+
 class _Train(_Table):
     """A model's training recipe (graphmint train-check, parity): checked again by make_recipe."""
 
@@ -83,6 +103,8 @@ class _Model(_Table):
     seed: _Seed | None = None
     routes: list[str] | None = None
     tolerance: _ModelTolerance = _ModelTolerance()
+    #: accuracy budgets of the reduced-precision routes (fp16, int8)
+    budget: _ModelBudget = _ModelBudget()
     known_failures: dict[str, str] = {}
     generator: str | None = None
     #: a folder of the model's own samples, relative to the config file
@@ -95,6 +117,8 @@ class _Defaults(_Table):
     routes: list[str] | None = None
     tolerances: dict[str, _Tolerance] = {}
     rule: _Rule | None = None
+    #: per precision ("fp16", "int8"), the default budget
+    budgets: dict[Literal["fp16", "int8"], _Budget] = {}
 
 
 class _Config(_Table):
@@ -135,8 +159,8 @@ def _allowed(loc: tuple[int | str, ...]) -> list[str]:
     for key in loc:
         if isinstance(key, str):
             field = table.model_fields.get(key)
-            # a key the user chose (a route, output or dtype name) holds a tolerance table
-            table = _table_in(field.annotation) or table if field else _Tolerance
+            # a key the user chose (a route, output or dtype name) holds a table of the dict's type
+            table = (_table_in(field.annotation) or table) if field else table
     return sorted(table.model_fields)
 
 
@@ -216,9 +240,13 @@ def load_config(path: Path = DEFAULT_CONFIG) -> list[ModelSpec]:
     for dtype, table in config.defaults.tolerances.items():
         merged = {**dtype_tols.get(dtype, Tolerance(0.0, 0.0)).to_json(), **table.values()}
         dtype_tols[dtype] = Tolerance(**merged)
+    budget_defaults = {
+        p: replace(b, **config.defaults.budgets[p].values()) if p in config.defaults.budgets else b
+        for p, b in DEFAULT_BUDGETS.items()
+    }
     specs = []
     for entry in config.models:
-        tolerance = entry.tolerance
+        tolerance, budget = entry.tolerance, entry.budget
         policy = TolerancePolicy(
             model=tolerance.values(),
             routes={r: t.values() for r, t in tolerance.routes.items()},
@@ -227,6 +255,12 @@ def load_config(path: Path = DEFAULT_CONFIG) -> list[ModelSpec]:
             rule=_rule(tolerance.rule or config.defaults.rule),
             multiplier=tolerance.multiplier,
             top1={o: t.top1 for o, t in tolerance.outputs.items() if t.top1 is not None},
+            budgets=BudgetPolicy(
+                model=budget.values(),
+                routes={r: t.values() for r, t in budget.routes.items()},
+                outputs={o: t.values() for o, t in budget.outputs.items()},
+                defaults=budget_defaults,
+            ),
         )
         try:
             specs.append(
