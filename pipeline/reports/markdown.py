@@ -148,7 +148,8 @@ def _budget_lines(results: Sequence[ModelResult]) -> list[str]:
             f"| {m.name} | {r.route} | {r.precision} | {name} | "
             f"{b.get('cosine', 0):.6f} (≥ {need['cosine']:g}) | "
             f"{b.get('snr_db', 0):.1f} (≥ {need['snr_db']:g}) | "
-            f"{_num(b.get('max_abs'))} (≤ {need['max_abs']:g}) | {topk_text} | {'yes' if b['passed'] else 'no'} |"
+            f"{_num(b.get('max_abs'))} (≤ {need['max_abs']:g}) | {topk_text} | "
+            f"{'yes' if b['passed'] else 'no'} |"
         )
     kept = [(m, r) for m in results for r in m.routes if r.details.get("reduced_precision", {}).get("kept")]
     for m, r in kept:
