@@ -73,12 +73,22 @@ class _Reader:
         pass
 
 
+#: ops kept float32 in every fp16 file, besides the converter's own list: ONNX Runtime 1.32 crashes
+#: (SIGSEGV) optimizing a graph with an fp16 Gelu (opset 20) for the CPU (the zoo's TransformerBlock)
+FP16_OP_BLOCK_LIST = ("Gelu",)
+
+
 def _fp16(source: Path, target: Path, ctx: ExportContext, keep: Sequence[str]) -> None:
     import onnx
-    from onnxruntime.transformers.float16 import convert_float_to_float16
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
     from onnxruntime.transformers.onnx_model import OnnxModel
 
-    model = convert_float_to_float16(onnx.load(str(source)), keep_io_types=True, node_block_list=list(keep))
+    model = convert_float_to_float16(
+        onnx.load(str(source)),
+        keep_io_types=True,
+        op_block_list=[*DEFAULT_OP_BLOCK_LIST, *FP16_OP_BLOCK_LIST],
+        node_block_list=list(keep),
+    )
     sorted_model = OnnxModel(model)
     sorted_model.topological_sort()  # the converter appends the Casts it adds for kept float32 I/O
     onnx.save(sorted_model.model, str(target))
@@ -144,6 +154,11 @@ def _sqnr(x: Sequence[np.ndarray], y: Sequence[np.ndarray]) -> float:
     if not all(np.isfinite(b).all() for b in right):
         return -math.inf
     return float(compute_signal_to_quantization_noice_ratio(left, right))
+
+
+def _power(sqnr_db: float) -> float:
+    """Noise power relative to the signal's, of an SQNR in dB (a non-finite output's: the most)."""
+    return 10 ** (-min(max(sqnr_db, -300.0), 300.0) / 10)
 
 
 def _activations(path: Path, feeds: Sequence[Mapping[str, np.ndarray]], work: Path) -> dict[str, list[Any]]:
@@ -225,7 +240,7 @@ def _ranked(
             arriving = min(
                 (upstream(i, path) for i in node.input if i and i not in initializers), default=math.inf
             )
-            own = 10 ** (-sqnr[out] / 10) - (10 ** (-arriving / 10) if math.isfinite(arriving) else 0.0)
+            own = _power(sqnr[out]) - _power(arriving)
             local = -10 * math.log10(own) if own > 0 else math.inf
             ranked.append(
                 {

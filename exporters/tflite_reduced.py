@@ -5,16 +5,28 @@ precision's accuracy budget.
 - fp16: weights stored as float16 (`target_spec.supported_types = [tf.float16]`);
 - int8-dynamic: dynamic range quantization (weights int8, activations quantized at run time);
 - int8: full integer quantization, calibrated on the context's inputs (`representative_dataset`);
-  ops without an int8 kernel stay float.
+  ops without an int8 kernel stay float. Its chain ends with a retry for a file that misses its
+  budget: TFLite's QuantizationDebugger measures each layer's quantization error (RMSE over the
+  quantization step, its `rmse/scale`), and the worst layers are kept in float (`denylisted_nodes`)
+  one more per round until every output's SNR against the eager model reaches its budget's
+  (+3 dB); what was kept and why goes to the manifest's `reduced_precision`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
-from graphmint.exporters.base import ExportContext, Precision, Route
+import numpy as np
+
+from graphmint.exporters._tf import serving_function, trackable
+from graphmint.exporters.base import ExportContext, Made, Precision, Route
 from graphmint.exporters.tflite import BUILTINS, WITH_SELECT_TF_OPS, Convert
+
+#: rounds of the retry (one more layer kept in float each), and its aim above each output's budget
+ROUNDS, MARGIN_DB = 4, 3.0
 
 __all__ = ["ROUTES"]
 
@@ -46,14 +58,145 @@ class Quantized(Convert):
         return {"quantization": self.kind, "calibration_inputs": len(ctx.calibration) or None}
 
 
+def _snr(expected: list[np.ndarray], actual: list[np.ndarray]) -> float:
+    e = np.concatenate([x.astype(np.float64).ravel() for x in expected])
+    a = np.concatenate([x.astype(np.float64).ravel() for x in actual])
+    noise = float(np.sum((a - e) ** 2))
+    return math.inf if noise == 0 else 10 * math.log10(max(float(np.sum(e**2)), 1e-300) / noise)
+
+
+def _outputs(
+    flatbuffer: bytes, feeds: list[Mapping[str, np.ndarray]], names: tuple[str, ...]
+) -> list[list[Any]]:
+    """The file's outputs on each feed, by output name (a fresh interpreter per feed shape)."""
+    import tensorflow as tf
+
+    results = []
+    for feed in feeds:
+        interpreter = tf.lite.Interpreter(model_content=flatbuffer)
+        runner = interpreter.get_signature_runner()
+        inputs = {n: d["index"] for n, d in runner.get_input_details().items()}
+        outputs = {n: d["index"] for n, d in runner.get_output_details().items()}
+        del runner  # while it lives, the interpreter refuses to resize
+        for name, value in feed.items():
+            interpreter.resize_tensor_input(inputs[name], value.shape)
+        interpreter.allocate_tensors()
+        for name, value in feed.items():
+            interpreter.set_tensor(inputs[name], value)
+        interpreter.invoke()
+        results.append([interpreter.get_tensor(outputs[n]) for n in names])
+    return results
+
+
+class KeepFloat(Quantized):
+    """Full integer quantization with the layers that lose most kept in float (see the module)."""
+
+    def label(self) -> str:
+        return f"{super().label()}+keep-float"
+
+    def export(self, ctx: ExportContext, path: Path | None) -> Made:
+        import tensorflow as tf
+
+        assert path is not None
+        function = serving_function(ctx)
+        feeds = [dict(f) for f in ctx.calibration] or [dict(ctx.example_inputs)]
+        # the debugger feeds without resizing: it measures on the inputs of the example's shapes
+        shapes = {n: v.shape for n, v in feeds[0].items()}
+        same = [f for f in feeds if {n: v.shape for n, v in f.items()} == shapes]
+
+        def converter() -> Any:
+            made = tf.lite.TFLiteConverter.from_concrete_functions(
+                [function.get_concrete_function()], trackable(function)
+            )
+            made.target_spec.supported_ops = {getattr(tf.lite.OpsSet, op) for op in self.ops}
+            self.configure(made, ctx)
+            return made
+
+        def debug_data() -> Iterator[list[Any]]:
+            for feed in same:
+                yield [feed[name] for name in ctx.input_names]
+
+        expected = [
+            [np.asarray(v) for v in function(*[f[n] for n in ctx.input_names]).values()] for f in feeds
+        ]
+        targets = [
+            float(ctx.budgets.get(n, {}).get("snr_db", -math.inf)) + MARGIN_DB for n in ctx.output_names
+        ]
+        debugger = tf.lite.experimental.QuantizationDebugger(converter=converter(), debug_dataset=debug_data)
+        debugger.run()
+        ranked = _ranked_layers(debugger)
+        snr: list[dict[str, float]] = []
+        kept: list[str] = []
+        flatbuffer = b""
+        for round_ in range(ROUNDS + 1):
+            if round_:
+                kept = [r["layer"] for r in ranked[:round_]]
+                options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=kept)
+                flatbuffer = tf.lite.experimental.QuantizationDebugger(
+                    converter=converter(), debug_dataset=debug_data, debug_options=options
+                ).get_nondebug_quantized_model()
+            else:
+                flatbuffer = converter().convert()
+            actual = _outputs(flatbuffer, feeds, ctx.output_names)
+            values = {
+                n: _snr([e[i] for e in expected], [a[i] for a in actual])
+                for i, n in enumerate(ctx.output_names)
+            }
+            snr.append({n: round(v, 2) for n, v in values.items()})
+            if all(v >= t for v, t in zip(values.values(), targets, strict=True)) or round_ >= len(ranked):
+                break
+        path.write_bytes(flatbuffer)
+        worst = ranked[0] if ranked else None
+        first = next(iter(snr[0].items()))
+        why = (
+            f"output {first[0]!r}: SNR {first[1]:.1f} dB against eager; worst layer {worst['layer']} "
+            f"({worst['op']}): RMSE {worst['rmse_over_scale']:.3g} quantization steps"
+            if worst
+            else ""
+        )
+        found = {
+            "conversion": "tflite-int8",
+            "snr_db": snr,
+            "kept_float": ranked[: len(kept)],
+            "kept": kept,
+            "why": why,
+        }
+        return Made(
+            details={"ops": "+".join(self.ops), "quantization": self.kind, "reduced_precision": found}
+        )
+
+
+def _ranked_layers(debugger: Any) -> list[dict[str, Any]]:
+    """The quantized layers by RMSE over their quantization step (TFLite's `rmse/scale`), worst first."""
+    import csv
+    import io
+
+    dump = io.StringIO()
+    debugger.layer_statistics_dump(dump)
+    rows = list(csv.DictReader(io.StringIO(dump.getvalue())))
+    ranked = []
+    for row in rows:
+        scale = float(row.get("scale") or 0)
+        if scale > 0:
+            ratio = math.sqrt(float(row["mean_squared_error"])) / scale
+            ranked.append(
+                {"layer": row["tensor_name"], "op": row["op_name"], "rmse_over_scale": round(ratio, 4)}
+            )
+    ranked.sort(key=lambda r: -r["rmse_over_scale"])
+    return ranked
+
+
 def _route(kind: str, precision: Precision, what: str) -> Route:
+    strategies: tuple[tuple[str, Any], ...] = (
+        ("builtins", Quantized(BUILTINS, False, kind)),
+        ("builtins+select-tf-ops", Quantized(WITH_SELECT_TF_OPS, True, kind)),
+    )
+    if kind == "int8":
+        strategies += (("builtins+keep-float", KeepFloat(BUILTINS, False, kind)),)
     return Route(
         name=f"tflite-{kind}",
         framework="tensorflow",
-        strategies=(
-            ("builtins", Quantized(BUILTINS, False, kind)),
-            ("builtins+select-tf-ops", Quantized(WITH_SELECT_TF_OPS, True, kind)),
-        ),
+        strategies=strategies,
         runner="tflite",
         default=False,
         description=f"TFLite {what}, run in the TFLite interpreter, judged by its accuracy budget",

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,10 +23,24 @@ ROOT = Path(__file__).resolve().parent.parent
 ZOO_CONFIG = ROOT / "graphmint.toml"
 
 
-def zoo_specs(framework: str) -> list[ModelSpec]:
-    """Zoo models of one framework, told apart by their factory module (no framework is imported)."""
+def zoo_specs(framework: str, reduced: bool = False) -> list[ModelSpec]:
+    """Zoo models of one framework, told apart by their factory module (no framework is imported).
+
+    Without `reduced`, their reduced-precision routes are left out: tests/test_precision.py runs
+    those on one model of each framework (`make artifacts` on all)."""
+    from graphmint.exporters import get_route
+    from graphmint.exporters.base import Precision
+
     module = {"torch": "graphmint.models.torch_zoo", "tensorflow": "graphmint.models.keras_zoo"}[framework]
-    return [s for s in load_config(ZOO_CONFIG) if s.ref.partition(":")[0] == module]
+    specs = [s for s in load_config(ZOO_CONFIG) if s.ref.partition(":")[0] == module]
+    if reduced:
+        return specs
+    return [
+        replace(s, routes=[r for r in s.routes if get_route(framework, r).precision == Precision.FP32])
+        if s.routes
+        else s
+        for s in specs
+    ]
 
 
 @pytest.fixture(scope="session", autouse=True)

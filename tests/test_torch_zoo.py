@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from test_precision import CASES as PRECISION_CASES
 
 from graphmint.exporters import ROUTE_MODULES, default_routes
 from graphmint.pipeline.run.results import ModelResult
@@ -18,7 +19,7 @@ CASES = [(s.name, r) for s in SPECS for r in (s.routes or default_routes("torch"
 
 def test_every_registered_torch_route_runs_on_some_zoo_model() -> None:
     registered = {name for fw, name in ROUTE_MODULES if fw == "torch"}
-    covered = {route for _, route in CASES}
+    covered = {route for _, route in CASES} | {r for fw, r in PRECISION_CASES if fw == "torch"}
     assert registered <= covered, f"routes without a zoo test: {sorted(registered - covered)}"
 
 

@@ -1,0 +1,129 @@
+"""Reduced precision: every fp16 and int8 route on a zoo model of each framework, judged by its
+accuracy budget, and the layer diagnosis and retry on models that int8 and fp16 break."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import zoo_specs
+
+from graphmint.exporters import get_route
+from graphmint.exporters.base import Precision
+from graphmint.pipeline.run.results import ModelResult
+from graphmint.pipeline.spec.config import load_config
+from graphmint.pipeline.spec.specs import ModelSpec
+
+#: the zoo model of each framework that takes every reduced-precision route in make test (the whole
+#: zoo takes them in `make artifacts`)
+ZOO_MODEL = {"torch": "SmallCNN", "tensorflow": "KerasCNN"}
+
+USER_MODELS = """
+[[models]]
+name = "OutlierChannel"
+ref = "tests.precision_model_defs:outlier_channel"
+inputs = ["x:float32[batch,16]"]
+dims = ["batch=1..32"]
+routes = ["onnx-int8-dynamic", "onnx-int8-static"]
+
+[[models]]
+name = "BeyondFp16"
+ref = "tests.precision_model_defs:beyond_fp16"
+inputs = ["x:float32[batch,8]"]
+dims = ["batch=1..32"]
+routes = ["onnx-fp16"]
+"""
+
+Run = tuple[Path, dict[str, ModelResult]]
+
+
+def _reduced(framework: str) -> ModelSpec:
+    """The framework's zoo model with only its reduced-precision routes."""
+    spec = next(s for s in zoo_specs(framework, reduced=True) if s.name == ZOO_MODEL[framework])
+    routes = [r for r in spec.routes or () if get_route(framework, r).precision != Precision.FP32]
+    return dataclasses.replace(spec, routes=routes)
+
+
+CASES = [(fw, r) for fw in ZOO_MODEL for r in _reduced(fw).routes or ()]
+
+
+@pytest.fixture(scope="module")
+def precision_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """The two zoo models through their reduced routes, and the user models above, in one run."""
+    from graphmint.pipeline.run.executors import available_cores, run_models
+    from graphmint.pipeline.run.stages import RunOptions
+
+    out = tmp_path_factory.mktemp("precision")
+    config = out.parent / "precision.toml"
+    config.write_text(USER_MODELS)
+    specs = [*load_config(config), *(_reduced(fw) for fw in ZOO_MODEL)]
+    results = run_models(specs, RunOptions(out=out, jobs=available_cores()))
+    return out, {r.name: r for r in results}
+
+
+def _route(out: Path, model: str, route: str) -> dict[str, Any]:
+    manifest = json.loads((out / model / "manifest.json").read_text())
+    entry: dict[str, Any] = next(e for e in manifest["routes"] if e["route"] == route)
+    return entry
+
+
+def test_the_zoo_models_take_every_reduced_route() -> None:
+    routes = {fw: set(_reduced(fw).routes or ()) for fw in ZOO_MODEL}
+    assert routes["torch"] == {"onnx-fp16", "onnx-int8-dynamic", "onnx-int8-static", "pt2e-int8"}
+    tflite = {"tflite-fp16", "tflite-int8-dynamic", "tflite-int8"}
+    assert routes["tensorflow"] == {"onnx-fp16", "onnx-int8-dynamic", "onnx-int8-static"} | tflite
+
+
+@pytest.mark.parametrize(("framework", "route"), CASES, ids=[f"{fw}-{r}" for fw, r in CASES])
+def test_reduced_route_meets_its_budget(precision_run: Run, framework: str, route: str) -> None:
+    out, results = precision_run
+    model = ZOO_MODEL[framework]
+    result = next(r for r in results[model].routes if r.route == route)
+    assert result.status == "passed", f"{model} × {route}: {result.reason}"
+    entry = _route(out, model, route)
+    precision = get_route(framework, route).precision
+    assert entry["precision"] == precision
+    budget = entry["budgets"]["output"]
+    # judged by the precision's budget over the whole grid, never by float32's noise
+    assert budget["passed"] and budget["budget"]["snr_db"] == (40.0 if precision == "fp16" else 20.0)
+    assert budget["snr_db"] >= budget["budget"]["snr_db"] and budget["cosine"] >= budget["budget"]["cosine"]
+    assert budget["max_abs"] <= budget["budget"]["max_abs"]
+    assert {o["rule"] for p in entry["checks"][0]["points"] for o in p["outputs"]} == {"budget"}
+    # and not vacuously: a reduced file is not the float32 one
+    assert budget["max_abs"] > 0 and budget["snr_db"] < 120
+    assert (out / model / entry["artifact"]).is_file()
+
+
+@pytest.mark.parametrize("route", ["onnx-int8-dynamic", "onnx-int8-static"])
+def test_outlier_channel_misses_int8_then_passes_with_its_worst_layer_kept_float(
+    precision_run: Run, route: str
+) -> None:
+    out, _ = precision_run
+    entry = _route(out, "OutlierChannel", route)
+    assert entry["status"] == "passed"
+    # the plain quantization missed the budget against eager, and was rejected for it
+    (first,) = entry["rejected"]
+    assert "+keep-float" not in first["exporter"] and first["stage"] == "compare"
+    assert "below 20 dB" in first["reason"] and "(budget)" in first["reason"]
+    found = entry["reduced_precision"]
+    assert found["snr_db"][0]["output"] < 20 <= found["snr_db"][-1]["output"]
+    # the worst layer is fc2, the one that reads the outlier channel (node_linear_1 in the file)
+    worst = found["kept_float"][0]
+    assert worst["layer"].endswith("linear_1") or "linear_1" in worst["keep"][-1], found
+    assert "worst layer" in found["why"] and worst["layer"] in found["why"]
+    assert any(k.endswith("linear_1") for k in found["kept"])
+    assert not any(k.endswith("linear_2") for k in found["kept"]), "fc3 stays int8"
+    assert entry["budgets"]["output"]["passed"] and entry["budgets"]["output"]["snr_db"] >= 20
+
+
+def test_fp16_keeps_the_layers_beyond_its_range_in_float32(precision_run: Run) -> None:
+    out, _ = precision_run
+    entry = _route(out, "BeyondFp16", "onnx-fp16")
+    assert entry["status"] == "passed", entry["reason"]
+    found = entry["reduced_precision"]
+    assert found["max_activation"]["max_abs"] > 65504
+    assert found["overflow"] and set(found["overflow"]) <= set(found["kept"]), found
+    assert entry["budgets"]["output"]["snr_db"] >= 40
