@@ -89,6 +89,7 @@ def _fp16(source: Path, target: Path, ctx: ExportContext, keep: Sequence[str]) -
         op_block_list=[*DEFAULT_OP_BLOCK_LIST, *FP16_OP_BLOCK_LIST],
         node_block_list=list(keep),
     )
+    _drop_round_trips(model)
     sorted_model = OnnxModel(model)
     sorted_model.topological_sort()  # the converter appends the Casts it adds for kept float32 I/O
     onnx.save(sorted_model.model, str(target))
@@ -118,6 +119,45 @@ def _int8_static(source: Path, target: Path, ctx: ExportContext, keep: Sequence[
         reduce_range=True,
         nodes_to_exclude=list(keep),
     )
+
+
+def _drop_round_trips(model: Any) -> None:
+    """Bypass each float32 → float16 → float32 pair of Casts the converter puts between two layers it
+    keeps in float32: the tensor would pass through fp16 on its way (and overflow there)."""
+    from onnx import TensorProto, helper
+
+    def cast_to(node: Any) -> int | None:
+        if node.op_type != "Cast":
+            return None
+        return next((int(helper.get_attribute_value(a)) for a in node.attribute if a.name == "to"), None)
+
+    graph_outputs = {o.name for o in model.graph.output}
+    readers: dict[str, list[Any]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    renamed: dict[str, str] = {}
+    dropped: set[int] = set()
+    for node in model.graph.node:
+        users = readers.get(node.output[0], []) if cast_to(node) == TensorProto.FLOAT16 else []
+        if (
+            users
+            and node.output[0] not in graph_outputs
+            and all(cast_to(u) == TensorProto.FLOAT for u in users)
+        ):
+            if any(u.output[0] in graph_outputs for u in users):
+                continue
+            renamed.update({u.output[0]: node.input[0] for u in users})
+            dropped.update(id(n) for n in (node, *users))
+    if not renamed:
+        return
+    keep = [n for n in model.graph.node if id(n) not in dropped]
+    for node in keep:
+        for index, name in enumerate(node.input):
+            if name in renamed:
+                node.input[index] = renamed[name]
+    del model.graph.node[:]
+    model.graph.node.extend(keep)
 
 
 @dataclass(frozen=True)
@@ -293,8 +333,17 @@ def _fp16_range(model: Any, reference: Mapping[str, list[Any]], diagnosis: Diagn
     if peaks:
         top = max(peaks, key=lambda n: peaks[n])
         diagnosis.max_activation = {"layer": producers[top].name, "tensor": top, "max_abs": peaks[top]}
-    diagnosis.overflow = sorted({producers[n].name for n, v in peaks.items() if not v <= FP16_MAX})
-    return list(diagnosis.overflow)
+    beyond = [n for n, v in peaks.items() if not v <= FP16_MAX]
+    diagnosis.overflow = sorted({producers[n].name for n in beyond})
+    if beyond:
+        diagnosis.why = (
+            f"{len(beyond)} tensors leave fp16's range (|x| > {FP16_MAX:g}) in float32, up to "
+            f"{diagnosis.max_activation['max_abs']:.4g} at {diagnosis.max_activation['layer']}: their "
+            "layers and readers stay float32"
+        )
+    # a tensor beyond the range stays float32 where it is made and where it is read
+    readers = [node.name for node in model.graph.node if set(node.input) & set(beyond)]
+    return list(dict.fromkeys([*diagnosis.overflow, *readers]))
 
 
 def keep_float(

@@ -93,6 +93,8 @@ class BudgetValues:
     snr_db: float | None
     max_abs: float | None
     topk_agreement: float | None = None
+    #: elements that are NaN or Inf where eager's are finite (none may be)
+    nonfinite: int = 0
 
     def to_json(self) -> dict[str, float]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -100,6 +102,8 @@ class BudgetValues:
     def misses(self, budget: Budget) -> list[str]:
         """What falls short of `budget`, one phrase each ([] when it holds)."""
         out = []
+        if self.nonfinite:
+            out.append(f"{self.nonfinite} NaN or Inf values where eager's are finite")
         if self.cosine is not None and self.cosine < budget.cosine:
             out.append(f"cosine similarity {self.cosine:.6f} is below {budget.cosine:g}")
         if self.snr_db is not None and self.snr_db < budget.snr_db:
@@ -122,9 +126,10 @@ def budget_values(actual: np.ndarray, expected: np.ndarray, topk: int = 1) -> Bu
     a = actual.astype(np.float64).ravel()
     e = expected.astype(np.float64).ravel()
     keep = np.isfinite(a) & np.isfinite(e)
+    nonfinite = int(np.sum(~np.isfinite(a) & np.isfinite(e)))
     a, e = a[keep], e[keep]
     if a.size == 0:
-        return BudgetValues(None, None, None)
+        return BudgetValues(None, None, None, nonfinite=nonfinite)
     noise, signal = float(np.sum((a - e) ** 2)), float(np.sum(e**2))
     snr = float("inf") if noise == 0 else (10 * np.log10(signal / noise) if signal > 0 else float("-inf"))
     na, ne = float(np.linalg.norm(a)), float(np.linalg.norm(e))
@@ -139,7 +144,7 @@ def budget_values(actual: np.ndarray, expected: np.ndarray, topk: int = 1) -> Bu
         rows_e = expected.reshape(-1, expected.shape[-1])
         top = np.argsort(-rows_a, axis=-1, kind="stable")[:, :k]
         agreement = float(np.mean(np.any(top == np.argmax(rows_e, axis=-1)[:, None], axis=-1)))
-    return BudgetValues(cosine, float(snr), max_abs, agreement)
+    return BudgetValues(cosine, float(snr), max_abs, agreement, nonfinite)
 
 
 def pooled_budget_values(pairs: Sequence[tuple[np.ndarray, np.ndarray]], topk: int = 1) -> BudgetValues:

@@ -154,7 +154,6 @@ def _budget_lines(results: Sequence[ModelResult]) -> list[str]:
     kept = [(m, r) for m in results for r in m.routes if r.details.get("reduced_precision", {}).get("kept")]
     for m, r in kept:
         found = r.details["reduced_precision"]
-        lines.append(
-            f"- {m.name} × {r.route}: kept in float: {', '.join(found['kept'])} ({_escape(found['why'])})"
-        )
+        why = _escape(found.get("why", ""))
+        lines.append(f"- {m.name} × {r.route}: kept in float: {', '.join(found['kept'])} ({why})")
     return lines
