@@ -122,7 +122,8 @@ class BudgetValues:
 
 
 def budget_values(actual: np.ndarray, expected: np.ndarray, topk: int = 1) -> BudgetValues:
-    """The budget's measures of `actual` against `expected` (float64 inside; finite elements only)."""
+    """The budget's measures of `actual` against `expected` (float64 inside; finite elements only);
+    `topk` 0 skips the top-k agreement."""
     a = actual.astype(np.float64).ravel()
     e = expected.astype(np.float64).ravel()
     keep = np.isfinite(a) & np.isfinite(e)
@@ -138,7 +139,7 @@ def budget_values(actual: np.ndarray, expected: np.ndarray, topk: int = 1) -> Bu
     worst = float(np.max(np.abs(a - e)))
     max_abs = worst / scale if scale > 0 else (0.0 if worst == 0 else float("inf"))
     agreement = None
-    if expected.ndim >= 2 and expected.shape[-1] >= 2 and actual.shape == expected.shape:
+    if topk and expected.ndim >= 2 and expected.shape[-1] >= 2 and actual.shape == expected.shape:
         k = min(topk, expected.shape[-1])
         rows_a = actual.reshape(-1, actual.shape[-1])
         rows_e = expected.reshape(-1, expected.shape[-1])

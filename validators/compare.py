@@ -113,6 +113,10 @@ def compare_output(
         agree = np.argmax(a, axis=-1) == np.argmax(e, axis=-1)
         result.top1_agreement = float(agree.mean()) if agree.size else 1.0
         bad = np.broadcast_to(~agree[..., None], bad.shape) if agree.size else bad & False
+    if (
+        expected.dtype.kind == "f" and actual.dtype.kind == "f"
+    ):  # every float output's SNR, for bench's accuracy
+        result.snr_db = budget_values(a, e, 0).snr_db
     if rule == Rule.BUDGET and criterion.budget is not None:
         budget = criterion.budget
         values = budget_values(a, e, budget.topk)

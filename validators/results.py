@@ -106,8 +106,8 @@ class OutputComparison:
     worst_float64: float | None = None
     #: where a top-1 rule applies: the share of rows whose arg-max agrees with eager
     top1_agreement: float | None = None
-    #: where a budget judges (reduced precision): the budget, and the SNR (dB), the max abs error as a
-    #: fraction of max|eager| and the top-k agreement reached (cosine_similarity above is the budget's)
+    #: the SNR against eager (dB), every float output's; where a budget judges (reduced precision): the
+    #: budget, and the max abs error as a fraction of max|eager| and the top-k agreement reached
     budget: dict[str, float] | None = None
     snr_db: float | None = None
     scaled_max_abs: float | None = None

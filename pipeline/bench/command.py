@@ -7,7 +7,14 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from graphmint.pipeline.bench.record import bench_json, bench_markdown, bench_plot_png, console_lines, record
+from graphmint.pipeline.bench.record import (
+    bench_accuracy_png,
+    bench_json,
+    bench_markdown,
+    bench_plot_png,
+    console_lines,
+    record,
+)
 from graphmint.pipeline.bench.results import BenchOptions, ModelBench
 from graphmint.pipeline.bench.run import bench_model, published_models
 from graphmint.pipeline.publish.trust import signing_key_path
@@ -44,5 +51,8 @@ def run_bench(
         png = bench_plot_png(bench)
         if png is not None:
             write_text_atomic(folder / "plots" / f"{bench.name}.bench.png", png)
+        accuracy = bench_accuracy_png(bench, options.batches[0])
+        if accuracy is not None:
+            write_text_atomic(folder / "plots" / f"{bench.name}.accuracy.png", accuracy)
     echo(f"bench.json, bench.md and plots written to {folder}")
     return benches

@@ -33,7 +33,15 @@ from graphmint.pipeline.publish.manifest import (
 from graphmint.pipeline.publish.staging import Staging, hash_files
 from graphmint.pipeline.publish.trust import SIGNATURE_SUFFIX, sign_manifest
 
-__all__ = ["bench_json", "bench_markdown", "bench_plot_png", "console_lines", "recommend", "record"]
+__all__ = [
+    "bench_accuracy_png",
+    "bench_json",
+    "bench_markdown",
+    "bench_plot_png",
+    "console_lines",
+    "recommend",
+    "record",
+]
 
 
 def _speed(subject: Subject, batch: int) -> float:
@@ -47,7 +55,8 @@ def recommend(bench: ModelBench, options: BenchOptions) -> tuple[Subject | None,
     stability tolerance (a tie the noise could turn either way). Among ties a published route goes
     before the offline-optimized copy made here, then the smaller file."""
     batch = options.batches[0]
-    timed = [s for s in bench.subjects if s.deployable and batch in s.timings]
+    # a reduced-precision artifact trades accuracy for speed: a choice for its user, never made here
+    timed = [s for s in bench.subjects if s.deployable and batch in s.timings and s.precision == "fp32"]
     if not timed:
         return None, []
     best = max(_speed(s, batch) for s in timed)
@@ -156,15 +165,16 @@ def _rows(bench: ModelBench) -> list[tuple[str, ...]]:
         size = "" if s.size_bytes is None else f"{s.size_bytes / 2**20:.2f}"
         rss = s.memory.get("added_rss_mb")
         memory = "" if rss is None else f"{rss:.0f}"
+        accuracy = (s.precision if s.kind != "eager" else "", "" if s.snr_db is None else f"{s.snr_db:.1f}")
         if not s.timings:
-            rows.append((s.name, "", "", "", "", "", "", memory, size, s.reason))
+            rows.append((s.name, "", "", "", "", "", "", memory, size, *accuracy, s.reason))
         for batch, t in sorted(s.timings.items()):
             speedup = "" if t.get("speedup") is None else f"{t['speedup']:.2f}x"
             stable = "" if t["stable"] else f"unstable ({t['spread']:.0%})"
             row = (s.name, str(batch), f"{t['p50_us']:.0f}", f"{t['p90_us']:.0f}", f"{t['p99_us']:.0f}")
-            rows.append((*row, f"{t['throughput']:.0f}", speedup, memory, size, stable))
+            rows.append((*row, f"{t['throughput']:.0f}", speedup, memory, size, *accuracy, stable))
         for batch, why in sorted(s.skipped.items()):
-            rows.append((s.name, str(batch), "", "", "", "", "", "", "", why))
+            rows.append((s.name, str(batch), "", "", "", "", "", "", "", "", "", why))
     return rows
 
 
@@ -178,6 +188,8 @@ _HEADER = (
     "vs eager",
     "+RSS MB",
     "size MB",
+    "precision",
+    "SNR dB",
     "note",
 )
 
@@ -247,6 +259,45 @@ def bench_plot_png(bench: ModelBench) -> bytes | None:
     ax.set_title(f"{bench.name}: latency per route and batch size")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+#: where the accuracy plot draws an artifact whose SNR is above it (float32 routes: ~120 dB and more)
+SNR_CEILING_DB = 100.0
+
+
+def bench_accuracy_png(bench: ModelBench, batch: int) -> bytes | None:
+    """Accuracy (SNR against eager, dB) against median latency at `batch`, a point per artifact,
+    marked by precision: what each reduced-precision artifact gives up for its speed."""
+    points = [s for s in bench.subjects if s.snr_db is not None and batch in s.timings]
+    if not points:
+        return None
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.0, 4.5), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    markers = {"fp32": "o", "fp16": "s", "int8": "^"}
+    for precision in sorted({s.precision for s in points}):
+        chosen = [s for s in points if s.precision == precision]
+        x = [s.timings[batch]["p50_us"] for s in chosen]
+        y = [min(float(s.snr_db or 0.0), SNR_CEILING_DB) for s in chosen]
+        ax.scatter(x, y, marker=markers.get(precision, "x"), label=precision)
+        for s, xi, yi in zip(chosen, x, y, strict=True):
+            ax.annotate(s.name, (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    eager = next((s for s in bench.subjects if s.kind == "eager" and batch in s.timings), None)
+    if eager is not None:
+        ax.axvline(eager.timings[batch]["p50_us"], color="grey", linestyle="--", label="eager latency")
+    ax.set_xscale("log")
+    ax.set_xlabel(f"median latency per request at batch {batch}, µs (log)")
+    ax.set_ylabel(f"SNR against eager, dB (capped at {SNR_CEILING_DB:g})")
+    ax.set_title(f"{bench.name}: accuracy against latency")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")

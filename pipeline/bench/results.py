@@ -47,6 +47,10 @@ class Subject:
     validation: RouteResult | None = None
     #: the file, while it lives in a temporary folder (the offline-optimized ONNX model)
     path: Path | None = None
+    #: the precision it computes in, and its accuracy as validation measured it: the worst SNR (dB)
+    #: of its outputs against eager over the grid
+    precision: str = "fp32"
+    snr_db: float | None = None
 
     @property
     def deployable(self) -> bool:
@@ -67,6 +71,8 @@ class Subject:
             "skipped": {str(b): r for b, r in sorted(self.skipped.items())},
             "reason": self.reason,
             "error": self.error,
+            "precision": self.precision,
+            "snr_db": self.snr_db,
         }
         if self.validation is not None:
             data["validation"] = {

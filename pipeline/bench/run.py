@@ -97,6 +97,18 @@ def _size(entry: RouteEntry) -> int | None:
     return sum(f.bytes for f in entry.files) if entry.files else None
 
 
+def _snr_db(entry: RouteEntry) -> float | None:
+    """The route's accuracy as validation measured it: its outputs' worst SNR against eager (dB),
+    over the grid where a budget judged, else the worst grid point's."""
+    if entry.budgets:
+        values = [b.get("snr_db") for b in entry.budgets.values()]
+    else:
+        points = entry.checks[0].get("points", []) if entry.checks else []
+        values = [o.get("snr_db") for p in points for o in p.get("outputs", [])]
+    found = [float(v) for v in values if v is not None]
+    return min(found) if found else None
+
+
 def _export_context(
     manifest: ModelManifest, template: Mapping[str, np.ndarray], route: str
 ) -> dict[str, Any]:
@@ -231,6 +243,8 @@ def _plan(
             runner=entry.runner,
             artifact=entry.artifact,
             size_bytes=_size(entry),
+            precision=entry.precision,
+            snr_db=_snr_db(entry),
         )
         refusal = decision.refusal(entry.artifact, entry.runner)
         if refusal:
