@@ -144,9 +144,16 @@ def test_every_runner_and_route_is_classified() -> None:
     names = set(RUNNERS) | {route for _, route in ROUTE_MODULES}
     unknown = [n for n in names if "graphmint knows" in (executes_code_on_load(n) or "")]
     assert not unknown
-    for data in ("onnx", "onnxruntime", "onnxruntime-cuda", "onnx-reference", "tflite"):
+    for data in ("onnx", "onnxruntime", "onnxruntime-cuda", "onnx-reference", "tflite", "onnx-int8-static"):
         assert executes_code_on_load(data) is None
-    for code in ("torchscript-trace", "torchscript", "torch-export", "aot-inductor", "saved-model"):
+    for code in (
+        "torchscript-trace",
+        "torchscript",
+        "torch-export",
+        "aot-inductor",
+        "saved-model",
+        "pt2e-int8",
+    ):
         assert executes_code_on_load(code)
     assert executes_code_on_load("something-new")  # unknown: assumed to run code
 

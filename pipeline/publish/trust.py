@@ -311,6 +311,13 @@ _CODE_ON_LOAD: dict[str, str | None] = {
     "torchscript-script": _TORCHSCRIPT,
     "torch-compile": None,
     "tf-function": None,
+    "onnx-fp16": None,
+    "onnx-int8-dynamic": None,
+    "onnx-int8-static": None,
+    "tflite-fp16": None,
+    "tflite-int8-dynamic": None,
+    "tflite-int8": None,
+    "pt2e-int8": _PT2,
 }
 
 
