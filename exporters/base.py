@@ -142,8 +142,6 @@ class Made:
 
     in_process: Any = None
     details: dict[str, Any] = field(default_factory=dict)
-    #: modules a process must import before it loads the file (where ops it holds are registered)
-    imports: tuple[str, ...] = ()
 
 
 #: the log of the export running in this context (Exporter.logged)
@@ -209,7 +207,6 @@ class Exporter(ABC):
             in_process=made.in_process,
             details=made.details,
         )
-        artifact.imports = made.imports
         return ExportResult(ExportState.EXPORTED, artifact=artifact, log=log.getvalue())
 
 

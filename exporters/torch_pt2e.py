@@ -4,7 +4,7 @@ torch.export captures the model, torchao's `prepare_pt2e` inserts observers wher
 quantizer says (int8 activations per tensor, int8 weights per channel: the CPU backend's scheme),
 the model runs on the context's calibration inputs, and `convert_pt2e` folds the observed ranges into
 quantize/dequantize ops; the result is exported again with the same dynamic dims. The .pt2 is
-reloaded with torch.export.load (the runner imports torch's quantized_decomposed ops first) and
+reloaded with torch.export.load (the runner registers torch's quantized_decomposed ops first) and
 judged by the int8 accuracy budget; Inductor lowers those ops to int8 kernels where it compiles it.
 Where torchao is not installed the route is skipped with that reason.
 """
@@ -15,9 +15,6 @@ from pathlib import Path
 
 from graphmint.exporters._torch import TorchExporter, example_args, export_dynamic_shapes, export_program
 from graphmint.exporters.base import ExportContext, Made, NotApplicable, Precision, Route
-
-#: registers the quantized_decomposed ops a quantized program holds, where it is loaded
-QUANTIZED_OPS = "torch.ao.quantization.fx._decomposed"
 
 
 class Pt2eInt8(TorchExporter):
@@ -47,7 +44,7 @@ class Pt2eInt8(TorchExporter):
         shapes = export_dynamic_shapes(ctx)[0]
         program = torch.export.export(converted, example_args(ctx), dynamic_shapes=shapes)
         torch.export.save(program, str(path))
-        return Made(details={"calibration_inputs": len(feeds)}, imports=(QUANTIZED_OPS,))
+        return Made(details={"calibration_inputs": len(feeds)})
 
 
 ROUTE = Route(

@@ -18,11 +18,19 @@ from graphmint.pipeline.errors import UsageError
 from graphmint.pipeline.publish.manifest import FileRecord, ModelManifest, inside, read_model_manifest
 from graphmint.pipeline.publish.trust import folder_trust
 from graphmint.validators import RUNNERS
+from graphmint.validators.budget import Budget
 from graphmint.validators.check import Case
 from graphmint.validators.golden import read_golden_sets
 from graphmint.validators.replay import NoGoldenData, golden_cases, replay, replay_onnx_folder
 from graphmint.validators.results import RouteResult, Status
-from graphmint.validators.tolerance import DEFAULT_TOLERANCES, EXACT, Tolerance, TolerancePolicy
+from graphmint.validators.tolerance import (
+    DEFAULT_TOLERANCES,
+    EXACT,
+    Criterion,
+    Rule,
+    Tolerance,
+    TolerancePolicy,
+)
 
 __all__ = ["FolderValidation", "TrustOptions", "published_cases", "published_tolerance", "validate_path"]
 
@@ -65,13 +73,22 @@ def _sha256(path: Path) -> str:
 
 
 def published_tolerance(
-    known: Mapping[str, Tolerance], atol: float | None, rtol: float | None
-) -> Callable[[str, str], Tolerance]:
-    """The tolerances the manifest recorded per output, with --atol/--rtol taking precedence."""
+    known: Mapping[str, Tolerance],
+    atol: float | None,
+    rtol: float | None,
+    budgets: Mapping[str, Budget] | None = None,
+) -> Callable[[str, str], Tolerance | Criterion]:
+    """The tolerances the manifest recorded per output, with --atol/--rtol taking precedence; an output
+    of a reduced-precision route is judged by the accuracy budget it was published with, unless
+    --atol/--rtol are given."""
 
-    def tolerance(output: str, dtype: str) -> Tolerance:
+    def tolerance(output: str, dtype: str) -> Tolerance | Criterion:
         base = known.get(output) or DEFAULT_TOLERANCES.get(dtype, EXACT)
-        return Tolerance(atol if atol is not None else base.atol, rtol if rtol is not None else base.rtol)
+        chosen = Tolerance(atol if atol is not None else base.atol, rtol if rtol is not None else base.rtol)
+        budget = (budgets or {}).get(output)
+        if budget is not None and atol is None and rtol is None:
+            return Criterion(Rule.BUDGET, chosen, budget=budget)
+        return chosen
 
     return tolerance
 
@@ -155,7 +172,8 @@ def _validate_published(
             dynamic_axes={k: v for k, v in dynamic_axes.items() if v},
         )
         known = {name: Tolerance(**t) for name, t in entry.output_tolerances().items()}
-        tolerance = published_tolerance(known, atol, rtol)
+        budgets = {name: Budget(**b["budget"]) for name, b in (entry.budgets or {}).items()}
+        tolerance = published_tolerance(known, atol, rtol, budgets)
         result.routes.append(replay(name, artifact, cases, tolerance, timeout_s))
     return result
 

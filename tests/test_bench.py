@@ -94,6 +94,9 @@ def test_every_verified_artifact_is_measured_against_eager_and_the_fastest_recor
     assert data["host"]["cpu"] and data["models"][0]["recommended"]["route"] == manifest.recommended.route
     assert "| eager | 1 |" in (artifacts / "bench.md").read_text()
     assert (artifacts / "plots" / "SimpleNet.bench.png").read_bytes().startswith(b"\x89PNG")
+    # accuracy next to speed: every verified file's worst SNR against eager, from its validation
+    assert all(subjects[r].snr_db is not None and subjects[r].snr_db > 60 for r in passed - {"torch-compile"})
+    assert (artifacts / "plots" / "SimpleNet.accuracy.png").read_bytes().startswith(b"\x89PNG")
 
     # a second bench measures the recorded optimized route as an artifact, not made again
     again = _bench(artifacts, batches=(1,), trust=True)

@@ -119,6 +119,18 @@ def test_outlier_channel_misses_int8_then_passes_with_its_worst_layer_kept_float
     assert entry["budgets"]["output"]["passed"] and entry["budgets"]["output"]["snr_db"] >= 20
 
 
+@pytest.mark.parametrize("model", ["OutlierChannel", "KerasCNN"])
+def test_validate_replays_reduced_artifacts_by_their_budgets(precision_run: Run, model: str) -> None:
+    from graphmint.pipeline.validate import validate_path
+
+    out, _ = precision_run
+    validation = validate_path(out / model)
+    assert validation.ok and {r.status for r in validation.routes} == {"passed"}
+    judged = {o.rule for r in validation.routes for c in r.checks for p in c.points for o in p.outputs}
+    assert judged == {"budget"}
+    assert all(r.checks[0].budgets["output"]["passed"] for r in validation.routes)
+
+
 def test_fp16_keeps_the_layers_beyond_its_range_in_float32(precision_run: Run) -> None:
     out, _ = precision_run
     entry = _route(out, "BeyondFp16", "onnx-fp16")

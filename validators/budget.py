@@ -27,6 +27,7 @@ from graphmint.exporters.base import Precision
 __all__ = [
     "BUDGET_KEYS",
     "DEFAULT_BUDGETS",
+    "SNR_EXACT_DB",
     "Budget",
     "BudgetPolicy",
     "BudgetValues",
@@ -49,6 +50,9 @@ class Budget:
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
+
+#: the SNR recorded for an exact match (finite, so that JSON holds it; float64's own rounding is ~300 dB)
+SNR_EXACT_DB = 300.0
 
 #: the budget keys a config table may set
 BUDGET_KEYS = ("cosine", "snr_db", "max_abs", "topk", "topk_agreement")
@@ -132,7 +136,8 @@ def budget_values(actual: np.ndarray, expected: np.ndarray, topk: int = 1) -> Bu
     if a.size == 0:
         return BudgetValues(None, None, None, nonfinite=nonfinite)
     noise, signal = float(np.sum((a - e) ** 2)), float(np.sum(e**2))
-    snr = float("inf") if noise == 0 else (10 * np.log10(signal / noise) if signal > 0 else float("-inf"))
+    snr = SNR_EXACT_DB if noise == 0 else (10 * np.log10(signal / noise) if signal > 0 else float("-inf"))
+    snr = min(float(snr), SNR_EXACT_DB)
     na, ne = float(np.linalg.norm(a)), float(np.linalg.norm(e))
     cosine = float(np.dot(a, e) / (na * ne)) if na > 0 and ne > 0 else (1.0 if na == ne else 0.0)
     scale = float(np.max(np.abs(e)))

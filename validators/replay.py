@@ -26,7 +26,7 @@ from graphmint.validators.check import (
 from graphmint.validators.golden import GoldenSet, read_golden_sets
 from graphmint.validators.onnx_upgrade import ORT_MIN_OPSET, UPGRADE_OPSET, default_opset, upgrade_onnx
 from graphmint.validators.results import ArtifactCheck, Diagnosis, RouteResult, Stage, Status
-from graphmint.validators.tolerance import Tolerance, TolerancePolicy
+from graphmint.validators.tolerance import Criterion, Tolerance, TolerancePolicy
 
 __all__ = ["NoGoldenData", "golden_cases", "replay", "replay_onnx_folder"]
 
@@ -59,7 +59,8 @@ def replay(
     warnings = cross_check_warnings(checks) if status == Status.PASSED else []
     diagnosis = diagnosis_of(checks) if status != Status.PASSED else Diagnosis.NONE
     first = next(iter(cases[0].expected.items())) if cases and cases[0].expected else None
-    tol = tolerance(first[0], str(first[1].dtype)) if first else None
+    judge = tolerance(first[0], str(first[1].dtype)) if first else None
+    tol = judge.tolerance if isinstance(judge, Criterion) else judge
     return RouteResult(
         route=route,
         status=status,

@@ -306,6 +306,7 @@ class ExportedProgramRunner(TorchRunner):
 
     def load(self) -> Callable[..., Any]:
         import torch
+        import torch.ao.quantization.fx._decomposed  # registers the ops a quantized (PT2E) program holds
 
         assert self.artifact.path is not None
         data = self.artifact.path.read_bytes()  # read once: what is checked is what is loaded

@@ -160,8 +160,7 @@ def run_route(
             result.rejected.append(Rejected(label, Stage.EXPORT, exported.reason))
             result.status, result.stage, result.diagnosis = Status.ERROR, Stage.EXPORT, Diagnosis.EXPORT
             continue
-        artifact = exported.artifact
-        artifact = replace(artifact, imports=(*artifact.imports, spec.ref.partition(":")[0]))
+        artifact = replace(exported.artifact, imports=(spec.ref.partition(":")[0],))
         result.checks = check_runtimes(artifact, cases, tolerance_for, timeout_s)
         result.log += "".join(_log_section(f"{label} on {c.runner}", c.log) for c in result.checks)
         result.exporter = artifact.exporter
