@@ -94,10 +94,12 @@ class Diagnosis:
     why: str = ""
     #: every layer the file keeps in float, as nodes_to_exclude / node_block_list named them
     kept: list[str] = field(default_factory=list)
+    #: the op types the retry quantizes, where it quantizes only those
+    quantized_ops: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"conversion": self.conversion, "snr_db": self.snr_db}
-        for key in ("kept_float", "kept", "max_activation", "overflow", "why"):
+        for key in ("kept_float", "kept", "quantized_ops", "max_activation", "overflow", "why"):
             if getattr(self, key):
                 out[key] = getattr(self, key)
         return out
@@ -105,6 +107,16 @@ class Diagnosis:
 
 def _producers(model: Any) -> dict[str, Any]:
     return {out: node for node in model.graph.node for out in node.output}
+
+
+def constants(model: Any) -> set[str]:
+    """The tensors that do not depend on the inputs: initializers, and what nodes compute from them
+    alone (Constant nodes, an Identity or Cast of a weight, a weight's DequantizeLinear)."""
+    found = {t.name for t in model.graph.initializer}
+    for node in model.graph.node:  # in topological order
+        if all(not i or i in found for i in node.input):
+            found.update(node.output)
+    return found
 
 
 def ranked(
@@ -119,9 +131,11 @@ def ranked(
     layer in float keeps the layers between it and those tensors too (`keep`).
     """
     producer = _producers(model)
-    initializers = {t.name for t in model.graph.initializer}
+    initializers = constants(model)  # weights, and what is computed from weights alone
     levels: dict[str, float] = {}
     for name, arrays in reference.items():
+        if name in initializers or not any(np.any(np.asarray(a)) for a in arrays):
+            continue  # a weight, or a tensor with no signal to lose (all zeros)
         seen = reduced.get(f"{name}{DEQUANTIZED}", reduced.get(name))
         if seen is not None:
             levels[name] = sqnr(arrays, seen)

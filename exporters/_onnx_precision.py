@@ -39,8 +39,10 @@ __all__ = ["CONVERSIONS", "Conversion", "keep_float", "name_nodes"]
 
 #: inputs run through both files to rank layers and to calibrate (the first of the context's)
 CALIBRATION_LIMIT = 8
-#: rounds of the retry, and layers kept in float per round
-ROUNDS, PER_ROUND = 4, 1
+#: the ops whose int8 kernels make a model faster: what a static retry still quantizes
+COMPUTE_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+#: rounds of the retry; round r keeps 2**(r-1) more layers in float (1, 2, 4, 8: up to 15 layers)
+ROUNDS = 4
 #: the retry aims this far above each output's SNR budget: the check against eager must still hold
 MARGIN_DB = 3.0
 
@@ -67,7 +69,9 @@ def _feeds(ctx: ExportContext) -> list[dict[str, np.ndarray]]:
 FP16_OP_BLOCK_LIST = ("Gelu",)
 
 
-def _fp16(source: Path, target: Path, ctx: ExportContext, keep: Sequence[str]) -> None:
+def _fp16(
+    source: Path, target: Path, ctx: ExportContext, keep: Sequence[str], compute_only: bool = False
+) -> None:
     import onnx
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
     from onnxruntime.transformers.onnx_model import OnnxModel
@@ -84,7 +88,9 @@ def _fp16(source: Path, target: Path, ctx: ExportContext, keep: Sequence[str]) -
     onnx.save(sorted_model.model, str(target))
 
 
-def _int8_dynamic(source: Path, target: Path, ctx: ExportContext, keep: Sequence[str]) -> None:
+def _int8_dynamic(
+    source: Path, target: Path, ctx: ExportContext, keep: Sequence[str], compute_only: bool = False
+) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     # reduce_range: 7-bit weights, so that x86 CPUs without VNNI (u8s8 through pmaddubsw) do not saturate
@@ -95,7 +101,9 @@ def _int8_dynamic(source: Path, target: Path, ctx: ExportContext, keep: Sequence
     )
 
 
-def _int8_static(source: Path, target: Path, ctx: ExportContext, keep: Sequence[str]) -> None:
+def _int8_static(
+    source: Path, target: Path, ctx: ExportContext, keep: Sequence[str], compute_only: bool = False
+) -> None:
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     quantize_static(
@@ -107,6 +115,7 @@ def _int8_static(source: Path, target: Path, ctx: ExportContext, keep: Sequence[
         weight_type=QuantType.QInt8,
         reduce_range=True,
         nodes_to_exclude=list(keep),
+        op_types_to_quantize=list(COMPUTE_OPS) if compute_only else None,
     )
 
 
@@ -156,10 +165,13 @@ class Conversion:
     name: str
     tool: str
     precision: Precision
-    convert: Callable[[Path, Path, ExportContext, Sequence[str]], None]
+    convert: Callable[[Path, Path, ExportContext, Sequence[str], bool], None]
     #: QDQ quantizes tensors, not layers: a tensor stays float only where its producer is kept too, so
     #: keeping a layer in float keeps the layers that feed it as well
     feeders: bool = False
+    #: the retry quantizes only the layers that do the arithmetic (COMPUTE_OPS): the residual Adds,
+    #: Softmax and LayerNorm a QDQ file quantizes by default cost transformers most of their SNR
+    compute_only: bool = False
 
 
 CONVERSIONS: Mapping[str, Conversion] = {
@@ -168,7 +180,12 @@ CONVERSIONS: Mapping[str, Conversion] = {
         "int8-dynamic", "onnxruntime.quantization.quantize_dynamic", Precision.INT8, _int8_dynamic
     ),
     "int8-static": Conversion(
-        "int8-static", "onnxruntime.quantization.quantize_static(QDQ)", Precision.INT8, _int8_static, True
+        "int8-static",
+        "onnxruntime.quantization.quantize_static(QDQ)",
+        Precision.INT8,
+        _int8_static,
+        True,
+        True,
     ),
 }
 
@@ -197,7 +214,7 @@ def keep_float(
         session = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"])
         expected = [session.run(list(ctx.output_names), f) for f in feeds]
         for round_ in range(rounds + 1):
-            conversion.convert(source, target, ctx, keep)
+            conversion.convert(source, target, ctx, keep, bool(diagnosis.quantized_ops))
             reduced = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
             actual = [reduced.run(list(ctx.output_names), f) for f in feeds]
             snr = {
@@ -209,7 +226,7 @@ def keep_float(
             if not short or round_ == rounds:
                 break
             layers = ranked(model, reference, activations(target, feeds, work))
-            worst = [r for r in layers if not set(r["keep"]) <= set(keep)][:PER_ROUND]
+            worst = [r for r in layers if not set(r["keep"]) <= set(keep)][: 2**round_]
             if not worst:
                 break
             diagnosis.kept_float.extend(worst)
@@ -217,6 +234,8 @@ def keep_float(
             if conversion.feeders:
                 layers += feeders(model, layers)
             keep = list(dict.fromkeys([*keep, *layers]))
+            if conversion.compute_only:
+                diagnosis.quantized_ops = list(COMPUTE_OPS)
             if not diagnosis.why:
                 layer = worst[0]
                 diagnosis.why = (
@@ -224,6 +243,11 @@ def keep_float(
                     f"{targets[short[0]] + MARGIN_DB:g} dB; worst layer {layer['layer']} ({layer['op']}): "
                     f"its output {layer['tensor']!r} at {layer['sqnr_db']} dB SQNR, "
                     f"{layer['local_db']} dB of its own"
+                    + (
+                        f"; the retry quantizes only {', '.join(COMPUTE_OPS)}"
+                        if conversion.compute_only
+                        else ""
+                    )
                 )
         diagnosis.kept = list(keep)
     return diagnosis
