@@ -50,9 +50,9 @@ class Quantized(Convert):
         elif self.kind == "int8":
             feeds = list(ctx.calibration) or [dict(ctx.example_inputs)]
 
-            def representative() -> Iterator[list[Any]]:
-                for feed in feeds:
-                    yield [feed[name] for name in ctx.input_names]
+            def representative() -> Iterator[dict[str, Any]]:
+                for feed in feeds:  # by name: the file's input order is not the model's
+                    yield {name: feed[name] for name in ctx.input_names}
 
             converter.representative_dataset = representative
         return {"quantization": self.kind, "calibration_inputs": len(ctx.calibration) or None}
@@ -112,9 +112,12 @@ class KeepFloat(Quantized):
             self.configure(made, ctx)
             return made
 
+        plain = converter().convert()
+        order = _input_order(plain)
+
         def debug_data() -> Iterator[list[Any]]:
-            for feed in same:
-                yield [feed[name] for name in ctx.input_names]
+            for feed in same:  # the debugger takes a list, in the file's input order
+                yield [feed[name] for name in order]
 
         expected = [
             [np.asarray(v) for v in function(*[f[n] for n in ctx.input_names]).values()] for f in feeds
@@ -136,7 +139,7 @@ class KeepFloat(Quantized):
                     converter=converter(), debug_dataset=debug_data, debug_options=options
                 ).get_nondebug_quantized_model()
             else:
-                flatbuffer = converter().convert()
+                flatbuffer = plain
             actual = _outputs(flatbuffer, feeds, ctx.output_names)
             values = {
                 n: _snr([e[i] for e in expected], [a[i] for a in actual])
@@ -164,6 +167,14 @@ class KeepFloat(Quantized):
         return Made(
             details={"ops": "+".join(self.ops), "quantization": self.kind, "reduced_precision": found}
         )
+
+
+def _input_order(flatbuffer: bytes) -> list[str]:
+    """The file's input names in the order of its input tensors."""
+    import tensorflow as tf
+
+    runner = tf.lite.Interpreter(model_content=flatbuffer).get_signature_runner()
+    return [name for name, _ in sorted(runner.get_input_details().items(), key=lambda i: i[1]["index"])]
 
 
 def _ranked_layers(debugger: Any) -> list[dict[str, Any]]:
