@@ -31,6 +31,14 @@ ROUNDS, MARGIN_DB = 4, 3.0
 __all__ = ["ROUTES"]
 
 
+def example_shaped(ctx: ExportContext) -> list[dict[str, np.ndarray]]:
+    """The calibration inputs of the example's shapes: TFLite's calibrator and debugger size the
+    model's inputs once, at the first sample (a multi-input model fed other sizes later fails)."""
+    feeds = [dict(f) for f in ctx.calibration] or [dict(ctx.example_inputs)]
+    shapes = {n: v.shape for n, v in feeds[0].items()}
+    return [f for f in feeds if {n: v.shape for n, v in f.items()} == shapes]
+
+
 class Quantized(Convert):
     """The TFLite converter with post-training quantization `kind` (fp16, int8-dynamic, int8)."""
 
@@ -48,14 +56,15 @@ class Quantized(Convert):
         if self.kind == "fp16":
             converter.target_spec.supported_types = [tf.float16]
         elif self.kind == "int8":
-            feeds = list(ctx.calibration) or [dict(ctx.example_inputs)]
+            feeds = example_shaped(ctx)
 
             def representative() -> Iterator[dict[str, Any]]:
                 for feed in feeds:  # by name: the file's input order is not the model's
                     yield {name: feed[name] for name in ctx.input_names}
 
             converter.representative_dataset = representative
-        return {"quantization": self.kind, "calibration_inputs": len(ctx.calibration) or None}
+            return {"quantization": self.kind, "calibration_inputs": len(feeds)}
+        return {"quantization": self.kind}
 
 
 def _snr(expected: list[np.ndarray], actual: list[np.ndarray]) -> float:
@@ -100,9 +109,7 @@ class KeepFloat(Quantized):
         assert path is not None
         function = serving_function(ctx)
         feeds = [dict(f) for f in ctx.calibration] or [dict(ctx.example_inputs)]
-        # the debugger feeds without resizing: it measures on the inputs of the example's shapes
-        shapes = {n: v.shape for n, v in feeds[0].items()}
-        same = [f for f in feeds if {n: v.shape for n, v in f.items()} == shapes]
+        same = example_shaped(ctx)
 
         def converter() -> Any:
             made = tf.lite.TFLiteConverter.from_concrete_functions(

@@ -35,6 +35,17 @@ ref = "tests.precision_model_defs:beyond_fp16"
 inputs = ["x:float32[batch,8]"]
 dims = ["batch=1..32"]
 routes = ["onnx-fp16"]
+
+[[models]]
+name = "TwoEmbeddings"
+ref = "tests.precision_keras_defs:two_embeddings"
+inputs = ["token_ids:int32[batch,8]", "segment_ids:int32[batch,8]"]
+dims = ["batch=1..8"]
+ranges = ["token_ids=0..99", "segment_ids=0..1"]
+routes = ["tflite-int8"]
+
+[models.budget.routes.tflite-int8]
+max_abs = 0.3  # calibrated on one batch: a budget as data, for this model and route
 """
 
 Run = tuple[Path, dict[str, ModelResult]]
@@ -129,6 +140,19 @@ def test_validate_replays_reduced_artifacts_by_their_budgets(precision_run: Run,
     judged = {o.rule for r in validation.routes for c in r.checks for p in c.points for o in p.outputs}
     assert judged == {"budget"}
     assert all(r.checks[0].budgets["output"]["passed"] for r in validation.routes)
+
+
+def test_tflite_int8_calibrates_each_input_by_its_name(precision_run: Run) -> None:
+    out, results = precision_run
+    route = next(r for r in results["TwoEmbeddings"].routes if r.route == "tflite-int8")
+    assert route.status == "passed", route.reason  # not "gather index out of bounds"
+    budget = _route(out, "TwoEmbeddings", "tflite-int8")["budgets"]["output"]
+    assert budget["passed"] and budget["budget"] == {
+        "cosine": 0.99,
+        "snr_db": 20.0,
+        "max_abs": 0.3,
+        "topk": 1,
+    }
 
 
 def test_fp16_keeps_the_layers_beyond_its_range_in_float32(precision_run: Run) -> None:

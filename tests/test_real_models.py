@@ -68,8 +68,6 @@ def real_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
             inputs=[],
             dims=["batch=1..3", "dim1=2..16@8"],
             ranges=["token_ids=0..99", "segment_ids=0..1", "padding_mask=1..1"],
-            # tflite-int8 calibrates on inputs of three names, which the file orders its own way
-            routes=["tf-function", "saved-model", "tflite", "onnx", "tflite-int8"],
         ),
         # its ONNX file is the point (tf2onnx's extra graph inputs): the other routes run on BertBackbone
         make_model_spec(
