@@ -11,15 +11,18 @@ from typing import Any
 import pytest
 from conftest import zoo_specs
 
-from graphmint.exporters import get_route
+from graphmint.exporters import ROUTE_MODULES, get_route
 from graphmint.exporters.base import Precision
 from graphmint.pipeline.run.results import ModelResult
 from graphmint.pipeline.spec.config import load_config
 from graphmint.pipeline.spec.specs import ModelSpec
 
-#: the zoo model of each framework that takes every reduced-precision route in make test (the whole
-#: zoo takes them in `make artifacts`)
-ZOO_MODEL = {"torch": "SmallCNN", "tensorflow": "KerasCNN"}
+#: the model of each framework that takes every reduced-precision route in make test: a zoo model and
+#: a two-input Keras model below (the whole zoo takes them in `make artifacts`)
+MODEL = {"torch": "SimpleNet", "tensorflow": "TwoEmbeddings"}
+TF_REDUCED = [
+    "tflite-fp16", "tflite-int8-dynamic", "tflite-int8", "onnx-fp16", "onnx-int8-dynamic", "onnx-int8-static"
+]  # fmt: skip
 
 USER_MODELS = """
 [[models]]
@@ -42,7 +45,9 @@ ref = "tests.precision_keras_defs:two_embeddings"
 inputs = ["token_ids:int32[batch,8]", "segment_ids:int32[batch,8]"]
 dims = ["batch=1..8"]
 ranges = ["token_ids=0..99", "segment_ids=0..1"]
-routes = ["tflite-int8"]
+routes = [
+    "tflite-fp16", "tflite-int8-dynamic", "tflite-int8", "onnx-fp16", "onnx-int8-dynamic", "onnx-int8-static"
+]
 
 [models.budget.routes.tflite-int8]
 max_abs = 0.3  # calibrated on one batch: a budget as data, for this model and route
@@ -51,14 +56,18 @@ max_abs = 0.3  # calibrated on one batch: a budget as data, for this model and r
 Run = tuple[Path, dict[str, ModelResult]]
 
 
-def _reduced(framework: str) -> ModelSpec:
-    """The framework's zoo model with only its reduced-precision routes."""
-    spec = next(s for s in zoo_specs(framework, reduced=True) if s.name == ZOO_MODEL[framework])
-    routes = [r for r in spec.routes or () if get_route(framework, r).precision != Precision.FP32]
-    return dataclasses.replace(spec, routes=routes)
+def _reduced(framework: str, name: str) -> list[str]:
+    """The reduced-precision routes a zoo model's config entry lists."""
+    spec = next(s for s in zoo_specs(framework, reduced=True) if s.name == name)
+    return [r for r in spec.routes or () if get_route(framework, r).precision != Precision.FP32]
 
 
-CASES = [(fw, r) for fw in ZOO_MODEL for r in _reduced(fw).routes or ()]
+def _simple_net() -> ModelSpec:
+    spec = next(s for s in zoo_specs("torch", reduced=True) if s.name == MODEL["torch"])
+    return dataclasses.replace(spec, routes=_reduced("torch", spec.name))
+
+
+CASES = [("torch", r) for r in _simple_net().routes or ()] + [("tensorflow", r) for r in TF_REDUCED]
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +79,7 @@ def precision_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     out = tmp_path_factory.mktemp("precision")
     config = out.parent / "precision.toml"
     config.write_text(USER_MODELS)
-    specs = [*load_config(config), *(_reduced(fw) for fw in ZOO_MODEL)]
+    specs = [*load_config(config), _simple_net()]
     results = run_models(specs, RunOptions(out=out, jobs=available_cores()))
     return out, {r.name: r for r in results}
 
@@ -81,23 +90,26 @@ def _route(out: Path, model: str, route: str) -> dict[str, Any]:
     return entry
 
 
-def test_the_zoo_models_take_every_reduced_route() -> None:
-    routes = {fw: set(_reduced(fw).routes or ()) for fw in ZOO_MODEL}
-    assert routes["torch"] == {"onnx-fp16", "onnx-int8-dynamic", "onnx-int8-static", "pt2e-int8"}
-    tflite = {"tflite-fp16", "tflite-int8-dynamic", "tflite-int8"}
-    assert routes["tensorflow"] == {"onnx-fp16", "onnx-int8-dynamic", "onnx-int8-static"} | tflite
+def test_every_zoo_model_takes_every_reduced_route_of_its_framework() -> None:
+    for framework in ("torch", "tensorflow"):
+        every = {name for fw, name in ROUTE_MODULES if fw == framework}
+        every = {r for r in every if get_route(framework, r).precision != Precision.FP32}
+        for spec in zoo_specs(framework, reduced=True):
+            assert set(_reduced(framework, spec.name)) == every, spec.name
+    reduced_tf = {r for fw, r in ROUTE_MODULES if fw == "tensorflow" and get_route(fw, r).precision != "fp32"}
+    assert set(TF_REDUCED) == reduced_tf
 
 
 @pytest.mark.parametrize(("framework", "route"), CASES, ids=[f"{fw}-{r}" for fw, r in CASES])
 def test_reduced_route_meets_its_budget(precision_run: Run, framework: str, route: str) -> None:
     out, results = precision_run
-    model = ZOO_MODEL[framework]
+    model = MODEL[framework]
     result = next(r for r in results[model].routes if r.route == route)
     assert result.status == "passed", f"{model} × {route}: {result.reason}"
     entry = _route(out, model, route)
     precision = get_route(framework, route).precision
     assert entry["precision"] == precision
-    budget = entry["budgets"]["output"]
+    [budget] = entry["budgets"].values()
     # judged by the precision's budget over the whole grid, never by float32's noise
     assert budget["passed"] and budget["budget"]["snr_db"] == (40.0 if precision == "fp16" else 20.0)
     assert budget["snr_db"] >= budget["budget"]["snr_db"] and budget["cosine"] >= budget["budget"]["cosine"]
@@ -130,7 +142,7 @@ def test_outlier_channel_misses_int8_then_passes_with_its_worst_layer_kept_float
     assert entry["budgets"]["output"]["passed"] and entry["budgets"]["output"]["snr_db"] >= 20
 
 
-@pytest.mark.parametrize("model", ["OutlierChannel", "KerasCNN"])
+@pytest.mark.parametrize("model", ["OutlierChannel", "TwoEmbeddings"])
 def test_validate_replays_reduced_artifacts_by_their_budgets(precision_run: Run, model: str) -> None:
     from graphmint.pipeline.validate import validate_path
 

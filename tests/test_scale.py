@@ -1,6 +1,6 @@
 """Cells run at once (--jobs), split over CI jobs (--shard I/N + merge) and as Ray tasks
-(--executor ray, on a local Ray that the run starts and stops): each publishes what one run publishes,
-the same route statuses and the same ONNX bytes."""
+(--executor ray, on a local Ray that the run starts and stops; make test-long): each publishes what one
+run publishes, the same route statuses and the same ONNX bytes."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def _published(out: Path) -> dict[str, Any]:
     return found
 
 
-def test_parallel_sharded_and_ray_runs_publish_what_one_run_publishes(
+def test_parallel_and_sharded_runs_publish_what_one_run_publishes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main([*RUN, "--out", str(tmp_path / "jobs2"), "--jobs", "2"]) == 0
@@ -59,7 +59,13 @@ def test_parallel_sharded_and_ray_runs_publish_what_one_run_publishes(
     assert (merged / "junit.xml").is_file() and (merged / "report.md").is_file()
     assert [p.name for p in merged.iterdir() if p.name.startswith(".")] == []  # no staging left
 
-    # the ONNX cells of both models as two Ray tasks at once, each in a fresh worker process
+
+@pytest.mark.long
+def test_ray_runs_publish_what_one_run_publishes(tmp_path: Path) -> None:
+    """The ONNX cells of both models as two Ray tasks at once, each in a fresh worker process (a local
+    Ray started and stopped for the run: ~20 s, so in make test-long)."""
+    assert main([*RUN, "--out", str(tmp_path / "jobs2"), "--jobs", "2"]) == 0
+    reference = _published(tmp_path / "jobs2")
     ray_run = [*RUN[:-1], "onnx", "--out", str(tmp_path / "ray"), "--executor", "ray", "--jobs", "2"]
     assert main(ray_run) == 0
     by_ray = _published(tmp_path / "ray")
