@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +22,29 @@ from graphmint.pipeline.spec.specs import ModelSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 ZOO_CONFIG = ROOT / "graphmint.toml"
+
+
+#: third-party models as tests build their specs: make_model_spec(name=..., **THIRD_PARTY[name], ...)
+THIRD_PARTY: dict[str, dict[str, Any]] = {
+    "Bert": {
+        "ref": "graphmint.models.corpus_torch:bert",
+        "inputs": ["input_ids:int64[batch,seq]", "attention_mask:int64[batch,seq]"],
+        "dims": ["batch=1..4", "seq=1..16@8"],
+        "ranges": ["input_ids=0..99"],
+        "generator": "graphmint.models.corpus_torch:text_inputs",
+    },
+    "ViT": {
+        "ref": "graphmint.models.corpus_torch:vit",
+        "inputs": ["pixel_values:float32[batch,3,32,32]"],
+        "dims": ["batch=1..4"],
+    },
+    "BertBackbone": {
+        "ref": "graphmint.models.corpus_keras:bert_backbone",
+        "inputs": [],
+        "dims": ["batch=1..3", "dim1=2..16@8"],
+        "ranges": ["token_ids=0..99", "segment_ids=0..1", "padding_mask=1..1"],
+    },
+}
 
 
 def zoo_specs(framework: str, reduced: bool = False) -> list[ModelSpec]:

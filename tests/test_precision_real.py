@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import THIRD_PARTY
 
 from graphmint.pipeline.run.results import ModelResult
 from graphmint.pipeline.spec.specs import make_model_spec
@@ -34,32 +35,8 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ModelResult]:
     from graphmint.pipeline.run.executors import available_cores, run_models
     from graphmint.pipeline.run.stages import RunOptions
 
-    specs = [
-        make_model_spec(
-            name="Bert",
-            ref="graphmint.models.corpus_torch:bert",
-            inputs=["input_ids:int64[batch,seq]", "attention_mask:int64[batch,seq]"],
-            dims=["batch=1..4", "seq=1..16@8"],
-            ranges=["input_ids=0..99"],
-            generator="graphmint.models.corpus_torch:text_inputs",
-            routes=TORCH,
-        ),
-        make_model_spec(
-            name="ViT",
-            ref="graphmint.models.corpus_torch:vit",
-            inputs=["pixel_values:float32[batch,3,32,32]"],
-            dims=["batch=1..4"],
-            routes=TORCH,
-        ),
-        make_model_spec(
-            name="BertBackbone",
-            ref="graphmint.models.corpus_keras:bert_backbone",
-            inputs=[],
-            dims=["batch=1..3", "dim1=2..16@8"],
-            ranges=["token_ids=0..99", "segment_ids=0..1", "padding_mask=1..1"],
-            routes=TF,
-        ),
-    ]
+    routes = {"Bert": TORCH, "ViT": TORCH, "BertBackbone": TF}
+    specs = [make_model_spec(name=n, routes=r, **THIRD_PARTY[n]) for n, r in routes.items()]
     out: Path = tmp_path_factory.mktemp("precision-real")
     found = run_models(specs, RunOptions(out=out, jobs=available_cores()))
     return {r.name: r for r in found}

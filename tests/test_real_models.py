@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import THIRD_PARTY
 
 from graphmint.pipeline.cli import main
 from graphmint.pipeline.run.results import ModelResult, RouteResult
@@ -27,7 +28,6 @@ pytest.importorskip(
 pytest.importorskip("keras_hub", reason="keras-hub is not installed: make installs it from requirements.lock")
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
-TEXT_DIMS = ["batch=1..4", "seq=1..16@8"]
 TORCH_FILE_ROUTES = ("torchscript-trace", "torch-export", "onnx")
 
 
@@ -40,20 +40,8 @@ def real_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     from graphmint.pipeline.run.stages import RunOptions
 
     torch_specs = [
-        make_model_spec(
-            name="Bert",
-            ref="graphmint.models.corpus_torch:bert",
-            inputs=["input_ids:int64[batch,seq]", "attention_mask:int64[batch,seq]"],
-            dims=TEXT_DIMS,
-            ranges=["input_ids=0..99"],
-            generator="graphmint.models.corpus_torch:text_inputs",
-        ),
-        make_model_spec(
-            name="ViT",
-            ref="graphmint.models.corpus_torch:vit",
-            inputs=["pixel_values:float32[batch,3,32,32]"],
-            dims=["batch=1..4"],
-        ),
+        make_model_spec(name="Bert", **THIRD_PARTY["Bert"]),
+        make_model_spec(name="ViT", **THIRD_PARTY["ViT"]),
         make_model_spec(
             name="StarArgs",
             ref="tests.real_model_defs:star_args_net",
@@ -62,13 +50,7 @@ def real_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
         ),
     ]
     keras_specs = [
-        make_model_spec(
-            name="BertBackbone",
-            ref="graphmint.models.corpus_keras:bert_backbone",
-            inputs=[],
-            dims=["batch=1..3", "dim1=2..16@8"],
-            ranges=["token_ids=0..99", "segment_ids=0..1", "padding_mask=1..1"],
-        ),
+        make_model_spec(name="BertBackbone", **THIRD_PARTY["BertBackbone"]),
         # its ONNX file is the point (tf2onnx's extra graph inputs): the other routes run on BertBackbone
         make_model_spec(
             name="Normalized", ref="tests.real_model_defs:keras_normalized", inputs=[], routes=["onnx"]

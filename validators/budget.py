@@ -135,13 +135,18 @@ def budget_values(actual: np.ndarray, expected: np.ndarray, topk: int = 1) -> Bu
     a, e = a[keep], e[keep]
     if a.size == 0:
         return BudgetValues(None, None, None, nonfinite=nonfinite)
-    noise, signal = float(np.sum((a - e) ** 2)), float(np.sum(e**2))
+    # SNR and cosine do not depend on scale: measured on values scaled to at most 1, so that outputs
+    # near float64's range do not overflow their squares
+    scale = float(np.max(np.abs(e)))
+    unit = max(scale, float(np.max(np.abs(a))))
+    a1, e1 = (a / unit, e / unit) if unit > 0 else (a, e)
+    noise, signal = float(np.sum((a1 - e1) ** 2)), float(np.sum(e1**2))
     snr = SNR_EXACT_DB if noise == 0 else (10 * np.log10(signal / noise) if signal > 0 else float("-inf"))
     snr = min(float(snr), SNR_EXACT_DB)
-    na, ne = float(np.linalg.norm(a)), float(np.linalg.norm(e))
-    cosine = float(np.dot(a, e) / (na * ne)) if na > 0 and ne > 0 else (1.0 if na == ne else 0.0)
-    scale = float(np.max(np.abs(e)))
-    worst = float(np.max(np.abs(a - e)))
+    na, ne = float(np.linalg.norm(a1)), float(np.linalg.norm(e1))
+    cosine = float(np.dot(a1, e1) / (na * ne)) if na > 0 and ne > 0 else (1.0 if na == ne else 0.0)
+    with np.errstate(over="ignore"):  # |a - e| past float64's range: an infinite error
+        worst = float(np.max(np.abs(a - e)))
     max_abs = worst / scale if scale > 0 else (0.0 if worst == 0 else float("inf"))
     agreement = None
     if topk and expected.ndim >= 2 and expected.shape[-1] >= 2 and actual.shape == expected.shape:
