@@ -31,12 +31,26 @@ ROUNDS, MARGIN_DB = 4, 3.0
 __all__ = ["ROUTES"]
 
 
+#: rows the calibrator and the debugger are given at most
+CALIBRATION_ROWS = 256
+
+
 def example_shaped(ctx: ExportContext) -> list[dict[str, np.ndarray]]:
-    """The calibration inputs of the example's shapes: TFLite's calibrator and debugger size the
-    model's inputs once, at the first sample (a multi-input model fed other sizes later fails)."""
+    """The calibration inputs as samples of one shape: TFLite's calibrator and debugger size a model's
+    inputs once, at the first sample (a multi-input model fed other sizes later fails). Every input
+    of every grid point that differs from the example only in its first axis is cut into rows; a
+    point that differs elsewhere (a longer sequence) is left out."""
     feeds = [dict(f) for f in ctx.calibration] or [dict(ctx.example_inputs)]
-    shapes = {n: v.shape for n, v in feeds[0].items()}
-    return [f for f in feeds if {n: v.shape for n, v in f.items()} == shapes]
+    shapes = {n: v.shape[1:] for n, v in feeds[0].items()}
+    rows: list[dict[str, np.ndarray]] = []
+    for feed in feeds:
+        if {n: v.shape[1:] for n, v in feed.items()} != shapes or len(
+            {v.shape[0] for v in feed.values()}
+        ) != 1:
+            continue
+        count = next(iter(feed.values())).shape[0]
+        rows.extend({n: v[i : i + 1] for n, v in feed.items()} for i in range(count))
+    return rows[:CALIBRATION_ROWS] or feeds[:1]
 
 
 class Quantized(Convert):
