@@ -74,8 +74,8 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 # the long checks that `make test` leaves out: every third-party corpus model through pytest, every
-# ONNX backend-test folder through `graphmint validate`, and slower variants of checks `make test` makes
-# (marked `long`)
+# ONNX backend-test folder through `graphmint validate`, the reduced-precision routes on third-party
+# models, the Ray executor, and slower variants of checks `make test` makes (marked `long`)
 test-long: $(STAMP)
 	$(PY) -m pytest -m 'corpus or long'
 
