@@ -175,3 +175,24 @@ def test_fp16_keeps_the_layers_beyond_its_range_in_float32(precision_run: Run) -
     assert found["max_activation"]["max_abs"] > 65504
     assert found["overflow"] and set(found["overflow"]) <= set(found["kept"]), found
     assert entry["budgets"]["output"]["snr_db"] >= 40
+
+
+def test_top_k_agreement_gates_a_classifier_output_only_where_set() -> None:
+    """Over a grid of two points: eager's class is the artifact's top-1 in 3 of 4 rows and within
+    its top 2 in all; SNR and cosine stay high, so only a top-k budget can catch the swap."""
+    import numpy as np
+
+    from graphmint.validators.budget import Budget, pooled_budget_values
+
+    eager = [np.array([[5.0, 4.9, 0.0], [0.0, 5.0, 1.0]]), np.array([[3.0, 0.0, 0.0], [0.0, 0.0, 2.0]])]
+    artifact = [e.copy() for e in eager]
+    artifact[0][0] = [4.9, 5.0, 0.0]  # row 0: classes 0 and 1 swap places
+    pairs = list(zip(artifact, eager, strict=True))
+    top1, top2 = pooled_budget_values(pairs, topk=1), pooled_budget_values(pairs, topk=2)
+    assert top1.topk_agreement == 0.75 and top2.topk_agreement == 1.0
+    assert top1.snr_db is not None and top1.snr_db > 20 and top1.cosine is not None and top1.cosine > 0.99
+    loose = Budget(cosine=0.99, snr_db=20.0, max_abs=0.15)
+    assert top1.misses(loose) == []  # not gated where no topk_agreement is set
+    strict = Budget(cosine=0.99, snr_db=20.0, max_abs=0.15, topk=1, topk_agreement=0.9)
+    assert top1.misses(strict) == ["top-1 agreement 0.750 is below 0.9"]
+    assert top2.misses(Budget(cosine=0.99, snr_db=20.0, max_abs=0.15, topk=2, topk_agreement=0.9)) == []
