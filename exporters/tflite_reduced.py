@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from graphmint.exporters._onnx_diagnosis import sqnr
 from graphmint.exporters._tf import serving_function, trackable
 from graphmint.exporters.base import ExportContext, Made, Precision, Route
 from graphmint.exporters.tflite import BUILTINS, WITH_SELECT_TF_OPS, Convert
@@ -79,13 +80,6 @@ class Quantized(Convert):
             converter.representative_dataset = representative
             return {"quantization": self.kind, "calibration_inputs": len(feeds)}
         return {"quantization": self.kind}
-
-
-def _snr(expected: list[np.ndarray], actual: list[np.ndarray]) -> float:
-    e = np.concatenate([x.astype(np.float64).ravel() for x in expected])
-    a = np.concatenate([x.astype(np.float64).ravel() for x in actual])
-    noise = float(np.sum((a - e) ** 2))
-    return math.inf if noise == 0 else 10 * math.log10(max(float(np.sum(e**2)), 1e-300) / noise)
 
 
 def _outputs(
@@ -163,7 +157,7 @@ class KeepFloat(Quantized):
                 flatbuffer = plain
             actual = _outputs(flatbuffer, feeds, ctx.output_names)
             values = {
-                n: _snr([e[i] for e in expected], [a[i] for a in actual])
+                n: sqnr([e[i] for e in expected], [a[i] for a in actual])
                 for i, n in enumerate(ctx.output_names)
             }
             snr.append({n: round(v, 2) for n, v in values.items()})
