@@ -25,13 +25,18 @@ __all__ = [
     "ResidualMLP",
     "bert_backbone",
     "conv_bilstm",
+    "convnext",
     "custom_layer_net",
     "dict_outputs_net",
     "efficientnet_b0",
+    "gemma_backbone",
+    "masked_bigru",
     "mobilenet_v3_small",
+    "padded_tokens",
     "resnet50",
     "subclassed_net",
     "text_inputs",
+    "time_distributed_net",
 ]
 
 #: every keras.applications model sees 64x64 RGB images
@@ -51,6 +56,23 @@ def text_inputs(shapes: Mapping[str, tuple[int, ...]], rng: np.random.Generator)
         batch, seq = shapes["padding_mask"]
         lengths = rng.integers(1, seq, size=batch, endpoint=True)
         out["padding_mask"] = (np.arange(seq)[None, :] < lengths[:, None]).astype(np.int32)
+    return out
+
+
+def padded_tokens(shapes: Mapping[str, tuple[int, ...]], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """`tokens` of right-padded sequences: ids in 1..99, then the padding id 0 to the row's end.
+
+    Each row keeps 1..seq leading ids and the last row is always padded (where seq > 1), so that an
+    `Embedding(mask_zero=True)` has a mask that matters at every grid point.
+    """
+    out: dict[str, np.ndarray] = {}
+    if "tokens" in shapes:
+        batch, seq = shapes["tokens"]
+        lengths = rng.integers(1, seq, size=batch, endpoint=True)
+        if seq > 1:
+            lengths[-1] = rng.integers(1, seq)
+        ids = rng.integers(1, 99, size=(batch, seq), endpoint=True)
+        out["tokens"] = np.where(np.arange(seq)[None, :] < lengths[:, None], ids, 0).astype(np.int32)
     return out
 
 
@@ -122,6 +144,41 @@ def resnet50() -> keras.Model:
     return _application("ResNet50", calibration_batch=4)
 
 
+def convnext() -> keras.Model:
+    """keras.applications' ConvNeXt builder at one block per stage and widths 8 to 64: patchify stem,
+    depthwise 7x7 convs, LayerNorm, layer scale, and downsampling to 2x2 maps at 64x64.
+
+    Without its built-in preprocessing, which expects pixels in 0..255 and would scale graphmint's
+    standard-normal images down 255-fold (the logits then vary with the input by 0.3%): the model
+    takes normalised images. The builder starts every layer scale at 1e-6, which makes each block the
+    identity to six digits (a wrong block would go unseen); the gammas are re-drawn in 0.1..1 from
+    the Keras RNG.
+    """
+    from keras.src.applications.convnext import ConvNeXt, LayerScale
+
+    depths = [1, 1, 1, 1]
+    images = keras.Input(IMAGE_SHAPE, name="images")
+    app = ConvNeXt(
+        depths=depths,
+        projection_dims=[8, 16, 32, 64],
+        drop_path_rate=0.0,
+        layer_scale_init_value=1e-6,
+        default_size=IMAGE_SHAPE[0],
+        name="convnext_corpus",
+        include_preprocessing=False,
+        weights=None,
+        input_tensor=images,
+        input_shape=IMAGE_SHAPE,
+        classes=LABELS,
+        classifier_activation=None,
+    )
+    scales = [layer for layer in app.layers if isinstance(layer, LayerScale)]
+    assert len(scales) == sum(depths), f"expected a layer scale per block, found {len(scales)}"
+    for layer in scales:
+        layer.gamma.assign(keras.random.uniform(tuple(layer.gamma.shape), 0.1, 1.0))
+    return keras.Model(images, app.output, name=app.name)
+
+
 # --- keras-hub ----------------------------------------------------------------------------------
 
 
@@ -144,6 +201,25 @@ def bert_backbone() -> keras.Model:
     )
 
 
+def gemma_backbone() -> keras.Model:
+    """keras_hub GemmaBackbone, tiny: RMSNorm, rotary positions, multi-query attention, GeGLU.
+
+    Inputs `token_ids` and `padding_mask` ([batch, seq] each, passed as a dict); outputs the final
+    hidden states [batch, seq, 32].
+    """
+    import keras_hub
+
+    return keras_hub.models.GemmaBackbone(
+        vocabulary_size=100,
+        num_layers=2,
+        num_query_heads=2,
+        num_key_value_heads=1,
+        hidden_dim=32,
+        intermediate_dim=64,
+        head_dim=16,
+    )
+
+
 # --- plain Keras --------------------------------------------------------------------------------
 
 
@@ -154,6 +230,31 @@ def conv_bilstm(features: int = 8, filters: int = 16, units: int = 16, classes: 
     x = layers.Bidirectional(layers.LSTM(units))(x)
     outputs = layers.Dense(classes)(x)
     return keras.Model(inputs, outputs, name="ConvBiLSTM")
+
+
+def masked_bigru(vocabulary: int = 100, width: int = 16, units: int = 16, classes: int = 4) -> keras.Model:
+    """Token ids into an Embedding with `mask_zero=True`, a bidirectional GRU that skips the padded
+    steps (id 0), and a Dense head.
+
+    Embeddings are drawn with std 1, not Keras's uniform 0.05, so that the GRU's gates leave their
+    linear range and its output is not a near-constant of order 1e-2.
+    """
+    tokens = keras.Input((None,), dtype="int32", name="tokens")
+    x = layers.Embedding(
+        vocabulary, width, mask_zero=True, embeddings_initializer=keras.initializers.RandomNormal(stddev=1.0)
+    )(tokens)
+    x = layers.Bidirectional(layers.GRU(units))(x)
+    outputs = layers.Dense(classes)(x)
+    return keras.Model(tokens, outputs, name="MaskedBiGRU")
+
+
+def time_distributed_net(size: int = 8, filters: int = 4, classes: int = 4) -> keras.Model:
+    """TimeDistributed Conv2D, global pooling and Dense over a clip of any number of frames."""
+    x = frames = keras.Input((None, size, size, 3), name="frames")
+    x = layers.TimeDistributed(layers.Conv2D(filters, 3))(x)
+    x = layers.TimeDistributed(layers.GlobalAveragePooling2D())(x)
+    outputs = layers.TimeDistributed(layers.Dense(classes))(x)
+    return keras.Model(frames, outputs, name="TimeDistributedNet")
 
 
 @keras.saving.register_keras_serializable(package="graphmint_corpus")

@@ -24,10 +24,12 @@ __all__ = [
     "gpt2",
     "llama",
     "mobilenet_v2",
+    "mobilevit",
     "regnet",
     "resnet",
     "roberta",
     "segformer",
+    "swin",
     "t5_encoder",
     "text_inputs",
     "vit",
@@ -181,6 +183,44 @@ def segformer() -> nn.Module:
         num_labels=LABELS,
     )
     return _calibrate_batchnorm(SegformerForSemanticSegmentation(config), *_IMAGE_BATCH)
+
+
+def swin() -> nn.Module:
+    """SwinForImageClassification on 32x32 images in 2x2 patches: windowed attention, patch merging.
+
+    Two blocks per stage, so that the second one attends over shifted windows with the attention
+    mask that shift builds (the 4x4 windows divide both the 16x16 and the 8x8 maps).
+    """
+    from transformers import SwinConfig, SwinForImageClassification
+
+    config = SwinConfig(
+        image_size=32,
+        patch_size=2,
+        embed_dim=24,
+        depths=[2, 2],
+        num_heads=[2, 4],
+        window_size=4,
+        mlp_ratio=2.0,
+        drop_path_rate=0.0,
+        num_labels=LABELS,
+    )
+    return SwinForImageClassification(config).eval()
+
+
+def mobilevit() -> nn.Module:
+    """MobileViTForImageClassification: inverted residuals, then MobileViT blocks that unfold the map
+    into 2x2 patches for a transformer and fold it back (at 8x8, 4x4 and 2x2 on 64x64 images)."""
+    from transformers import MobileViTConfig, MobileViTForImageClassification
+
+    config = MobileViTConfig(
+        image_size=64,
+        hidden_sizes=[16, 24, 32],
+        neck_hidden_sizes=[8, 8, 16, 16, 24, 32, 64],
+        num_attention_heads=2,
+        expand_ratio=2.0,
+        num_labels=LABELS,
+    )
+    return _calibrate_batchnorm(MobileViTForImageClassification(config), *_IMAGE_BATCH)
 
 
 # --- text: input_ids [batch, seq] (+ attention_mask) ----------------------------------------------

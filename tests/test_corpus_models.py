@@ -27,11 +27,15 @@ SPECS = load_config(CORPUS)
 FAST = {
     "HFConvNeXt",
     "HFViT",
+    "HFSwin",
     "HFBert",
     "HFLlama",
     "HFWav2Vec2",
     "KerasHubBert",
+    "KerasHubGemma",
     "KerasConvBiLSTM",
+    "KerasMaskedBiGRU",
+    "KerasTimeDistributed",
     "KerasCustomLayer",
     "KerasDictOutputs",
     "KerasSubclassed",
@@ -41,6 +45,7 @@ REQUIRES = {
     "graphmint.models.corpus_torch": ("torch", "transformers"),
     "graphmint.models.corpus_keras": ("tensorflow", "keras"),
     "graphmint.models.corpus_keras:bert_backbone": ("tensorflow", "keras", "keras_hub"),
+    "graphmint.models.corpus_keras:gemma_backbone": ("tensorflow", "keras", "keras_hub"),
 }
 #: an output whose two answers differ by less than this is taken as constant
 MIN_CHANGE = 1e-4
