@@ -3,6 +3,10 @@
 (tf2onnx.convert.from_keras is not used: it does not work with Keras 3.) Inputs keep the spec's
 names and outputs the eager output names, in the eager order, so ONNX Runtime is fed and read the
 same way as for a PyTorch model.
+
+A graph that calls functions marked for XLA compilation is frozen and converted in two steps
+instead (`_inlined_graph_def`, then tf2onnx.convert.from_graph_def), so that those calls are
+inlined; every other graph goes through from_function unchanged.
 """
 
 from __future__ import annotations
@@ -30,6 +34,84 @@ def _erfc(graph: Any, node: Any, name: str, args: list[Any]) -> None:
 
 #: TensorFlow ops tf2onnx lacks, as {op: (handler, args)} for its custom_op_handlers
 CUSTOM_OPS = {"Erfc": (_erfc, [])}
+
+
+#: the node attributes for which grappler's function inliner leaves a call alone, even in aggressive
+#: mode (MarkedForXlaCompilation in tensorflow/core/grappler/optimizers/function_optimizer.cc)
+_XLA_MARKS = ("_XlaMustCompile", "_xla_compile_id", "_tpu_replicate")
+
+
+def _nodes(graph_def: Any) -> list[Any]:
+    """The graph's nodes and those of every function in its library."""
+    return [*graph_def.node, *(n for f in graph_def.library.function for n in f.node_def)]
+
+
+def _compiled_calls(graph_def: Any) -> int:
+    """How many nodes of the graph (its functions' bodies included) are marked for XLA compilation.
+
+    tf.function(jit_compile=True) marks its call so. Keras 3's TensorFlow backend compiles grouped
+    convolutions (ConvNeXt's depthwise Conv2D, `groups` = channels) and channels-first 3-D ones that
+    way, since TensorFlow's CPU kernels cannot run them.
+    """
+    return sum(
+        any(m in n.attr and (n.attr[m].s or n.attr[m].b) for m in _XLA_MARKS) for n in _nodes(graph_def)
+    )
+
+
+def _inlined_graph_def(concrete: Any, input_names: list[str], output_names: list[str]) -> Any:
+    """The concrete function frozen, as tf2onnx freezes it, with its XLA marks taken off.
+
+    tf2onnx inlines function calls while it freezes (convert_variables_to_constants_v2 with
+    aggressive inlining) and again in its grappler pass, but grappler never inlines a call marked
+    for XLA compilation, and its default mode honours the `_noinline` that jit_compile also sets on
+    the function. Such a call reaches tf2onnx as a StatefulPartitionedCall, which it cannot convert.
+    Without the marks, the grappler pass of tf2onnx.convert.from_graph_def inlines the call: an XLA
+    cluster computes what its body computes, so the graph means the same.
+    """
+    import tensorflow as tf
+    from tf2onnx import tf_loader
+
+    with tf.device("/cpu:0"):
+        graph_def = tf_loader.from_function(concrete, input_names, output_names)
+    for node in _nodes(graph_def):
+        for mark in _XLA_MARKS:
+            if mark in node.attr:
+                del node.attr[mark]
+    for function in graph_def.library.function:
+        if "_noinline" in function.attr:
+            del function.attr["_noinline"]
+    return graph_def
+
+
+def _convert(function: Any, input_signature: list[Any]) -> tuple[Any, int]:
+    """The ONNX model tf2onnx makes of the tf.function, and how many XLA-compiled calls it inlined.
+
+    A graph without such calls is converted by tf2onnx.convert.from_function as it is; one with
+    them is frozen without their marks and converted by from_graph_def, with the same input and
+    output names from_function gives (tensors_to_rename: the output names are the dict's keys).
+    """
+    import tensorflow as tf
+    import tf2onnx
+
+    concrete = function.get_concrete_function(*input_signature)
+    compiled = _compiled_calls(concrete.graph.as_graph_def())
+    if not compiled:
+        model, _ = tf2onnx.convert.from_function(
+            function, input_signature=input_signature, opset=OPSET, custom_op_handlers=CUSTOM_OPS
+        )
+        return model, 0
+    input_names = [t.name for t in concrete.inputs if t.dtype != tf.resource]
+    output_names = [t.name for t in concrete.outputs if t.dtype != tf.resource]
+    model, _ = tf2onnx.convert.from_graph_def(
+        _inlined_graph_def(concrete, input_names, output_names),
+        name=concrete.name,
+        input_names=input_names,
+        output_names=output_names,
+        opset=OPSET,
+        custom_op_handlers=CUSTOM_OPS,
+        tensors_to_rename=tf2onnx.convert.tensor_names_from_structed(concrete, input_names, output_names),
+    )
+    return model, compiled
 
 
 def _captured_constants(function: Any) -> dict[str, Any]:
@@ -94,15 +176,9 @@ class Convert(TfExporter):
 
     def export(self, ctx: ExportContext, path: Path | None) -> Made:
         import onnx
-        import tf2onnx
 
         function = serving_function(ctx)
-        model, _ = tf2onnx.convert.from_function(
-            function,
-            input_signature=input_signature(ctx),
-            opset=OPSET,
-            custom_op_handlers=CUSTOM_OPS,
-        )
+        model, inlined = _convert(function, input_signature(ctx))
         unsupported = [
             m.removeprefix("Unsupported ops: ")
             for m in self.logged("tf2onnx")
@@ -114,7 +190,8 @@ class Convert(TfExporter):
         pruned = _prune_inputs(model, ctx, _captured_constants(function))
         onnx.save(model, str(path))
         opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
-        return Made(details={"opset": opset, "pruned_inputs": pruned or None})
+        details = {"opset": opset, "pruned_inputs": pruned or None, "inlined_xla_calls": inlined or None}
+        return Made(details=details)
 
 
 ROUTE = Route(
