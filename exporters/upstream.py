@@ -21,8 +21,9 @@ KNOWN_UPSTREAM: tuple[tuple[str, str], ...] = (
         "custom operators need a fake kernel for torch.export/compile: torch.library.register_fake",
     ),
     (
-        r"Select TF ops \(the Flex delegate\)",
-        "tensorflow-cpu's TFLite interpreter links no Flex delegate (TensorFlow Lite 'Select TF ops')",
+        r"Select TF op(\(s\))? \(the Flex delegate\)",
+        "google-ai-edge/LiteRT#6458 (no TFLite interpreter on PyPI links the Flex delegate that "
+        "'Select TF ops' need)",
     ),
 )
 

@@ -1,9 +1,17 @@
-"""Runner for TFLite flatbuffers: the interpreter resized to each grid point, fed by signature names."""
+"""Runner for TFLite flatbuffers: the interpreter resized to each grid point, fed by signature names.
+
+A file is judged by what it holds before any interpreter sees it: one that needs Select TF ops (Flex
+custom ops, run by the Flex delegate) cannot run here, since no TFLite interpreter that pip offers
+links that delegate (LiteRT#6458). Such a file is reported unavailable, naming its Flex ops, wherever
+an interpreter would have failed on it (at load, or only at its first inference).
+"""
 
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,6 +32,34 @@ def _interpreter_class() -> tuple[Any, str]:
     return litert.Interpreter, "ai_edge_litert"
 
 
+def flex_ops(path: str | Path) -> Counter[str]:
+    """The Select TF ops a TFLite file uses (its `Flex…` custom operators), counted by TF op name."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.Model.GetRootAs(Path(path).read_bytes(), 0)
+    codes = [model.OperatorCodes(i).CustomCode() for i in range(model.OperatorCodesLength())]
+    found: Counter[str] = Counter()
+    for g in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(g)
+        for o in range(graph.OperatorsLength()):
+            code = codes[graph.Operators(o).OpcodeIndex()]
+            if code and code.startswith(b"Flex"):
+                found[code[4:].decode(errors="replace")] += 1
+    return found
+
+
+def needs_flex(path: str | Path) -> str | None:
+    """Why the file cannot run here (the Select TF ops it needs), or None where it needs none."""
+    found = flex_ops(path)
+    if not found:
+        return None
+    ops = ", ".join(f"{name} x{n}" if n > 1 else name for name, n in sorted(found.items()))
+    return (
+        f"the model needs {sum(found.values())} Select TF op(s) (the Flex delegate): {ops}; no TFLite "
+        "interpreter here links that delegate"
+    )
+
+
 class TFLiteRunner(Runner):
     name = "tflite"
 
@@ -36,6 +72,9 @@ class TFLiteRunner(Runner):
         self.shapes: dict[str, tuple[int, ...]] = {}
 
     def activate_impl(self) -> None:
+        flex = needs_flex(self.artifact.path)  # type: ignore[arg-type]
+        if flex:
+            raise RuntimeUnavailable(flex)
         cls, label = _interpreter_class()
         with warnings.catch_warnings():
             # tf.lite.Interpreter announces its move to LiteRT on every construction
