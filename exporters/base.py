@@ -123,10 +123,12 @@ class ExportResult:
     artifact: Artifact | None = None
     reason: str = ""
     log: str = ""
+    #: it did not finish within its time limit and was stopped
+    overran: bool = False
 
     @classmethod
-    def failed(cls, reason: str, log: str = "") -> ExportResult:
-        return cls(ExportState.FAILED, reason=reason, log=log)
+    def failed(cls, reason: str, log: str = "", overran: bool = False) -> ExportResult:
+        return cls(ExportState.FAILED, reason=reason, log=log, overran=overran)
 
 
 Strategy = Callable[[ExportContext], ExportResult]

@@ -13,7 +13,7 @@ from graphmint.validators import CROSS_CHECK_RUNTIMES, get_runner, runtimes_for
 from graphmint.validators.base import Runner, RuntimeUnavailable
 from graphmint.validators.budget import pooled_budget_values
 from graphmint.validators.compare import compare_output
-from graphmint.validators.isolated import IsolatedRunner
+from graphmint.validators.isolated import IsolatedRunner, Live, Overrun
 from graphmint.validators.localize import first_divergence
 from graphmint.validators.results import ArtifactCheck, Diagnosis, PointCheck, Stage, Status
 from graphmint.validators.tolerance import Criterion, Tolerance
@@ -53,7 +53,7 @@ def _run_point(
     try:
         outputs, point.seconds = runner.infer(case.feeds)
     except Exception as exc:
-        point.status, point.reason = Status.ERROR, first_line(exc)
+        point.status, point.reason, point.overran = Status.ERROR, first_line(exc), isinstance(exc, Overrun)
         return point
     if len(outputs) != len(case.expected):
         point.status = Status.FAILED
@@ -107,7 +107,14 @@ def _diagnose(
                 ), Diagnosis.FROZEN_DIM
     first, _ = bad[0]
     where = ", ".join(p.label for p, _ in bad)
-    kind = Diagnosis.RUN if all(p.status == Status.ERROR for p, _ in bad) else Diagnosis.NUMBERS
+    if any(p.overran for p, _ in bad):
+        kind = Diagnosis.TIMEOUT
+    elif any(o.shape != o.expected_shape for p, _ in bad for o in p.outputs):
+        kind = Diagnosis.SHAPE
+    elif all(p.status == Status.ERROR for p, _ in bad):
+        kind = Diagnosis.RUN
+    else:
+        kind = Diagnosis.NUMBERS
     return f"fails at {where}: {first.reason}", kind
 
 
@@ -136,6 +143,8 @@ def _runner(artifact: Artifact, timeout_s: float | None) -> Runner:
     """The artifact's runner; one that loads a file runs in a child process, so a crash or hang there
     becomes this check's error instead of the end of the run."""
     cls = get_runner(artifact.runner)
+    if isinstance(artifact.in_process, Live):  # made in a child, served from it
+        return IsolatedRunner(artifact, timeout_s=timeout_s)
     if artifact.path is None:
         return cls(artifact)
     if issubclass(cls, IsolatedRunner):
@@ -173,7 +182,8 @@ def check_artifact(
     except Exception as exc:
         where = f"{artifact.route}/{artifact.path.name}" if artifact.path else artifact.route
         check.reason = f"could not load {where}: {first_line(exc)}"
-        check.log, check.diagnosis = runner.log, Diagnosis.LOAD
+        check.log = runner.log
+        check.diagnosis = Diagnosis.TIMEOUT if isinstance(exc, Overrun) else Diagnosis.LOAD
         return check
     try:
         check.runtime, check.notes = runner.runtime, list(runner.notes)

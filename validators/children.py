@@ -58,6 +58,8 @@ FRAMEWORK_PRELOAD = {
     "torch": ("torch", "torch.export", "torch._dynamo", "torch.onnx", "onnxscript"),
     "tensorflow": ("tensorflow", "keras", "tf2onnx"),
 }
+#: tries to start a child when the forkserver dies under it (a SIGKILL from outside starts it again)
+_START_ATTEMPTS = 3
 #: the frame faulthandler names first: the one running when the signal came
 _FRAME = re.compile(r'File "([^"]+)", line (\d+) in (\S+)')
 
@@ -251,23 +253,36 @@ class Child:
         os.close(fd)
         # counted as running before the pool may restart its forkserver for another thread's child
         with self.pool._lock:
-            context = self.pool.start()
             self.pool.running.add(self)
-        self.conn, child_end = context.Pipe()
-        self.process = context.Process(
-            target=_child_main,
-            args=(child_end, self.host, self.args, self.log_path, os.getcwd()),
-            name=f"graphmint-{self.name}",
-            daemon=True,
-        )
-        try:
-            self.process.start()
-        except BaseException:
-            self.stop()
-            raise
-        finally:
-            child_end.close()
-        return self
+        for attempt in range(1, _START_ATTEMPTS + 1):
+            with self.pool._lock:
+                context = self.pool.start()  # starts the forkserver again where it is gone
+            self.conn, child_end = context.Pipe()
+            self.process = context.Process(
+                target=_child_main,
+                args=(child_end, self.host, self.args, self.log_path, os.getcwd()),
+                name=f"graphmint-{self.name}",
+                daemon=True,
+            )
+            try:
+                self.process.start()
+                return self
+            except (EOFError, ConnectionError) as exc:  # the forkserver died while it forked this child
+                self.conn.close()
+                self.process = None
+                if attempt == _START_ATTEMPTS:
+                    self.stop()
+                    detail = (
+                        f"could not be started: the forkserver that forks graphmint's child processes "
+                        f"died {attempt} times ({type(exc).__name__}; killed from outside, or out of memory?)"
+                    )
+                    raise ChildError(f"{self.name} {detail}", "died", detail) from None
+            except BaseException:
+                self.stop()
+                raise
+            finally:
+                child_end.close()
+        raise AssertionError("unreachable")
 
     def request(self, method: str, *args: Any, timeout_s: float | None = None) -> Any:
         """Call `method(*args)` on the child's host and return its answer; raises ChildError."""
@@ -304,6 +319,11 @@ class Child:
         code = self.process.exitcode
         if code is None:
             detail = f"closed its pipe during {method} but did not exit"
+        elif code == _LOST and _forkserver_gone():  # its forkserver died, and took the child with it
+            detail = (
+                f"was lost during {method} with the forkserver that forked it (killed from outside, "
+                "or out of memory?)"
+            )
         else:
             detail = f"{ended(code)} during {method}{self._crash_site()}"
         return ChildError(f"{self._who()} {detail}", "died", detail, code=code)
@@ -356,11 +376,31 @@ class Child:
         self.stop()
 
 
+#: the exit code multiprocessing gives a forkserver child whose forkserver can no longer report it
+_LOST = 255
+
+
+def _forkserver_gone() -> bool:
+    """The forkserver this process started has exited (read from /proc, without reaping it: the pool
+    reaps and starts it again for the next child)."""
+    pid = getattr(forkserver._forkserver, "_forkserver_pid", None)  # type: ignore[attr-defined]
+    if pid is None:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] in ("Z", "X")
+    except OSError:
+        return True
+
+
 def ended(code: int) -> str:
-    """ "died from signal SIGSEGV (Segmentation fault)" or "ended with exit code 3"."""
+    """ "died from signal SIGSEGV (Segmentation fault)" or "ended with exit code 3"; a SIGKILL says that
+    the kernel's OOM killer is its likely sender."""
     if code < 0:
         try:
-            return f"died from signal {signal.Signals(-code).name} ({signal.strsignal(-code)})"
+            name = f"{signal.Signals(-code).name} ({signal.strsignal(-code)})"
         except ValueError:
             return f"died from signal {-code}"
+        oom = " (out of memory? the kernel's OOM killer sends it)" if -code == signal.SIGKILL else ""
+        return f"died from signal {name}{oom}"
     return f"ended with exit code {code}"

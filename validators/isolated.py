@@ -7,11 +7,15 @@ one-line error naming the signal, a hang a timeout, and the child is always reap
 reports itself unavailable in the child (RuntimeUnavailable) is reported so here too.
 
 Any runner whose artifact is a file can be hosted: `IsolatedRunner(artifact, inner="module:Class")`,
-or a subclass that names its `inner` runner.
+or a subclass that names its `inner` runner. A route without a file (torch.compile, tf.function) makes
+its object in a child of its own (pipeline.run.isolation): that child's host is a `RunnerHost` too, and
+the artifact it hands back names it (`Live`), so the runner serves from the object where it was made.
+What the runner measured (`facts`) comes back when it is deactivated.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import multiprocessing
@@ -25,20 +29,39 @@ from graphmint.validators._lifeline import sweep_stale_temp
 from graphmint.validators.base import Runner, RuntimeUnavailable
 from graphmint.validators.children import Child, ChildError, ChildPool, default_pool, import_ref
 
-__all__ = ["IsolatedRunner", "sweep_stale_temp"]
+__all__ = ["IsolatedRunner", "Live", "Overrun", "RunnerHost", "sweep_stale_temp"]
 
 
-class _RunnerHost:
-    """In the child: the inner runner, built and activated on request."""
+class Overrun(RuntimeError):
+    """A request to a child that did not answer within its time limit (the child was stopped)."""
 
-    def __init__(self, inner: str, artifact: Artifact) -> None:
+
+@dataclasses.dataclass(eq=False)
+class Live:
+    """An artifact's `in_process` in the parent where the object lives in a child: the child itself.
+    Whoever made it stops it (`close`); a runner that served from it has done so already."""
+
+    child: Child
+
+    def close(self) -> None:
+        self.child.stop()
+
+
+class RunnerHost:
+    """In the child: the inner runner (by default its artifact's own), built and activated on request."""
+
+    def __init__(self, inner: str, artifact: Artifact | None) -> None:
         self.inner, self.artifact = inner, artifact
         self.runner: Runner | None = None
 
     def activate(self) -> tuple[str, list[str]]:
+        from graphmint.validators import RUNNERS
+
+        if self.artifact is None:
+            raise ValueError("activate before the artifact was made")
         for module in self.artifact.imports:
             importlib.import_module(module)
-        self.runner = import_ref(self.inner)(self.artifact)
+        self.runner = import_ref(self.inner or RUNNERS[self.artifact.runner])(self.artifact)
         self.runner.activate()
         return self.runner.runtime, list(self.runner.notes)
 
@@ -48,9 +71,17 @@ class _RunnerHost:
         outputs, _ = self.runner.infer(feeds)
         return outputs
 
+    def deactivate(self) -> dict[str, Any]:
+        """Release the runner; what it measured."""
+        if self.runner is None:
+            return {}
+        self.runner.deactivate()
+        facts = dict(self.runner.facts)
+        self.runner = None
+        return facts
+
     def close(self) -> None:
-        if self.runner is not None:
-            self.runner.deactivate()
+        self.deactivate()
 
 
 class IsolatedRunner(Runner):
@@ -86,12 +117,15 @@ class IsolatedRunner(Runner):
         return self.child.log_path if self.child is not None else None
 
     def activate_impl(self) -> None:
-        if not self.inner_ref:
+        if not self.inner_ref and not isinstance(self.artifact.in_process, Live):
             raise ValueError(f"runner {self.name} has no inner runner to host")
-        # what an exporter holds in memory stays here: the child gets the artifact's path and names
-        artifact = dataclasses.replace(self.artifact, in_process=None)
-        pool = self.pool or default_pool()
-        self.child = pool.spawn(_RunnerHost, self.inner_ref, artifact, name=self.inner_ref)
+        live = self.artifact.in_process
+        if isinstance(live, Live):  # the object lives in the child that made it: serve from there
+            self.child = live.child
+        else:  # what an exporter holds in memory stays here: the child gets the artifact's path and names
+            artifact = dataclasses.replace(self.artifact, in_process=None)
+            pool = self.pool or default_pool()
+            self.child = pool.spawn(RunnerHost, self.inner_ref, artifact, name=self.inner_ref)
         try:
             runtime, notes = self._request("activate")
         except BaseException:
@@ -106,6 +140,9 @@ class IsolatedRunner(Runner):
 
     def deactivate_impl(self) -> None:
         if self.child is not None:
+            if self.child.failure is None:
+                with contextlib.suppress(RuntimeError, RuntimeUnavailable):
+                    self.facts.update(self._request("deactivate"))
             self.log += self.child.stop()
             self.child.log = ""
 
@@ -118,4 +155,6 @@ class IsolatedRunner(Runner):
         except ChildError as exc:
             if exc.exc_type == "RuntimeUnavailable":
                 raise RuntimeUnavailable(exc.text) from None
+            if exc.kind == "timeout":
+                raise Overrun(str(exc)) from None
             raise RuntimeError(str(exc)) from None

@@ -60,6 +60,10 @@ class Diagnosis(StrEnum):
     EXPORT = "export"
     LOAD = "load"
     RUN = "run"
+    #: a stage (export, load, one inference) did not finish within its time limit and was stopped
+    TIMEOUT = "timeout"
+    #: an output's shape differs from eager's
+    SHAPE = "shape"
     #: it ran and the numbers are off
     NUMBERS = "numbers"
 
@@ -126,6 +130,8 @@ class PointCheck:
     seconds: float = 0.0
     outputs: list[OutputComparison] = field(default_factory=list)
     reason: str = ""
+    #: it did not finish within its time limit and was stopped
+    overran: bool = False
 
 
 class _WorstErrors:

@@ -8,9 +8,9 @@ here, the staging folder opened) and hands their cells to an executor; a model i
   (validators.children: one per export strategy, one per runtime check, each gone after its request),
   forked from a forkserver that preloads the frameworks: a cell starts in a tenth of a second, and
   memory is bounded by the children alive at once. The threads that drive the cells only wait on their
-  pipes and compare numbers. Cells of in-process routes (torch.compile, tf.function: checked in this
-  process, no file) run on the main thread, as the model builds do: no framework is ever driven from
-  two threads.
+  pipes and compare numbers. Routes without a file (torch.compile, tf.function) compile and are
+  checked in a child of their own too, under the same time limits: no framework is ever driven from
+  two threads, and no compile can hang the run.
 - `RayExecutor` makes each cell a Ray task in a fresh worker process (max_calls=1), retried when its
   worker is lost, with one CPU, and a GPU where the route has a CUDA runner and the cluster has GPUs.
   The worker rebuilds what the cell needs (the model from its reference and seed), runs it into a
@@ -65,14 +65,7 @@ class LocalExecutor:
         self.threads = ThreadPoolExecutor(max(1, jobs), thread_name_prefix="graphmint-cell")
 
     def submit(self, cell: Cell, root: Path, options: RunOptions, progress: Progress) -> Future[RouteResult]:
-        if not cell.in_process:
-            return self.threads.submit(_run_cell, cell, root, options, progress)
-        done: Future[RouteResult] = Future()  # on this (the main) thread, now
-        try:
-            done.set_result(_run_cell(cell, root, options, progress))
-        except Exception as exc:
-            done.set_exception(exc)
-        return done
+        return self.threads.submit(_run_cell, cell, root, options, progress)
 
     def close(self, cancel: bool = False) -> None:
         if cancel:  # stop the children the cells wait on, so that their threads return at once
@@ -199,10 +192,7 @@ def run_models(
             assert executor is not None
             futures: list[Future[RouteResult]] = []
             running.append((prepared, futures))  # its staging folder goes if anything stops the run
-            # cells that leave this process first: the in-process ones then run here while they do
-            cells = sorted(enumerate(prepared.cells), key=lambda item: item[1].in_process)
-            submitted = {i: executor.submit(cell, prepared.root, options, progress) for i, cell in cells}
-            futures.extend(submitted[i] for i in range(len(prepared.cells)))
+            futures.extend(executor.submit(cell, prepared.root, options, progress) for cell in prepared.cells)
             for done in [r for r in running if all(f.done() for f in r[1])]:  # publish as soon as done
                 results[done[0].result.name] = _finish(*done, options, progress)
                 running.remove(done)

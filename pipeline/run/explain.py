@@ -19,7 +19,7 @@ import numpy as np
 
 from graphmint.exporters.base import ExportContext, Route, first_line
 from graphmint.models.frameworks import Framework
-from graphmint.pipeline.run.isolation import export_isolated
+from graphmint.pipeline.run.isolation import close_live, export_isolated
 from graphmint.pipeline.spec.specs import ModelSpec
 from graphmint.validators.check import Case, run_once
 from graphmint.validators.compare import compare_output
@@ -72,10 +72,11 @@ class Divergence:
             size = f"{first.noise_multiple:.3g}x the eager model's own error against float64"
         else:
             size = "outside its tolerance"
-        return (
-            f"first diverging layer at {self.point}: {first.name!r} ({first.kind}), {size} "
-            f"(max abs error {first.max_abs_error:.3g}){held}"
-        )
+        if first.max_abs_error is not None:
+            error = f"max abs error {first.max_abs_error:.3g}"
+        else:  # no finite difference at all: NaN or Inf where eager has numbers, or the reverse
+            error = first.message.partition(": ")[2] or "no finite value to compare"
+        return f"first diverging layer at {self.point}: {first.name!r} ({first.kind}), {size} ({error}){held}"
 
     def to_json(self) -> dict[str, Any]:
         first, last = self.first, self.last_matching
@@ -152,14 +153,14 @@ def _compare(
     ctx = replace(base, workdir=workdir, route=route.name, output_names=tuple(named))
     ctx = replace(ctx, dynamic_axes={})  # one point is compared: the probe is exported at its shapes
     try:
-        if route.in_process:
-            exported = route.strategies[index][1](replace(ctx, model=probe))
-        else:
-            exported = export_isolated(route, index, ctx, spec.ref, spec.seed, export_timeout_s, probe=True)
+        exported = export_isolated(route, index, ctx, spec.ref, spec.seed, export_timeout_s, probe=True)
         if exported.artifact is None:
             why = exported.reason
             return f"no per-layer comparison: the model with every layer as an output did not export: {why}"
-        actual = run_once(exported.artifact, case.feeds, timeout_s)
+        try:
+            actual = run_once(exported.artifact, case.feeds, timeout_s)
+        finally:
+            close_live(exported.artifact)
     except Exception as exc:
         return f"no per-layer comparison: the probe did not run: {first_line(exc)}"
     finally:

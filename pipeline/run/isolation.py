@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 import re
+import signal
 from collections.abc import Iterable
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +30,9 @@ from graphmint.exporters.base import ExportContext, ExportResult, Route, first_l
 from graphmint.pipeline.spec.inputs import shape_grid
 from graphmint.validators._lifeline import sweep_stale_temp
 from graphmint.validators.children import ChildError, default_pool, ended
+from graphmint.validators.isolated import Live, RunnerHost
 
-__all__ = ["eager_isolated", "export_isolated", "preload", "sweep_stale_temp"]
+__all__ = ["close_live", "eager_isolated", "export_isolated", "preload", "sweep_stale_temp"]
 
 
 #: top-level modules whose import in a model's module means its framework: torch or tensorflow
@@ -82,7 +85,8 @@ def _export_job(
     ctx: dict[str, Any],
     probe: bool = False,
 ) -> ExportResult:
-    """In the child: build the model afresh, run one strategy of one route, return its result."""
+    """In the child: build the model afresh, run one strategy of one route, return its result (its
+    artifact's in-process object included)."""
     from graphmint.exporters import get_route
     from graphmint.pipeline.spec.loader import build_model
 
@@ -90,10 +94,37 @@ def _export_job(
     if probe:  # the model with every layer's output after its own (pipeline.run.explain)
         model, _ = built.probe(model, ctx["input_names"])
     _, strategy = get_route(framework, route).strategies[index]
-    result = strategy(ExportContext(model=model, **ctx))
-    if result.artifact is not None:
-        result.artifact.in_process = None
-    return result
+    return strategy(ExportContext(model=model, **ctx))
+
+
+#: environment variables that put a compiler's own cache under graphmint's cache folder, so that a run
+#: after a small change compiles again only what changed (Inductor's FX graph and AOTAutograd caches)
+COMPILER_CACHES = {"TORCHINDUCTOR_CACHE_DIR": "inductor"}
+
+
+class _Exporting(RunnerHost):
+    """The host of an export child. The object an in-process route makes (a torch.compile'd module, a
+    concrete tf.function) stays in the child, which then serves it to the route's runner."""
+
+    def __init__(self, compiler_cache: str | None = None) -> None:
+        super().__init__("", None)
+        if compiler_cache:  # this child's own environment: read by the compilers when they first run
+            for variable, folder in COMPILER_CACHES.items():
+                os.environ[variable] = os.path.join(compiler_cache, folder)
+
+    def run(self, *job: Any) -> ExportResult:
+        result = _export_job(*job)
+        if result.artifact is not None:
+            self.artifact = result.artifact
+            result.artifact = replace(result.artifact, in_process=None)
+        return result
+
+
+def _compiler_cache() -> str | None:
+    from graphmint.pipeline.run.cache import cache_root
+
+    root = cache_root()
+    return None if root is None else str(root / "compilers")
 
 
 def export_isolated(
@@ -108,35 +139,52 @@ def export_isolated(
     """Run strategy `index` of `route` in a fresh child process; never raises for the exporter's sake.
     A child still exporting after `timeout_s` is killed and the strategy failed. With `probe`, the
     child exports the model's per-layer probe (Framework.probe) instead of the model. What native code
-    printed in the child is appended to the result's log."""
+    printed in the child is appended to the result's log.
+
+    An in-process route (no file) makes its object in the child, and its artifact's `in_process` is
+    then that child (`Live`), kept running for the runner: the caller closes it when it is checked."""
     state = {f.name: getattr(ctx, f.name) for f in fields(ctx) if f.name != "model"}
     job = (ref, seed, route.framework, route.name, index, state, probe)
-    child = default_pool().spawn(_Exporting, name=f"{route.name} exporter", timeout_s=timeout_s)
+    child = default_pool().spawn(
+        _Exporting, _compiler_cache(), name=f"{route.name} exporter", timeout_s=timeout_s
+    )
+    live = False
     try:
         result: ExportResult = child.request("run", *job)
+        live = route.in_process and result.artifact is not None
     except ChildError as exc:
-        if exc.kind == "timeout":
-            reason = (
-                f"the exporter did not finish within {timeout_s:g}s and was stopped: raise --export-timeout"
-            )
-        elif exc.kind == "died":
-            reason = f"the exporter's process {exc.detail} (a crash in native code, or out of memory)"
-        else:
-            reason = exc.detail
-        return ExportResult.failed(reason)
+        return ExportResult.failed(_export_failure(route, exc, timeout_s), overran=exc.kind == "timeout")
     except Exception as exc:
         return ExportResult.failed(first_line(exc))
     finally:
-        printed = child.stop()
+        printed = "" if live else child.stop()
+    if live:
+        assert result.artifact is not None
+        result.artifact.in_process = Live(child)
     if printed.strip():
         result.log = f"{result.log.rstrip()}\n--- native output ---\n{printed}".lstrip()
     return result
 
 
-class _Exporting:
-    """The host of an export child."""
+def close_live(artifact: Any) -> None:
+    """Stop the child an in-process route's object lives in, where it still runs."""
+    if isinstance(artifact.in_process, Live):
+        artifact.in_process.close()
 
-    run = staticmethod(_export_job)
+
+def _export_failure(route: Route, exc: ChildError, timeout_s: float | None) -> str:
+    """Why an export child gave no result: its time ran out, it died (and how), or it failed."""
+    if exc.kind == "timeout":
+        doing = "compiling" if route.in_process else "exporting"
+        return (
+            f"{route.name} did not finish {doing} within {timeout_s:g}s (stage: export) and was "
+            "stopped: raise --export-timeout"
+        )
+    if exc.kind == "died":
+        signalled = exc.code is not None and exc.code < 0 and exc.code != -signal.SIGKILL
+        native = " (a crash in native code?)" if signalled else ""
+        return f"the exporter's process {exc.detail}{native}"
+    return exc.detail
 
 
 #: seconds the eager child may take beyond its own limits (starting, sending the outputs back)

@@ -24,7 +24,7 @@ from graphmint.pipeline.run.cache import load as load_cached
 from graphmint.pipeline.run.cache import store as store_cached
 from graphmint.pipeline.run.contexts import export_context, route_budgets
 from graphmint.pipeline.run.explain import Divergence, explain
-from graphmint.pipeline.run.isolation import eager_isolated, export_isolated, preload
+from graphmint.pipeline.run.isolation import close_live, eager_isolated, export_isolated, preload
 from graphmint.pipeline.run.progress import Progress, SilentProgress
 from graphmint.pipeline.run.reference import (
     cases_of,
@@ -145,23 +145,23 @@ def run_route(
     def tolerance_for(output: str, dtype: str) -> Any:
         return spec.tolerances.criterion(route.name, output, dtype, route.precision)
 
-    for index, (label, strategy) in enumerate(route.strategies):
+    for index, (label, _) in enumerate(route.strategies):
         _fresh(workdir)
-        exported = (
-            strategy(ctx)
-            if route.in_process
-            else export_isolated(route, index, ctx, spec.ref, spec.seed, export_timeout_s)
-        )
+        exported = export_isolated(route, index, ctx, spec.ref, spec.seed, export_timeout_s)
         result.log += _log_section(f"export: {label}", exported.log)
         if exported.state is ExportState.SKIPPED:
             result.status, result.stage, result.reason = Status.SKIPPED, Stage.EXPORT, exported.reason
             break
         if exported.artifact is None:
             result.rejected.append(Rejected(label, Stage.EXPORT, exported.reason))
-            result.status, result.stage, result.diagnosis = Status.ERROR, Stage.EXPORT, Diagnosis.EXPORT
+            result.status, result.stage = Status.ERROR, Stage.EXPORT
+            result.diagnosis = Diagnosis.TIMEOUT if exported.overran else Diagnosis.EXPORT
             continue
         artifact = replace(exported.artifact, imports=(spec.ref.partition(":")[0],))
-        result.checks = check_runtimes(artifact, cases, tolerance_for, timeout_s)
+        try:
+            result.checks = check_runtimes(artifact, cases, tolerance_for, timeout_s)
+        finally:
+            close_live(artifact)
         result.log += "".join(_log_section(f"{label} on {c.runner}", c.log) for c in result.checks)
         result.exporter = artifact.exporter
         result.details = {k: v for k, v in artifact.details.items() if v is not None}
@@ -222,8 +222,9 @@ def _log_section(title: str, text: str) -> str:
 @dataclass
 class Cell:
     """One (model, route): the route's export and every check of it, with all they need. With no model
-    in `base` it is picklable, so that any executor can run it where it likes (pipeline.run.executors);
-    an in-process route (torch.compile, tf.function) then builds the model where it runs."""
+    in `base` it is picklable, so that any executor can run it where it likes (pipeline.run.executors).
+    Every route, in-process ones (torch.compile, tf.function) included, exports in a child of its own:
+    the model here is only the per-layer probe's eager side."""
 
     route: str
     framework: str
@@ -233,7 +234,6 @@ class Cell:
     vacuous: dict[str, str]
     #: a route the user named must pass; a default one may be unsupported for the model
     required: bool
-    in_process: bool
 
     def portable(self) -> Cell:
         """The cell without the eager model (rebuilt from the spec's reference and seed if needed)."""
@@ -242,11 +242,8 @@ class Cell:
     def run(self, root: Path, options: RunOptions) -> RouteResult:
         """Export and check the route into `root/<route>`; the route's verdict."""
         route = get_route(self.framework, self.route)
-        base = self.base
-        if self.in_process and base.model is None:
-            base = replace(base, model=build_model(self.spec.ref, self.spec.seed, options.timeout_s)[1])
         result = unsupported(
-            route, run_route(route, self.spec, base, self.cases, root, options), self.required
+            route, run_route(route, self.spec, self.base, self.cases, root, options), self.required
         )
         result.allowed_failure = (
             result.status in (Status.FAILED, Status.ERROR) and route.name in options.allow_fail
@@ -323,9 +320,7 @@ def prepare_model(
     base = export_context(spec, framework, model, cases)
     required = set(options.routes or spec.routes or ())
     cells = [
-        Cell(
-            r.name, framework.name, spec, base, list(cases), result.vacuous, r.name in required, r.in_process
-        )
+        Cell(r.name, framework.name, spec, base, list(cases), result.vacuous, r.name in required)
         for r in routes
     ]
     staging = Staging(options.out, spec.name).__enter__()

@@ -48,14 +48,16 @@ def explainable(result: RouteResult, spec: ModelSpec, every: bool) -> bool:
 def unsupported(route: Route, result: RouteResult, required: bool) -> RouteResult:
     """A default route that the toolchain cannot produce for this model is `unsupported`, not an error.
 
-    That is: the user did not name it, and every exporter of its chain raised (or no runtime here can
-    load what they wrote). A route whose artifact loads and computes wrong numbers always fails.
+    That is: the user did not name it, and every exporter of its chain raised, overran its time (at any
+    stage), or no runtime here can load what they wrote. A route whose artifact loads and computes
+    wrong numbers always fails.
     """
     if required or result.status != Status.ERROR:
         return result
     unloadable = result.stage == Stage.LOAD and bool(result.checks)
     unloadable = unloadable and all(c.status == Status.SKIPPED for c in result.checks)
-    if result.stage == Stage.EXPORT or unloadable:
+    overran = result.diagnosis == Diagnosis.TIMEOUT  # at any stage: a bound, not a wrong answer
+    if result.stage == Stage.EXPORT or unloadable or overran:
         result.status = Status.UNSUPPORTED
         result.reason = f"{route.name} cannot be produced for this model here: {result.reason}"
         known = upstream_reference(result.reason)
