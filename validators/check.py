@@ -107,15 +107,35 @@ def _diagnose(
                 ), Diagnosis.FROZEN_DIM
     first, _ = bad[0]
     where = ", ".join(p.label for p, _ in bad)
+    shaped = next((line for p, c in bad if (line := _shape_line(p, c))), "")
     if any(p.overran for p, _ in bad):
         kind = Diagnosis.TIMEOUT
-    elif any(o.shape != o.expected_shape for p, _ in bad for o in p.outputs):
-        kind = Diagnosis.SHAPE
+    elif shaped:
+        return f"{shaped}; fails at {where}: {first.reason}", Diagnosis.SHAPE
     elif all(p.status == Status.ERROR for p, _ in bad):
         kind = Diagnosis.RUN
     else:
         kind = Diagnosis.NUMBERS
     return f"fails at {where}: {first.reason}", kind
+
+
+def _shape_line(point: PointCheck, case: Case) -> str:
+    """Where an output's shape parts from eager's: the output, the axis, both sizes, and the input dim
+    of that size at this point (the dim the artifact gets wrong, most likely)."""
+    for output in point.outputs:
+        if output.shape == output.expected_shape:
+            continue
+        if len(output.shape) != len(output.expected_shape):
+            return (
+                f"output {output.name!r} has rank {len(output.shape)} where eager's has "
+                f"{len(output.expected_shape)} (at {point.label})"
+            )
+        pairs = zip(output.shape, output.expected_shape, strict=True)
+        axis, got, want = next((i, a, e) for i, (a, e) in enumerate(pairs) if a != e)
+        dims = [d for d, size in case.sizes.items() if size == want]
+        which = f" (dim {' or '.join(map(repr, dims))} is {want} at {point.label})" if dims else ""
+        return f"output {output.name!r} has {got} where eager has {want} on axis {axis}{which}"
+    return ""
 
 
 def _rerun(runner: Runner, case: Case, check: ArtifactCheck) -> None:

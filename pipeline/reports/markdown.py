@@ -89,7 +89,13 @@ def markdown_report(results: Sequence[ModelResult]) -> str:
                     labels = ", ".join(p.label for p in bad)
                     lines.append(f"- {check.runner}: {check.status} at {labels}")
             divergence = r.details.get("divergence")
-            if divergence and divergence.get("first"):
+            if divergence and divergence.get("reproduced") is False:
+                lines.append(
+                    "- Where it starts: unknown. The model exported again with every layer as an output "
+                    "computes what eager computes, so the failure needs the whole graph as the route "
+                    "exported it"
+                )
+            elif divergence and divergence.get("first"):
                 held = divergence.get("last_matching")
                 lines.append(
                     f"- Where it starts: layer `{divergence['first']}` is the first whose output differs"

@@ -52,6 +52,8 @@ def judged(route: RouteResult) -> str:
 def _diverges(route: RouteResult) -> str:
     """The first diverging layer and the last that matched, where the route's were compared."""
     found = route.details.get("divergence")
+    if found and found.get("reproduced") is False:
+        return "the per-layer comparison does not reproduce the failure: it needs the whole graph"
     if not found or not found.get("first"):
         return ""
     held = f"; the last that matched: {found['last_matching']!r}" if found.get("last_matching") else ""

@@ -52,6 +52,10 @@ class Divergence:
 
     point: str
     layers: list[LayerError] = field(default_factory=list)
+    #: the probe's own outputs (the model's, computed beside every layer's) part from eager as the
+    #: route's did; False where the route failed but the probe's outputs agree: the per-layer
+    #: comparison then cannot say where the route's failure starts
+    reproduced: bool = True
 
     @property
     def first(self) -> LayerError | None:
@@ -65,6 +69,13 @@ class Divergence:
 
     def line(self) -> str:
         first, last = self.first, self.last_matching
+        if not self.reproduced:
+            return (
+                f"the per-layer comparison does not reproduce the failure: at {self.point} the model "
+                f"exported again with every layer as an output computes what eager computes "
+                f"({len(self.layers)} layers), so the failure needs the whole graph as the route "
+                "exported it and cannot be placed at a layer"
+            )
         if first is None:
             return f"at {self.point} every one of {len(self.layers)} layers agrees with eager"
         held = f"; the last layer that still matched: {last.name!r} ({last.kind})" if last else ""
@@ -82,6 +93,7 @@ class Divergence:
         first, last = self.first, self.last_matching
         return {
             "point": self.point,
+            "reproduced": self.reproduced,
             "first": first.name if first else None,
             "last_matching": last.name if last else None,
             "layers": [layer.to_json() for layer in self.layers],
@@ -108,8 +120,11 @@ def explain(
     root: Path,
     timeout_s: float | None = None,
     export_timeout_s: float | None = None,
+    failed: bool = True,
 ) -> Divergence | str:
-    """The per-layer comparison of strategy `index` of `route` at `case`, or why there is none."""
+    """The per-layer comparison of strategy `index` of `route` at `case`, or why there is none.
+    `failed`: the route failed at `case`, so the probe's own outputs must fail too for the comparison
+    to say where (else it says that it does not reproduce the failure)."""
     names = tuple(base.input_names)
     wide = _float64_probe(framework, base.model, names, case)  # copied before the probe changes the model
     try:
@@ -117,9 +132,12 @@ def explain(
     except Exception as exc:
         return f"no per-layer comparison: {first_line(exc)}"
     try:
-        return _compare(
+        found = _compare(
             route, index, spec, framework, base, case, root, probe, layers, wide, timeout_s, export_timeout_s
         )
+        if isinstance(found, Divergence) and not failed:
+            found.reproduced = True  # nothing to reproduce: every route is compared (graphmint explain)
+        return found
     finally:
         getattr(probe, "release", lambda: None)()  # later routes get the model without the probe's hooks
 
@@ -172,6 +190,17 @@ def _compare(
     position = {name: outputs + i for i, (name, _) in enumerate(layers)}
     kinds = dict(layers)
     divergence = Divergence(point=case.label)
+    model_outputs = [
+        compare_output(
+            name,
+            actual[i],
+            eager[i],
+            spec.tolerances.criterion(route.name, name, str(eager[i].dtype)),
+            wide[i] if wide else None,
+        )
+        for i, name in enumerate(list(named)[:outputs])
+    ]
+    divergence.reproduced = not all(c.passed for c in model_outputs)
     for name in order:
         at = position[name]
         expected = eager[at]

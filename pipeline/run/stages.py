@@ -198,6 +198,7 @@ def run_route(
             root,
             timeout_s,
             export_timeout_s,
+            failed=result.status == Status.FAILED,
         )
         if isinstance(found, Divergence):
             result.details["divergence"] = found.to_json()
