@@ -105,6 +105,11 @@ def replay_onnx_folder(path: Path, policy: TolerancePolicy, timeout_s: float | N
         model = onnx.load(str(model_path), load_external_data=False)
     except Exception as exc:
         return RouteResult("onnx", Status.ERROR, Stage.LOAD, f"cannot read model.onnx: {first_line(exc)}")
+    if not model.graph.node and not model.graph.output:  # protobuf reads an empty file as an empty model
+        size = model_path.stat().st_size
+        why = "is empty (0 bytes)" if size == 0 else f"holds no graph ({size} bytes)"
+        reason = f"{model_path.name} {why}: the file is damaged or was never written; export it again"
+        return RouteResult("onnx", Status.ERROR, Stage.LOAD, reason)
     why = _unsupported(model)
     if why:
         return RouteResult("onnx", Status.SKIPPED, Stage.LOAD, why)

@@ -99,6 +99,10 @@ class Framework(ABC):
         """Input specs (`name:dtype[dims]`) read off the model itself; [] where it cannot tell."""
         return []
 
+    def weights(self, model: Any) -> dict[str, np.ndarray]:
+        """The model's weights and buffers by name, in a stable order ({} where it cannot tell)."""
+        return {}
+
     def float64_copy(self, model: Any) -> Any:
         """A copy of the model that computes in float64 with the same weights (the reference eager
         float32 is measured against); raises, with the reason, where the model cannot be copied."""

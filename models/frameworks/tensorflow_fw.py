@@ -209,6 +209,13 @@ class TensorFlowFramework(Framework):
             specs.append(f"{name}:{dtype}[{','.join(dims)}]")
         return specs
 
+    def weights(self, model: Any) -> dict[str, np.ndarray]:
+        named: dict[str, np.ndarray] = {}
+        for index, variable in enumerate(getattr(model, "weights", None) or getattr(model, "variables", ())):
+            name = getattr(variable, "path", None) or getattr(variable, "name", None) or f"weight_{index}"
+            named[name if name not in named else f"{name}_{index}"] = np.asarray(variable)
+        return named
+
     def float64_copy(self, model: Any) -> Any:
         """The Keras model rebuilt from its config with float64 dtype policies, given its weights.
 

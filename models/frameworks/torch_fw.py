@@ -113,6 +113,9 @@ class TorchFramework(Framework):
         with torch.inference_mode():
             return flatten_torch_outputs(call_bound(model, bind_inputs(model, names), names, to_torch(feeds)))
 
+    def weights(self, model: Any) -> dict[str, np.ndarray]:
+        return {name: t.detach().cpu().numpy() for name, t in model.state_dict(keep_vars=False).items()}
+
     def float64_copy(self, model: Any) -> Any:
         import copy
 

@@ -3,6 +3,7 @@ inputs (the yardstick of the noise rule), and a probe for outputs that compare n
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy as np
 
 from graphmint.exporters.base import first_line
 from graphmint.models.frameworks import Framework
-from graphmint.pipeline.errors import InputMismatchError, SpecError
+from graphmint.pipeline.errors import InputMismatchError, ModelLoadError, SpecError, UsageError
 from graphmint.pipeline.run.interrupts import signalled, time_limit
 from graphmint.pipeline.spec.data import Sample, read_samples
 from graphmint.pipeline.spec.inputs import GridPoint, check_grid_budget, make_inputs, shape_grid
@@ -24,6 +25,7 @@ from graphmint.validators.compare import compare_output, rms, rmse
 __all__ = [
     "EagerRun",
     "cases_of",
+    "check_builds_agree",
     "eager_reference",
     "eager_run",
     "output_specs",
@@ -35,6 +37,9 @@ __all__ = [
 #: an output whose RMS change between two different inputs is below this fraction of its RMS is
 #: (nearly) constant: any artifact that returns a constant there passes its check
 _CONSTANT = 1e-4
+#: an output that changes by more than this fraction of its RMS between two calls on the same inputs
+#: comes from random draws (float32's own run-to-run differences, where there are any, are far below)
+_RANDOM = 1e-3
 
 
 @dataclass
@@ -47,6 +52,8 @@ class EagerRun:
     float64: list[dict[str, np.ndarray]] = field(default_factory=list)
     float64_reason: str = ""
     alternate: dict[str, np.ndarray] = field(default_factory=dict)
+    #: sha256 of the built model's weights (weights_digest), where the builder took it
+    weights_digest: str = ""
 
     def noise(self) -> dict[str, float]:
         """Per float output, the eager model's largest error against the float64 copy (RMSE)."""
@@ -94,6 +101,12 @@ def eager_run(spec: ModelSpec, framework: Framework, model: Any, timeout_s: floa
     run = EagerRun(spec, [])
     for index, (point, inputs) in enumerate(zip(grid, feeds, strict=True)):
         run.outputs.append(_call(spec, framework.run_eager, model, inputs, point, index == 0, timeout_s))
+        if index == 0 and not run.outputs[0]:
+            raise UsageError(
+                f"model {spec.name!r} returns no output (an empty tuple, list or dict): graphmint compares "
+                "outputs, so the forward must return at least one tensor"
+            )
+    _check_deterministic(spec, framework, model, feeds[0], run.outputs[0], grid[0], timeout_s)
     for sample in samples(spec):  # the user's own, after the grid
         point = GridPoint(sample.label, {**grid[0].sizes, **sample.sizes})
         run.outputs.append(_call(spec, framework.run_eager, model, sample.feeds, point, False, timeout_s))
@@ -111,6 +124,80 @@ def eager_run(spec: ModelSpec, framework: Framework, model: Any, timeout_s: floa
             raise
         run.float64, run.float64_reason = [], f"no float64 copy of the model runs: {first_line(exc)}"
     return run
+
+
+def _check_deterministic(
+    spec: ModelSpec,
+    framework: Framework,
+    model: Any,
+    feeds: Mapping[str, np.ndarray],
+    first: Mapping[str, np.ndarray],
+    point: GridPoint,
+    timeout_s: float | None,
+) -> None:
+    """The example again, on the same inputs: a forward that draws random numbers gives other outputs,
+    and no artifact can then be compared with it. One line naming the output, exit 2."""
+    again = _call(spec, framework.run_eager, model, feeds, point, False, timeout_s)
+    for name, value in first.items():
+        other = again.get(name)
+        if other is None or other.shape != value.shape:
+            continue
+        if value.dtype.kind in "fc":
+            change = rmse(other, value)
+            moved = change > _RANDOM * rms(value) or not np.array_equal(
+                np.isfinite(other), np.isfinite(value)
+            )
+        else:
+            change, moved = float(np.sum(other != value)), not np.array_equal(other, value)
+        if moved:
+            raise UsageError(
+                f"model {spec.name!r} gives other outputs on the same inputs: output {name!r} changed "
+                f"by {change:.3g} (RMS) between two calls at {point.label}: its forward draws random "
+                "numbers (torch.rand, tf.random, a dropout or noise layer left in training mode?); "
+                "graphmint can only check a forward that is a function of its inputs"
+            )
+
+
+def weights_digest(framework: Framework, model: Any) -> str:
+    """sha256 over the model's weights and buffers (names, dtypes, shapes, bytes)."""
+    digest = hashlib.sha256()
+    for name, value in framework.weights(model).items():
+        array = np.ascontiguousarray(value)
+        digest.update(f"{name}:{array.dtype}:{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def first_difference(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> str:
+    """The first weight in which two builds differ, and by how much ("" where they are the same)."""
+    for name, value in a.items():
+        other = b.get(name)
+        if other is None:
+            return f"{name!r} is missing from the second build"
+        if other.shape != value.shape or other.dtype != value.dtype:
+            return f"{name!r} is {value.dtype}{list(value.shape)}, then {other.dtype}{list(other.shape)}"
+        if not np.array_equal(value, other, equal_nan=value.dtype.kind in "fc"):
+            diff = np.abs(value.astype(np.float64) - other.astype(np.float64))
+            return f"{name!r} (max abs difference {float(np.nanmax(diff)):.3g})"
+    extra = [name for name in b if name not in a]
+    return f"{extra[0]!r} is only in the second build" if extra else ""
+
+
+def check_builds_agree(spec: ModelSpec, framework: Framework, model: Any, digest: str) -> None:
+    """The model built here has the weights the eager child's build had (`digest`); where it has not,
+    a third build names the first weight that differs: the factory draws from an RNG graphmint does
+    not seed, and every route would fail on numbers for it. Exit 2."""
+    if not digest or weights_digest(framework, model) == digest:
+        return
+    _, again = build_model(spec.ref, spec.seed)
+    where = first_difference(framework.weights(model), framework.weights(again))
+    raise ModelLoadError(
+        f"two builds of {spec.ref!r} with seed {spec.seed} give other weights"
+        + (f": first {where}" if where else " (each build in a process of its own)")
+        + ": the factory draws them from a random generator graphmint does not seed (numpy's "
+        "default_rng(), random.Random(), a generator made before the call?); draw from torch's, "
+        "numpy's global or Keras's RNG inside the factory, or seed your own generator there"
+    )
 
 
 def _comparable(wide: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -200,7 +287,10 @@ def eager_reference(spec: ModelSpec, timeout_s: float | None = None) -> EagerRun
     """Build the model and run it on its grid, with the spec it ran (inputs read off the model where
     the spec declares none). What `eager_isolated` runs in a child."""
     framework, model = build_model(spec.ref, spec.seed, timeout_s)
-    return eager_run(with_inputs(spec, framework, model), framework, model, timeout_s)
+    digest = weights_digest(framework, model)  # before any forward (a forward may change buffers)
+    run = eager_run(with_inputs(spec, framework, model), framework, model, timeout_s)
+    run.weights_digest = digest
+    return run
 
 
 def output_specs(spec: ModelSpec, cases: Sequence[Case]) -> list[dict[str, Any]]:

@@ -28,6 +28,7 @@ from graphmint.pipeline.run.isolation import close_live, eager_isolated, export_
 from graphmint.pipeline.run.progress import Progress, SilentProgress
 from graphmint.pipeline.run.reference import (
     cases_of,
+    check_builds_agree,
     eager_run,
     output_specs,
     samples,
@@ -299,6 +300,8 @@ def prepare_model(
         eager = eager_isolated(spec, options.timeout_s)
         spec = eager.spec
     framework, model = build_model(spec.ref, spec.seed, options.timeout_s)
+    if eager is not None:  # every child rebuilds the model: this build must be the child's
+        check_builds_agree(spec, framework, model, eager.weights_digest)
     spec = with_inputs(spec, framework, model)
     routes, elsewhere = resolve_routes(spec, framework, options.routes)
     eager = eager or eager_run(spec, framework, model, options.timeout_s)
