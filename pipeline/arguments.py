@@ -104,9 +104,11 @@ def _add_export_timeout_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--export-timeout",
         type=values.seconds,
+        default=values.DEFAULT_EXPORT_TIMEOUT_S,
         metavar="SECONDS",
-        help="stop an exporter (one strategy of a route) that takes longer; the route tries its next "
-        "strategy or fails (default: no limit)",
+        help="stop an exporter (one strategy of a route, a torch.compile or tf.function compile "
+        "included) that takes longer; the route tries its next strategy, or is unsupported (a default "
+        f"route) or an error (a named one) (default {values.DEFAULT_EXPORT_TIMEOUT_S:g})",
     )
 
 

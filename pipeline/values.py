@@ -8,7 +8,14 @@ import argparse
 import math
 from typing import Any
 
+#: the default bound of one export (one strategy of a route, a torch.compile or tf.function compile
+#: included): well above what any corpus model's slowest route takes here (torch-compile of a
+#: transformers vision model, under 2 minutes with two cells at once on two cores), and low enough
+#: that a compile which would never end stops in minutes
+DEFAULT_EXPORT_TIMEOUT_S = 600.0
+
 __all__ = [
+    "DEFAULT_EXPORT_TIMEOUT_S",
     "batches",
     "comma_separated",
     "names",

@@ -39,6 +39,7 @@ from graphmint.pipeline.run.results import ModelResult
 
 __all__ = [
     "CACHE_ENV",
+    "COMPILERS",
     "cache_info",
     "cache_root",
     "clear_cache",
@@ -49,6 +50,9 @@ __all__ = [
 ]
 
 CACHE_ENV = "GRAPHMINT_CACHE"
+#: the folder under the cache root where compilers keep their own caches (Inductor's FX graph and
+#: AOTAutograd caches), so that a run after a small change compiles again only what changed
+COMPILERS = "compilers"
 _IMPORT = re.compile(r"^\s*(?:from\s+([\w.]+)\s+import|import\s+([\w.]+))", re.MULTILINE)
 
 
@@ -252,14 +256,20 @@ def cache_info() -> str:
         return f"the cache is off ({CACHE_ENV}={os.environ.get(CACHE_ENV)})"
     entries = _entries(root)
     size = sum(f.stat().st_size for e in entries for f in e.rglob("*") if f.is_file())
-    return f"{root}: {len(entries)} cached model run(s), {size / 2**20:.1f} MiB"
+    compilers = sum(f.stat().st_size for f in (root / COMPILERS).rglob("*") if f.is_file())
+    return (
+        f"{root}: {len(entries)} cached model run(s), {size / 2**20:.1f} MiB; compiler caches "
+        f"{compilers / 2**20:.1f} MiB"
+    )
 
 
 def clear_cache() -> str:
-    """Empty the cache (its `models` folder, interrupted entries included); one line on what went."""
+    """Empty the cache (its `models` folder, interrupted entries included, and the compilers' caches);
+    one line on what went."""
     root = cache_root()
     if root is None:
         return f"the cache is off ({CACHE_ENV}={os.environ.get(CACHE_ENV)}): nothing to clear"
     count = len(_entries(root))
     shutil.rmtree(root / "models", ignore_errors=True)
-    return f"{root}: removed {count} cached model run(s)"
+    shutil.rmtree(root / COMPILERS, ignore_errors=True)
+    return f"{root}: removed {count} cached model run(s) and the compiler caches"

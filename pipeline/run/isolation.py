@@ -121,10 +121,10 @@ class _Exporting(RunnerHost):
 
 
 def _compiler_cache() -> str | None:
-    from graphmint.pipeline.run.cache import cache_root
+    from graphmint.pipeline.run.cache import COMPILERS, cache_root
 
     root = cache_root()
-    return None if root is None else str(root / "compilers")
+    return None if root is None else str(root / COMPILERS)
 
 
 def export_isolated(

@@ -40,6 +40,7 @@ from graphmint.pipeline.run.verdicts import apply_known_failure, explainable, un
 from graphmint.pipeline.spec.inputs import check_grid_budget
 from graphmint.pipeline.spec.loader import build_model, resolve_callable
 from graphmint.pipeline.spec.specs import ModelSpec
+from graphmint.pipeline.values import DEFAULT_EXPORT_TIMEOUT_S
 from graphmint.validators.check import (
     Case,
     check_runtimes,
@@ -71,8 +72,9 @@ class RunOptions:
     #: build and run the model eagerly in a child process first, so that a factory or forward that
     #: crashes or hangs in native code is an error, not the end of graphmint
     isolate_eager: bool = True
-    #: seconds one exporter (one strategy of a route, in its child process) may take; None: no limit
-    export_timeout_s: float | None = None
+    #: seconds one exporter (one strategy of a route, in its child process) may take, a compile of
+    #: torch.compile or tf.function included; None: no limit
+    export_timeout_s: float | None = DEFAULT_EXPORT_TIMEOUT_S
     #: a vacuous comparison (an output that is zero, or the same for any input) fails the route,
     #: instead of giving a warning
     strict: bool = False
