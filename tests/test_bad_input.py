@@ -98,6 +98,31 @@ FACTORIES = textwrap.dedent(
 
         os._exit(7)
 
+    class ReturnsNothing(Net):
+        def forward(self, x):
+            return ()
+
+
+    class DrawsInForward(Net):
+        def forward(self, x):
+            return self.fc(x) + torch.rand(x.shape[0], 2)
+
+
+    def returns_nothing():
+        return ReturnsNothing()
+
+    def draws_in_forward():
+        return DrawsInForward()
+
+    def unseeded():
+        import numpy as np
+
+        net = Net()
+        weights = np.random.default_rng().normal(size=(2, 4)).astype(np.float32)
+        with torch.no_grad():
+            net.fc.weight.copy_(torch.from_numpy(weights))
+        return net
+
     not_callable = 3
     """
 )
@@ -295,6 +320,9 @@ FACTORY_CASES: list[tuple[str, str, list[str], str]] = [
     ("segfault in forward", "factories:crashes_in_forward", [], "SIGSEGV"),
     ("os._exit in the factory", "factories:exits_hard", [], "exit code 7"),
     ("inputs the model rejects", "factories:good", ["--input", "x:float32[batch,5]"], "rejects"),
+    ("a forward that returns nothing", "factories:returns_nothing", [], "returns no output"),
+    ("random draws in forward", "factories:draws_in_forward", [], "draws random numbers"),
+    ("a factory whose builds differ", "factories:unseeded", [], "first 'fc.weight'"),
 ]
 
 

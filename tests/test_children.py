@@ -56,6 +56,25 @@ SCRIPT = textwrap.dedent(
             pool.call(fn, name=fn.__name__, timeout_s=limit)
         except ChildError as exc:
             facts[fn.__name__] = [exc.kind, exc.exc_type, str(exc)]
+    # killed from outside, as the kernel's OOM killer kills: the child, then the forkserver itself
+    import os, signal, time
+    from multiprocessing import forkserver
+    with pool.spawn(work._Host, name="victim") as victim:
+        os.kill(victim.request("chatty"), signal.SIGKILL)
+        try:
+            victim.request("chatty")
+        except ChildError as exc:
+            facts["killed"] = [exc.kind, str(exc)]
+    with pool.spawn(work._Host, name="orphan") as orphan:
+        orphan.request("chatty")
+        os.kill(forkserver._forkserver._forkserver_pid, signal.SIGKILL)
+        time.sleep(0.5)
+        try:
+            orphan.request("chatty")
+        except ChildError as exc:
+            facts["orphaned"] = [exc.kind, str(exc)]
+    os.kill(forkserver._forkserver._forkserver_pid, signal.SIGKILL)  # and at once a child starts
+    facts["after_forkserver"] = pool.call(work.loaded, "xml.dom.minidom", name="after")
     facts["running"] = len(pool.running)
     print(json.dumps(facts))
     """
@@ -63,6 +82,8 @@ SCRIPT = textwrap.dedent(
 
 
 def test_the_pool_preloads_what_is_asked_and_children_report_how_they_ended(tmp_path: Path) -> None:
+    """Preloading and restarts, a child's output, an error, a hang, a child killed by SIGKILL, one lost
+    with its forkserver, and a forkserver killed from outside that starts again for the next child."""
     (tmp_path / "work.py").write_text(
         WORK + "\nclass _Host:\n    loaded = staticmethod(loaded)\n    chatty = staticmethod(chatty)\n"
     )
@@ -81,4 +102,9 @@ def test_the_pool_preloads_what_is_asked_and_children_report_how_they_ended(tmp_
     assert (kind, exc_type) == ("error", "KeyError") and "KeyError: 'no such tensor'" in message
     kind, _, message = facts["sleeps"]
     assert kind == "timeout" and "sleeps in child process" in message and "within 1s" in message
+    kind, message = facts["killed"]
+    assert kind == "died" and "SIGKILL" in message and "out of memory?" in message
+    kind, message = facts["orphaned"]  # its forkserver killed, the child went with it: named so
+    assert kind == "died" and "with the forkserver that forked it" in message, message
+    assert facts["after_forkserver"] is True  # a forkserver killed from outside starts again
     assert facts["running"] == 0
