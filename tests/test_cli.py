@@ -316,5 +316,7 @@ def test_an_exporter_past_its_time_is_stopped(graphmint_cli: Cli, tmp_path: Path
     assert time.monotonic() - started < 120
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     [route] = report["models"][0]["routes"]
-    assert route["status"] == "error" and "did not finish within 3s" in route["rejected"][0]["reason"]
+    assert (
+        route["status"] == "error" and "did not finish exporting within 3s" in route["rejected"][0]["reason"]
+    )
     assert not (tmp_path / "out" / "build").exists()

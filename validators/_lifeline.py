@@ -45,7 +45,7 @@ from multiprocessing import forkserver, util
 from pathlib import Path
 from typing import Any
 
-__all__ = ["HASH_SEED", "run_temp_dir", "start_forkserver", "sweep_stale_temp"]
+__all__ = ["HASH_SEED", "forkserver_gone", "run_temp_dir", "start_forkserver", "sweep_stale_temp"]
 
 #: PYTHONHASHSEED of the forkserver, hence of every child: exports are byte-identical run to run
 HASH_SEED = "0"
@@ -141,6 +141,19 @@ def start_forkserver() -> None:
     _record("pymp", util.get_temp_dir())
     with _environ_lock, _environ(values):
         forkserver.ensure_running()
+
+
+def forkserver_gone() -> bool:
+    """The forkserver this process started has exited (read from /proc, without reaping it: the pool
+    reaps and starts it again for the next child)."""
+    pid = getattr(forkserver._forkserver, "_forkserver_pid", None)  # type: ignore[attr-defined]
+    if pid is None:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] in ("Z", "X")
+    except OSError:
+        return True
 
 
 # -- temporary files ----------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from graphmint.exporters.base import first_line
-from graphmint.validators._lifeline import run_temp_dir, start_forkserver
+from graphmint.validators._lifeline import forkserver_gone, run_temp_dir, start_forkserver
 
 __all__ = ["Child", "ChildError", "ChildPool", "default_pool", "import_ref"]
 
@@ -251,12 +251,12 @@ class Child:
     def start(self) -> Child:
         fd, self.log_path = tempfile.mkstemp(prefix="child-", suffix=".log", dir=run_temp_dir())
         os.close(fd)
-        # counted as running before the pool may restart its forkserver for another thread's child
-        with self.pool._lock:
-            self.pool.running.add(self)
         for attempt in range(1, _START_ATTEMPTS + 1):
+            # counted as running before the pool may restart its forkserver for another thread's
+            # child; the start also starts a forkserver again that is gone
             with self.pool._lock:
-                context = self.pool.start()  # starts the forkserver again where it is gone
+                context = self.pool.start()
+                self.pool.running.add(self)
             self.conn, child_end = context.Pipe()
             self.process = context.Process(
                 target=_child_main,
@@ -319,7 +319,7 @@ class Child:
         code = self.process.exitcode
         if code is None:
             detail = f"closed its pipe during {method} but did not exit"
-        elif code == _LOST and _forkserver_gone():  # its forkserver died, and took the child with it
+        elif code == _LOST and forkserver_gone():  # its forkserver died, and took the child with it
             detail = (
                 f"was lost during {method} with the forkserver that forked it (killed from outside, "
                 "or out of memory?)"
@@ -378,19 +378,6 @@ class Child:
 
 #: the exit code multiprocessing gives a forkserver child whose forkserver can no longer report it
 _LOST = 255
-
-
-def _forkserver_gone() -> bool:
-    """The forkserver this process started has exited (read from /proc, without reaping it: the pool
-    reaps and starts it again for the next child)."""
-    pid = getattr(forkserver._forkserver, "_forkserver_pid", None)  # type: ignore[attr-defined]
-    if pid is None:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rpartition(")")[2].split()[0] in ("Z", "X")
-    except OSError:
-        return True
 
 
 def ended(code: int) -> str:
