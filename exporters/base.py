@@ -197,7 +197,8 @@ class Exporter(ABC):
                 made = self.export(ctx, path) or Made()
             except NotApplicable as exc:
                 return ExportResult(ExportState.SKIPPED, reason=str(exc), log=log.getvalue())
-            except Exception as exc:
+            except Exception as exc:  # the whole message goes to the log: the reason is its first line
+                log.write(f"{type(exc).__name__}: {clean_text(str(exc))}\n")
                 return ExportResult.failed(self.reason(exc), log.getvalue())
             finally:
                 _CAPTURE.reset(token)
@@ -260,11 +261,19 @@ def _message_line(text: str) -> str:
     return (useful or lines or [""])[0]
 
 
+#: exceptions that code raises and catches to look something up: one being handled when another is
+#: raised (its implicit context) is no cause of that other one
+_LOOKUPS = (LookupError, NameError, AttributeError, ImportError, StopIteration)
+
+
 def _root(exc: BaseException) -> BaseException:
-    """The innermost exception of a chain (`raise ... from`, or raised while handling another)."""
+    """The innermost exception of a chain (`raise ... from`, or raised while handling another, unless
+    what was being handled was a lookup that failed: code probes with those, and they cause nothing)."""
     seen = {id(exc)}
     while True:
-        inner = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+        inner = exc.__cause__
+        if inner is None and not exc.__suppress_context__ and not isinstance(exc.__context__, _LOOKUPS):
+            inner = exc.__context__
         if inner is None or id(inner) in seen:
             return exc
         seen.add(id(inner))
@@ -331,7 +340,7 @@ def captured_output(loggers: tuple[str, ...] = ()) -> Iterator[CapturedLog]:
             warnings.simplefilter("always")
             yield buffer
         for w in caught:
-            buffer.write(f"{w.category.__name__}: {w.message}\n")
+            buffer.write(f"{w.category.__name__}: {w.message} ({w.filename}:{w.lineno})\n")
     finally:
         for logger, propagate, handlers in saved:
             logger.handlers = handlers

@@ -42,11 +42,59 @@ KERAS_MODELS = textwrap.dedent(
 )
 
 
+TORCH_MODELS = textwrap.dedent(
+    """
+    import torch
+
+
+    class Branchy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(4, 3)
+
+        def forward(self, x):
+            if x.mean() > 0:
+                return self.fc(x)
+            return -self.fc(x)
+
+
+    def branchy():
+        return Branchy()
+    """
+)
+
+
 @pytest.fixture(scope="module")
 def user_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("causes_user")
     (folder / "kmodels.py").write_text(KERAS_MODELS)
+    (folder / "tmodels.py").write_text(TORCH_MODELS)
     return folder
+
+
+def test_a_branch_on_a_tensor_value_is_diagnosed_with_its_source_line(
+    user_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`if x.mean() > 0` in forward: the trace keeps one branch (it fails where inputs take the other)
+    and torch.export cannot guard on it; both name the cause and the line, not a wrapper's error."""
+    monkeypatch.chdir(user_dir)
+    spec = make_model_spec(
+        name="branchy", ref="tmodels:branchy", inputs=["x:float32[batch,4]"], dims=["batch=1..8"]
+    )
+    options = RunOptions(
+        out=user_dir / "out-branchy", routes=("torchscript-trace", "torch-export"), cache=False
+    )
+    [result] = run_models([spec], options)
+    routes = {r.route: r for r in result.routes}
+    for name in ("torchscript-trace", "torch-export"):
+        route = routes[name]
+        assert route.status in (Status.FAILED, Status.ERROR) and route.diagnosis == Diagnosis.DATA_DEPENDENT
+        assert route.reason.startswith(
+            "data-dependent control flow: the forward branches on a tensor's value at tmodels.py:11 "
+            "(`if x.mean() > 0:`)"
+        ), route.reason
+    assert "NameError" not in routes["torch-export"].reason  # a lookup torch made on the way is no cause
+    assert "GuardOnDataDependentSymNode" in routes["torch-export"].reason
 
 
 def test_a_compile_past_its_budget_is_unsupported_and_the_model_still_publishes(tmp_path: Path) -> None:

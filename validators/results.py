@@ -64,6 +64,8 @@ class Diagnosis(StrEnum):
     TIMEOUT = "timeout"
     #: an output's shape differs from eager's
     SHAPE = "shape"
+    #: the forward branches on a tensor's value: a trace keeps one branch, torch.export cannot decide it
+    DATA_DEPENDENT = "data-dependent-control-flow"
     #: it ran and the numbers are off
     NUMBERS = "numbers"
 

@@ -20,40 +20,56 @@ def _escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def next_step(route: RouteResult) -> str:
-    """A suggestion for the reader of a failure, from the stage and the kind of failure."""
-    if route.diagnosis == Diagnosis.FROZEN_DIM:
-        return (
-            "The exported graph fixed a dimension you declared dynamic. For tracing, avoid turning sizes "
-            "into Python ints (int(x.shape[i]), .item(), .tolist()); use another route (torch-export, "
-            "onnx) or, if the size really is fixed, declare it as a number in --input."
-        )
-    if route.diagnosis == Diagnosis.RUNTIME_FUSION:
-        return (
-            "The ONNX file is right and an ONNX Runtime fusion shifts the numbers. Serve with "
-            "graph_optimization_level below ORT_ENABLE_ALL, or accept the error with a route tolerance "
-            "([models.tolerance.routes.onnx] in the config) if it is small."
-        )
-    if route.diagnosis == Diagnosis.EXPORT:
-        return (
-            "The exporter rejected the model. Read the reason above; rewrite the unsupported construct, "
-            "or list the route under [models.known_failures] with why it cannot work."
-        )
-    if route.diagnosis == Diagnosis.LOAD:
-        return (
-            "The runtime could not load the file the exporter wrote. The route's log in logs/ has the "
-            "runtime's own output; the manifest's versions say which exporter and runtime met."
-        )
-    if route.diagnosis == Diagnosis.RUN:
-        return (
-            "The artifact loads but fails to run on some inputs: the shapes named above are the ones to try."
-        )
-    return (
+#: what to try next, by the kind of failure (Diagnosis); NUMBERS is also the advice for any other kind
+ADVICE: dict[Diagnosis, str] = {
+    Diagnosis.FROZEN_DIM: (
+        "The exported graph fixed a dimension you declared dynamic. For tracing, avoid turning sizes "
+        "into Python ints (int(x.shape[i]), .item(), .tolist()); use another route (torch-export, "
+        "onnx) or, if the size really is fixed, declare it as a number in --input."
+    ),
+    Diagnosis.RUNTIME_FUSION: (
+        "The ONNX file is right and an ONNX Runtime fusion shifts the numbers. Serve with "
+        "graph_optimization_level below ORT_ENABLE_ALL, or accept the error with a route tolerance "
+        "([models.tolerance.routes.onnx] in the config) if it is small."
+    ),
+    Diagnosis.EXPORT: (
+        "The exporter rejected the model. Read the reason above; rewrite the unsupported construct, "
+        "or list the route under [models.known_failures] with why it cannot work."
+    ),
+    Diagnosis.LOAD: (
+        "The runtime could not load the file the exporter wrote. The route's log in logs/ has the "
+        "runtime's own output; the manifest's versions say which exporter and runtime met."
+    ),
+    Diagnosis.RUN: (
+        "The artifact loads but fails to run on some inputs: the shapes named above are the ones to try."
+    ),
+    Diagnosis.TIMEOUT: (
+        "A stage did not finish within its bound (the reason names it). Raise --export-timeout for an "
+        "export or a compile, --timeout for a runtime's load or one inference, or leave the route to "
+        "the models it suits."
+    ),
+    Diagnosis.SHAPE: (
+        "An output has another shape than eager's: the axis and the input dim named above are where "
+        "the graph computes a size differently (a size read as a Python number, a map over the wrong "
+        "axis). Check the layer that makes that output, or the toolchain's handling of that dim."
+    ),
+    Diagnosis.DATA_DEPENDENT: (
+        "The forward branches on a tensor's value (the line named above). A trace keeps one branch and "
+        "torch.export cannot decide it: express the branch as a tensor op (torch.where, torch.cond), or "
+        "move the decision out of forward."
+    ),
+    Diagnosis.NUMBERS: (
         "The artifact runs but its numbers differ from the eager model by more than the eager model's own "
         'float32 error against a float64 copy allows (or, with rule = "tolerance", by more than '
         "atol/rtol). Compare the runtimes in report.json to see which one diverges, and the worst "
         "element named above; a large multiple of the noise is a real difference, not rounding."
-    )
+    ),
+}
+
+
+def next_step(route: RouteResult) -> str:
+    """A suggestion for the reader of a failure, from the kind of failure."""
+    return ADVICE.get(route.diagnosis, ADVICE[Diagnosis.NUMBERS])
 
 
 def markdown_report(results: Sequence[ModelResult]) -> str:

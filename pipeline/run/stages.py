@@ -36,7 +36,13 @@ from graphmint.pipeline.run.reference import (
     with_inputs,
 )
 from graphmint.pipeline.run.results import ModelResult, Rejected, RouteResult
-from graphmint.pipeline.run.verdicts import apply_known_failure, explainable, unsupported, vacuous
+from graphmint.pipeline.run.verdicts import (
+    apply_known_failure,
+    data_dependent,
+    explainable,
+    unsupported,
+    vacuous,
+)
 from graphmint.pipeline.spec.inputs import check_grid_budget
 from graphmint.pipeline.spec.loader import build_model, resolve_callable
 from graphmint.pipeline.spec.specs import ModelSpec
@@ -190,6 +196,7 @@ def run_route(
     elif result.rejected:
         rejected = "; ".join(f"{r.exporter} rejected at {r.stage}: {r.reason}" for r in result.rejected)
         result.reason = f"fallback used: {rejected}"
+    result = data_dependent(result)
     if explainable(result, spec, options.explain):  # where the numbers part: the first diverging layer
         found = explain(
             route,

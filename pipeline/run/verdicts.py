@@ -3,6 +3,9 @@ and whether the route is worth explaining layer by layer."""
 
 from __future__ import annotations
 
+import linecache
+import os
+import re
 from collections.abc import Mapping
 
 from graphmint.exporters import Route
@@ -10,7 +13,53 @@ from graphmint.exporters.upstream import upstream_reference
 from graphmint.pipeline.spec.specs import ModelSpec
 from graphmint.validators.results import Diagnosis, RouteResult, Stage, Status
 
-__all__ = ["apply_known_failure", "explainable", "known_verdict", "unsupported", "vacuous"]
+__all__ = [
+    "apply_known_failure",
+    "data_dependent",
+    "data_dependent_branch",
+    "explainable",
+    "known_verdict",
+    "unsupported",
+    "vacuous",
+]
+
+#: what exporters say of a forward that branches on a tensor's value: a trace's warning, with its
+#: location (appended by exporters.base.captured_output), or torch.export's guard error
+_BRANCH_WARNING = re.compile(
+    r"TracerWarning: Converting a tensor to a Python boolean[^\n]*\((?P<file>[^()\n]+):(?P<line>\d+)\)"
+)
+_GUARD_ERROR = re.compile(r"GuardOnDataDependentSymNode|[Cc]ould not guard on data-dependent expression")
+#: where torch.export's graph dump places a node in the model's source
+_NODE_SOURCE = re.compile(r"# File: (?P<file>[^\n]+?):(?P<line>\d+) in \w+, code: (?P<code>[^\n]+)")
+
+
+def data_dependent_branch(log: str) -> str | None:
+    """'the forward branches on a tensor's value at net.py:10 (`if x.mean() > 0:`)', where an
+    exporter's log says so; None where it does not."""
+    found = _BRANCH_WARNING.search(log)
+    if found is None and _GUARD_ERROR.search(log):
+        nodes = list(_NODE_SOURCE.finditer(log))
+        found = nodes[-1] if nodes else None  # the node the guard was taken on comes last
+        if found is None:
+            return "data-dependent control flow: the forward branches on a tensor's value"
+    if found is None:
+        return None
+    path, line = found["file"].strip(), int(found["line"])
+    code = (found.groupdict().get("code") or linecache.getline(path, line)).strip()
+    where = f"{os.path.basename(path)}:{line}" + (f" (`{code}`)" if code else "")
+    return f"data-dependent control flow: the forward branches on a tensor's value at {where}"
+
+
+def data_dependent(result: RouteResult) -> RouteResult:
+    """A route that did not pass where its exporters met a branch on a tensor's value: that is its
+    diagnosis, and the reason starts with the branch's source line."""
+    if result.status == Status.PASSED:
+        return result
+    found = data_dependent_branch(result.log)
+    if found:
+        result.diagnosis = Diagnosis.DATA_DEPENDENT
+        result.reason = f"{found}; {result.reason}" if result.reason else found
+    return result
 
 
 def vacuous(result: RouteResult, vacuous: Mapping[str, str], strict: bool) -> RouteResult:
