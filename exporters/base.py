@@ -237,6 +237,8 @@ class Route:
     in_process: bool = False
     #: fp16 and int8 routes are judged by an accuracy budget (validators.budget), not float32's noise
     precision: Precision = Precision.FP32
+    #: why the converter may leave a reduced-precision file with nothing reduced, where that is known
+    unreduced: str = ""
 
 
 #: terminal colour and cursor codes (torch.export and Dynamo colour some of their messages)

@@ -212,7 +212,7 @@ def _ranked_layers(debugger: Any) -> list[dict[str, Any]]:
     return ranked
 
 
-def _route(kind: str, precision: Precision, what: str) -> Route:
+def _route(kind: str, precision: Precision, what: str, unreduced: str = "") -> Route:
     strategies: tuple[tuple[str, Any], ...] = (
         ("builtins", Quantized(BUILTINS, False, kind)),
         ("builtins+select-tf-ops", Quantized(WITH_SELECT_TF_OPS, True, kind)),
@@ -227,6 +227,7 @@ def _route(kind: str, precision: Precision, what: str) -> Route:
         default=False,
         description=f"TFLite {what}, run in the TFLite interpreter, judged by its accuracy budget",
         precision=precision,
+        unreduced=unreduced,
     )
 
 
@@ -235,7 +236,12 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("tensorflow", r.name): r
     for r in (
         _route("fp16", Precision.FP16, "with float16 weights"),
-        _route("int8-dynamic", Precision.INT8, "dynamic range quantized (int8 weights)"),
+        _route(
+            "int8-dynamic",
+            Precision.INT8,
+            "dynamic range quantized (int8 weights)",
+            "TFLite's dynamic-range quantization leaves weights of fewer than 1024 elements in float32",
+        ),
         _route("int8", Precision.INT8, "full integer quantized, calibrated on the grid's inputs"),
     )
 }

@@ -14,3 +14,10 @@ def two_embeddings() -> keras.Model:
     hidden = keras.layers.Embedding(100, 16)(tokens) + keras.layers.Embedding(2, 16)(segments)
     pooled = keras.layers.GlobalAveragePooling1D()(keras.layers.Dense(16, activation="relu")(hidden))
     return keras.Model([tokens, segments], keras.layers.Dense(4)(pooled))
+
+
+def tiny_dense() -> keras.Model:
+    """Two Dense layers of fewer than 1024 weights each: TFLite's dynamic-range quantization leaves
+    both in float32, so its "int8" file holds no int8 tensor."""
+    x = keras.Input((8,), name="x")
+    return keras.Model(x, keras.layers.Dense(4)(keras.layers.Dense(8, activation="relu")(x)))

@@ -51,6 +51,13 @@ routes = [
 
 [models.budget.routes.tflite-int8]
 max_abs = 0.3  # calibrated on one batch: a budget as data, for this model and route
+
+[[models]]
+name = "TinyDense"
+ref = "tests.precision_keras_defs:tiny_dense"
+inputs = ["x:float32[batch,8]"]
+dims = ["batch=1..4"]
+routes = ["tflite-int8-dynamic"]
 """
 
 Run = tuple[Path, dict[str, ModelResult]]
@@ -115,9 +122,20 @@ def test_reduced_route_meets_its_budget(precision_run: Run, framework: str, rout
     assert budget["snr_db"] >= budget["budget"]["snr_db"] and budget["cosine"] >= budget["budget"]["cosine"]
     assert budget["max_abs"] <= budget["budget"]["max_abs"]
     assert {o["rule"] for p in entry["checks"][0]["points"] for o in p["outputs"]} == {"budget"}
-    # and not vacuously: a reduced file is not the float32 one
+    # and not vacuously: a reduced file is not the float32 one, and holds reduced tensors
     assert budget["max_abs"] > 0 and budget["snr_db"] < 120
     assert (out / model / entry["artifact"]).is_file()
+    assert entry["reduced_tensors"] is None if route == "pt2e-int8" else entry["reduced_tensors"] > 0
+
+
+def test_a_reduced_file_with_nothing_reduced_is_not_passed(precision_run: Run) -> None:
+    """Every weight of TinyDense is under TFLite's 1024-element minimum: its tflite-int8-dynamic file
+    is the float32 one, so the route is unsupported, saying why, and publishes nothing."""
+    out, results = precision_run
+    [route] = results["TinyDense"].routes
+    assert route.status == "unsupported" and route.details["reduced_tensors"] == 0
+    assert "the file holds no int8 tensor" in route.reason and "fewer than 1024 elements" in route.reason
+    assert not (out / "TinyDense" / "tflite-int8-dynamic").exists()
 
 
 @pytest.mark.parametrize("route", ["onnx-int8-dynamic", "onnx-int8-static"])

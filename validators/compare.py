@@ -11,6 +11,8 @@ from graphmint.validators.tolerance import Criterion, Rule, Tolerance
 __all__ = ["compare_output", "rms", "rmse"]
 
 _TINY = np.finfo(np.float64).tiny
+#: the smallest denominator of a relative error, as a fraction of the output's largest magnitude
+_REL_FLOOR = float(np.finfo(np.float32).eps)
 
 
 def rmse(a: np.ndarray, b: np.ndarray) -> float:
@@ -67,7 +69,10 @@ def compare_output(
     diff = np.abs(a - e)
     finite = np.isfinite(diff)
     result.max_abs_error = float(diff[finite].max()) if finite.any() else (0.0 if diff.size == 0 else None)
-    rel = diff / np.maximum(np.abs(e), _TINY)
+    # relative to each element, but never to less than float32's resolution at the output's scale: an
+    # exact zero in eager's output would otherwise divide a rounding error into 1e+300
+    scale = float(np.max(np.abs(e[np.isfinite(e)]), initial=0.0))
+    rel = diff / np.maximum(np.abs(e), max(_REL_FLOOR * scale, _TINY))
     result.max_rel_error = float(rel[finite].max()) if finite.any() else result.max_abs_error
     same = (a == e) | (np.isnan(a) & np.isnan(e))  # the same non-finite value on both sides is equal
     bad_elementwise = ~(diff <= tol.atol + tol.rtol * np.abs(e)) & ~same

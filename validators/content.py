@@ -1,0 +1,56 @@
+"""What an artifact file holds, read from disk without running it: how many of its tensors are in a
+reduced precision (int8, uint8, int16, fp16, bf16), so that a reduced-precision route whose converter
+left everything in float32 is not passed as if it were reduced."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["reduced_tensors"]
+
+
+def _onnx(path: Path) -> int:
+    import onnx
+
+    reduced = {
+        onnx.TensorProto.INT8,
+        onnx.TensorProto.UINT8,
+        onnx.TensorProto.INT16,
+        onnx.TensorProto.FLOAT16,
+        onnx.TensorProto.BFLOAT16,
+    }
+    model = onnx.load(str(path), load_external_data=False)
+    graphs, count = [model.graph], 0
+    while graphs:
+        graph = graphs.pop()
+        count += sum(t.data_type in reduced for t in graph.initializer)
+        for node in graph.node:
+            for attr in node.attribute:
+                count += attr.HasField("t") and attr.t.data_type in reduced
+                graphs.extend([attr.g] if attr.HasField("g") else [])
+                graphs.extend(attr.graphs)
+    return count
+
+
+def _tflite(path: Path) -> int:
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    kinds = schema.TensorType
+    reduced = {kinds.INT8, kinds.UINT8, kinds.INT16, kinds.FLOAT16, getattr(kinds, "BFLOAT16", -1)}
+    model = schema.Model.GetRootAs(path.read_bytes(), 0)
+    count = 0
+    for g in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(g)
+        count += sum(graph.Tensors(t).Type() in reduced for t in range(graph.TensorsLength()))
+    return count
+
+
+#: file suffix -> counter; other formats (a .pt2 is loaded only by code it may run) are not counted
+_COUNTERS = {".onnx": _onnx, ".tflite": _tflite}
+
+
+def reduced_tensors(path: Path) -> int | None:
+    """How many tensors of the file (weights, constants, activations) are in a reduced precision;
+    None for a format this does not read."""
+    counter = _COUNTERS.get(path.suffix)
+    return None if counter is None else counter(path)
