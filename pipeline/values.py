@@ -9,9 +9,9 @@ import math
 from typing import Any
 
 #: the default bound of one export (one strategy of a route, a torch.compile or tf.function compile
-#: included): well above what any corpus model's slowest route takes here (torch-compile of a
-#: transformers vision model, under 2 minutes with two cells at once on two cores), and low enough
-#: that a compile which would never end stops in minutes
+#: included): well above what any corpus model's slowest route that finishes takes here (torch-compile
+#: of transformers' MobileNetV2, 209 s with two cells at once on two cores), and low enough that a
+#: compile which would never end (transformers' Swin) stops in minutes
 DEFAULT_EXPORT_TIMEOUT_S = 600.0
 
 __all__ = [

@@ -44,6 +44,8 @@ KERAS_MODELS = textwrap.dedent(
 
 TORCH_MODELS = textwrap.dedent(
     """
+    import time
+
     import torch
 
 
@@ -60,6 +62,16 @@ TORCH_MODELS = textwrap.dedent(
 
     def branchy():
         return Branchy()
+
+
+    class Sleepy(torch.nn.Module):
+        def forward(self, x):
+            time.sleep(0.3)  # a graph break: compiled, every call still sleeps
+            return x * 2
+
+
+    def sleepy():
+        return Sleepy()
     """
 )
 
@@ -90,7 +102,7 @@ def test_a_branch_on_a_tensor_value_is_diagnosed_with_its_source_line(
         route = routes[name]
         assert route.status in (Status.FAILED, Status.ERROR) and route.diagnosis == Diagnosis.DATA_DEPENDENT
         assert route.reason.startswith(
-            "data-dependent control flow: the forward branches on a tensor's value at tmodels.py:11 "
+            "data-dependent control flow: the forward branches on a tensor's value at tmodels.py:13 "
             "(`if x.mean() > 0:`)"
         ), route.reason
     assert "NameError" not in routes["torch-export"].reason  # a lookup torch made on the way is no cause
@@ -118,6 +130,27 @@ def test_a_compile_past_its_budget_is_unsupported_and_the_model_still_publishes(
     manifest = json.loads((Path(result.published) / "manifest.json").read_text())
     statuses = {r["route"]: r["status"] for r in manifest["routes"]}
     assert statuses == {"torch-compile": "unsupported", "torchscript-trace": "passed"}
+
+
+def test_a_call_past_its_budget_is_an_overrun_not_a_wrong_answer(
+    user_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torch.compile'd in time, but each call takes 0.3 s against a --timeout of 0.1 s: the route did
+    not finish its run, which for a default route is `unsupported` with the stage, not `failed`."""
+    monkeypatch.chdir(user_dir)
+    spec = make_model_spec(
+        name="sleepy", ref="tmodels:sleepy", inputs=["x:float32[batch,4]"], dims=["batch=1..2"]
+    )
+    options = RunOptions(out=user_dir / "out-sleepy", cache=False)
+    prepared = prepare_model(spec, options, SilentProgress())
+    assert isinstance(prepared, Prepared)
+    try:
+        cell = next(c for c in prepared.cells if c.route == "torch-compile")
+        result = cell.run(prepared.root, replace(options, timeout_s=0.1))
+    finally:
+        prepared.staging.__exit__(None, None, None)
+    assert result.status == Status.UNSUPPORTED and result.diagnosis == Diagnosis.TIMEOUT, result.reason
+    assert "(stage: run)" in result.reason and "within 0.1s" in result.reason
 
 
 def test_a_tflite_file_that_needs_select_tf_ops_is_judged_by_its_content(

@@ -92,6 +92,9 @@ def test_crashing_and_hanging_runtimes_become_errors(
     assert "SIGABRT" in routes["torch-export"].reason and "during infer" in routes["torch-export"].reason
     assert routes["torchscript-script"].status == "error"
     assert "did not answer infer within 2s" in routes["torchscript-script"].reason
+    # a bound it overran, at the run stage, not wrong numbers (the example never answered)
+    assert routes["torchscript-script"].diagnosis == "timeout"
+    assert "did not finish at test_data_set_0 (stage: run)" in routes["torchscript-script"].reason
     # the run went on: the untouched route still loads and passes after all that
     assert routes["torchscript-trace"].status == "passed"
     assert not result.ok

@@ -95,6 +95,9 @@ def _diagnose(
     bad = [(p, c) for p, c in zip(points, cases, strict=True) if p.status != Status.PASSED]
     if not bad:
         return "", Diagnosis.NONE
+    overran = [p for p, _ in bad if p.overran]
+    if overran:  # a bound, not a wrong answer: the points after it could not run at all
+        return f"did not finish at {overran[0].label} (stage: run): {overran[0].reason}", Diagnosis.TIMEOUT
     if points[0].status == Status.PASSED:
         for dim in dict.fromkeys(c.varied for _, c in bad if c.varied):
             tried = [p for p, c in zip(points, cases, strict=True) if c.varied == dim]
@@ -108,9 +111,7 @@ def _diagnose(
     first, _ = bad[0]
     where = ", ".join(p.label for p, _ in bad)
     shaped = next((line for p, c in bad if (line := _shape_line(p, c))), "")
-    if any(p.overran for p, _ in bad):
-        kind = Diagnosis.TIMEOUT
-    elif shaped:
+    if shaped:
         return f"{shaped}; fails at {where}: {first.reason}", Diagnosis.SHAPE
     elif all(p.status == Status.ERROR for p, _ in bad):
         kind = Diagnosis.RUN
@@ -225,9 +226,10 @@ def check_artifact(
     if check.notes and check.reason:
         check.reason += "; " + "; ".join(check.notes)
     statuses = {p.status for p in check.points}
+    overran = any(p.overran for p in check.points)
     if statuses == {Status.PASSED} and not missed:
         check.status, check.stage = Status.PASSED, Stage.COMPARE
-    elif Status.ERROR in statuses and check.points[0].status == Status.ERROR:
+    elif Status.ERROR in statuses and (check.points[0].status == Status.ERROR or overran):
         check.status = Status.ERROR
     else:
         check.status, check.stage = Status.FAILED, Stage.COMPARE
