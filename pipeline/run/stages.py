@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from graphmint.exporters import ROUTE_MODULES, ExportContext, Route, default_routes, get_route
-from graphmint.exporters.base import ExportState, Precision, clean_text
+from graphmint.exporters.base import ExportState, clean_text
 from graphmint.models.frameworks import Framework, get_framework
 from graphmint.pipeline.errors import SpecError
 from graphmint.pipeline.publish.golden import write_golden
@@ -40,6 +40,7 @@ from graphmint.pipeline.run.verdicts import (
     apply_known_failure,
     data_dependent,
     explainable,
+    unreduced,
     unsupported,
     vacuous,
 )
@@ -55,7 +56,6 @@ from graphmint.validators.check import (
     diagnosis_of,
     excused_cross_checks,
 )
-from graphmint.validators.content import reduced_tensors
 from graphmint.validators.results import Diagnosis, Stage, Status
 
 __all__ = ["Cell", "Prepared", "RunOptions", "finish_model", "prepare_model", "resolve_routes", "run_model"]
@@ -177,7 +177,7 @@ def run_route(
         result.details = {k: v for k, v in artifact.details.items() if v is not None}
         result.details.update(result.checks[0].facts if result.checks else {})
         status, stage, reason = combine_checks(result.checks, strict_runtimes)
-        if status == Status.PASSED and _unreduced(route, artifact.path, result):
+        if status == Status.PASSED and unreduced(route, artifact.path, result):
             break
         if status == Status.PASSED:
             result.status, result.stage, result.runner = Status.PASSED, "", artifact.runner
@@ -227,25 +227,6 @@ def run_route(
         rejected.reason = relative(rejected.reason)
     result.seconds = time.perf_counter() - start
     return apply_known_failure(spec, result)
-
-
-def _unreduced(route: Route, path: Path | None, result: RouteResult) -> bool:
-    """A reduced-precision artifact that holds no tensor in a reduced precision (the converter left
-    every one in float32): `unsupported`, with the converter's reason where it is known. The count of
-    reduced tensors goes to the manifest either way."""
-    if route.precision == Precision.FP32 or path is None:
-        return False
-    held = reduced_tensors(path)
-    result.details["reduced_tensors"] = held
-    if held != 0:
-        return False
-    why = f" ({route.unreduced})" if route.unreduced else ""
-    result.status, result.stage, result.diagnosis = Status.UNSUPPORTED, Stage.EXPORT, Diagnosis.EXPORT
-    result.reason = (
-        f"{route.name} cannot be produced for this model here: the converter left every tensor in float32, "
-        f"the file holds no {route.precision} tensor{why}"
-    )
-    return True
 
 
 def _log_section(title: str, text: str) -> str:

@@ -7,10 +7,13 @@ import linecache
 import os
 import re
 from collections.abc import Mapping
+from pathlib import Path
 
 from graphmint.exporters import Route
+from graphmint.exporters.base import Precision
 from graphmint.exporters.upstream import upstream_reference
 from graphmint.pipeline.spec.specs import ModelSpec
+from graphmint.validators.content import reduced_tensors
 from graphmint.validators.results import Diagnosis, RouteResult, Stage, Status
 
 __all__ = [
@@ -19,6 +22,7 @@ __all__ = [
     "data_dependent_branch",
     "explainable",
     "known_verdict",
+    "unreduced",
     "unsupported",
     "vacuous",
 ]
@@ -130,3 +134,22 @@ def apply_known_failure(spec: ModelSpec, result: RouteResult) -> RouteResult:
         observed = f"at {result.stage}: {result.reason}" if result.reason else f"at {result.stage}"
         result.status, result.reason = known_verdict(result.status, observed, why, "known limitation")
     return result
+
+
+def unreduced(route: Route, path: Path | None, result: RouteResult) -> bool:
+    """A reduced-precision artifact that holds no tensor in a reduced precision (the converter left
+    every one in float32): `unsupported`, with the converter's reason where it is known. The count of
+    reduced tensors goes to the manifest either way."""
+    if route.precision == Precision.FP32 or path is None:
+        return False
+    held = reduced_tensors(path)
+    result.details["reduced_tensors"] = held
+    if held != 0:
+        return False
+    why = f" ({route.unreduced})" if route.unreduced else ""
+    result.status, result.stage, result.diagnosis = Status.UNSUPPORTED, Stage.EXPORT, Diagnosis.EXPORT
+    result.reason = (
+        f"{route.name} cannot be produced for this model here: the converter left every tensor in float32, "
+        f"the file holds no {route.precision} tensor{why}"
+    )
+    return True
