@@ -113,10 +113,7 @@ def _diagnose(
     shaped = next((line for p, c in bad if (line := _shape_line(p, c))), "")
     if shaped:
         return f"{shaped}; fails at {where}: {first.reason}", Diagnosis.SHAPE
-    elif all(p.status == Status.ERROR for p, _ in bad):
-        kind = Diagnosis.RUN
-    else:
-        kind = Diagnosis.NUMBERS
+    kind = Diagnosis.RUN if all(p.status == Status.ERROR for p, _ in bad) else Diagnosis.NUMBERS
     return f"fails at {where}: {first.reason}", kind
 
 

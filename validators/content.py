@@ -1,12 +1,15 @@
 """What an artifact file holds, read from disk without running it: how many of its tensors are in a
 reduced precision (int8, uint8, int16, fp16, bf16), so that a reduced-precision route whose converter
-left everything in float32 is not passed as if it were reduced."""
+left everything in float32 is not passed as if it were reduced; and the Select TF ops a TFLite file
+needs, which no interpreter here can run."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
-__all__ = ["reduced_tensors"]
+__all__ = ["flex_ops", "reduced_tensors"]
 
 
 def _onnx(path: Path) -> int:
@@ -32,17 +35,36 @@ def _onnx(path: Path) -> int:
     return count
 
 
-def _tflite(path: Path) -> int:
+def _tflite_model(path: Path) -> tuple[Any, Any]:
+    """The TFLite flatbuffer's schema module and its root Model table."""
     from tensorflow.lite.python import schema_py_generated as schema
 
+    return schema, schema.Model.GetRootAs(path.read_bytes(), 0)
+
+
+def _tflite(path: Path) -> int:
+    schema, model = _tflite_model(path)
     kinds = schema.TensorType
     reduced = {kinds.INT8, kinds.UINT8, kinds.INT16, kinds.FLOAT16, getattr(kinds, "BFLOAT16", -1)}
-    model = schema.Model.GetRootAs(path.read_bytes(), 0)
     count = 0
     for g in range(model.SubgraphsLength()):
         graph = model.Subgraphs(g)
         count += sum(graph.Tensors(t).Type() in reduced for t in range(graph.TensorsLength()))
     return count
+
+
+def flex_ops(path: str | Path) -> Counter[str]:
+    """The Select TF ops a TFLite file uses (its `Flex…` custom operators), counted by TF op name."""
+    _, model = _tflite_model(Path(path))
+    codes = [model.OperatorCodes(i).CustomCode() for i in range(model.OperatorCodesLength())]
+    found: Counter[str] = Counter()
+    for g in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(g)
+        for o in range(graph.OperatorsLength()):
+            code = codes[graph.Operators(o).OpcodeIndex()]
+            if code and code.startswith(b"Flex"):
+                found[code[4:].decode(errors="replace")] += 1
+    return found
 
 
 #: file suffix -> counter; other formats (a .pt2 is loaded only by code it may run) are not counted

@@ -9,7 +9,6 @@ an interpreter would have failed on it (at load, or only at its first inference)
 from __future__ import annotations
 
 import warnings
-from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import numpy as np
 
 from graphmint.validators._tf import outputs_in_order
 from graphmint.validators.base import Runner, RuntimeUnavailable
+from graphmint.validators.content import flex_ops
 
 
 def _interpreter_class() -> tuple[Any, str]:
@@ -30,22 +30,6 @@ def _interpreter_class() -> tuple[Any, str]:
     from ai_edge_litert import interpreter as litert  # type: ignore[import-not-found]
 
     return litert.Interpreter, "ai_edge_litert"
-
-
-def flex_ops(path: str | Path) -> Counter[str]:
-    """The Select TF ops a TFLite file uses (its `Flex…` custom operators), counted by TF op name."""
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    model = schema.Model.GetRootAs(Path(path).read_bytes(), 0)
-    codes = [model.OperatorCodes(i).CustomCode() for i in range(model.OperatorCodesLength())]
-    found: Counter[str] = Counter()
-    for g in range(model.SubgraphsLength()):
-        graph = model.Subgraphs(g)
-        for o in range(graph.OperatorsLength()):
-            code = codes[graph.Operators(o).OpcodeIndex()]
-            if code and code.startswith(b"Flex"):
-                found[code[4:].decode(errors="replace")] += 1
-    return found
 
 
 def needs_flex(path: str | Path) -> str | None:
@@ -80,15 +64,7 @@ class TFLiteRunner(Runner):
             # tf.lite.Interpreter announces its move to LiteRT on every construction
             warnings.simplefilter("ignore", UserWarning)
             self.interpreter = cls(model_path=str(self.artifact.path), num_threads=self.threads)
-        try:
-            self.interpreter.allocate_tensors()
-        except RuntimeError as exc:
-            if "Flex delegate" in str(exc):  # Select TF ops: this interpreter was built without them
-                raise RuntimeUnavailable(
-                    f"the model needs Select TF ops (the Flex delegate), which {label}'s interpreter "
-                    "here does not link"
-                ) from None
-            raise
+        self.interpreter.allocate_tensors()
         signatures = self.interpreter.get_signature_list()
         if len(signatures) != 1:
             raise ValueError(f"expected one signature in the TFLite model, found {list(signatures)}")

@@ -147,12 +147,13 @@ def _check_deterministic(
             moved = change > _RANDOM * rms(value) or not np.array_equal(
                 np.isfinite(other), np.isfinite(value)
             )
+            by = f"by {change:.3g} (RMS)"
         else:
-            change, moved = float(np.sum(other != value)), not np.array_equal(other, value)
+            moved, by = not np.array_equal(other, value), f"in {int(np.sum(other != value))} element(s)"
         if moved:
             raise UsageError(
                 f"model {spec.name!r} gives other outputs on the same inputs: output {name!r} changed "
-                f"by {change:.3g} (RMS) between two calls at {point.label}: its forward draws random "
+                f"{by} between two calls at {point.label}: its forward draws random "
                 "numbers (torch.rand, tf.random, a dropout or noise layer left in training mode?); "
                 "graphmint can only check a forward that is a function of its inputs"
             )
@@ -183,13 +184,15 @@ def first_difference(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -
     return ""
 
 
-def check_builds_agree(spec: ModelSpec, framework: Framework, model: Any, digest: str) -> None:
+def check_builds_agree(
+    spec: ModelSpec, framework: Framework, model: Any, digest: str, timeout_s: float | None = None
+) -> None:
     """The model built here has the weights the eager child's build had (`digest`); where it has not,
     a third build names the first weight that differs: the factory draws from an RNG graphmint does
     not seed, and every route would fail on numbers for it. Exit 2."""
     if not digest or weights_digest(framework, model) == digest:
         return
-    _, again = build_model(spec.ref, spec.seed)
+    _, again = build_model(spec.ref, spec.seed, timeout_s)  # a third build, under the factory's bound
     where = first_difference(framework.weights(model), framework.weights(again))
     raise ModelLoadError(
         f"two builds of {spec.ref!r} with seed {spec.seed} give other weights"

@@ -313,7 +313,7 @@ def prepare_model(
         spec = eager.spec
     framework, model = build_model(spec.ref, spec.seed, options.timeout_s)
     if eager is not None:  # every child rebuilds the model: this build must be the child's
-        check_builds_agree(spec, framework, model, eager.weights_digest)
+        check_builds_agree(spec, framework, model, eager.weights_digest, options.timeout_s)
     spec = with_inputs(spec, framework, model)
     routes, elsewhere = resolve_routes(spec, framework, options.routes)
     eager = eager or eager_run(spec, framework, model, options.timeout_s)
