@@ -145,22 +145,27 @@ def _validate_published(
             continue
         if not entry.artifact:
             result.routes.append(
-                RouteResult(name, Status.SKIPPED, "load", "in-process route: nothing on disk to re-run")
+                RouteResult(
+                    route=name,
+                    status=Status.SKIPPED,
+                    stage="load",
+                    reason="in-process route: nothing on disk to re-run",
+                )
             )
             continue
         if entry.runner not in RUNNERS:
             reason = f"the manifest names runner {entry.runner!r}, which this graphmint does not have"
-            result.routes.append(RouteResult(name, Status.ERROR, "load", reason))
+            result.routes.append(RouteResult(route=name, status=Status.ERROR, stage="load", reason=reason))
             continue
         artifact_path = inside(path, entry.artifact)
         changed = _changed(path, entry.files)
         if changed:
             reason = f"file(s) changed or missing since publishing: {', '.join(changed)}"
-            result.routes.append(RouteResult(name, Status.ERROR, "load", reason))
+            result.routes.append(RouteResult(route=name, status=Status.ERROR, stage="load", reason=reason))
             continue
         refusal = decision.refusal(entry.artifact, entry.runner)
         if refusal:
-            result.routes.append(RouteResult(name, Status.SKIPPED, "load", refusal))
+            result.routes.append(RouteResult(route=name, status=Status.SKIPPED, stage="load", reason=refusal))
             continue
         artifact = Artifact(
             route=name,
@@ -172,7 +177,7 @@ def _validate_published(
             dynamic_axes={k: v for k, v in dynamic_axes.items() if v},
         )
         known = {name: Tolerance(**t) for name, t in entry.output_tolerances().items()}
-        budgets = {name: Budget(**b["budget"]) for name, b in (entry.budgets or {}).items()}
+        budgets = {name: Budget(**b.budget.dump()) for name, b in (entry.budgets or {}).items()}
         tolerance = published_tolerance(known, atol, rtol, budgets)
         result.routes.append(replay(name, artifact, cases, tolerance, timeout_s))
     return result

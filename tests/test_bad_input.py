@@ -470,12 +470,12 @@ def _rehash(folder: Path) -> None:
     manifest = _manifest(folder)
     for route in manifest["routes"]:
         route["files"] = (
-            [f.to_json() for f in hash_files(folder, folder / route["route"])]
+            [f.dump() for f in hash_files(folder, folder / route["route"])]
             if route.get("artifact")
             else route.get("files", [])
         )
     for golden in manifest["golden"]:
-        golden["files"] = [f.to_json() for f in hash_files(folder, folder / golden["path"])]
+        golden["files"] = [f.dump() for f in hash_files(folder, folder / golden["path"])]
     _write_manifest(folder, manifest)
 
 

@@ -199,7 +199,7 @@ def test_a_wrong_output_shape_is_named_and_a_probe_that_cannot_reproduce_says_so
     assert "output 'output' has 2 where eager has 3 on axis 1 (dim 'time' is 3" in route.reason, route.reason
     assert "does not reproduce the failure" in route.reason
     assert "every one of" not in route.reason
-    assert route.details["divergence"]["reproduced"] is False
+    assert route.details.divergence.reproduced is False
 
 
 def test_nan_outputs_are_named_by_route(user_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -128,7 +128,7 @@ def test_serve_check_fails_on_a_swapped_model(
     assert "differs from its MANIFEST.json" in capsys.readouterr().err
     # swapped and re-hashed (as whoever can rewrite the manifest would): the answers are compared
     manifest = json.loads((bundle / BUNDLE_MANIFEST).read_text())
-    manifest["files"] = [f.to_json() for f in hash_files(bundle, bundle) if f.path != BUNDLE_MANIFEST]
+    manifest["files"] = [f.dump() for f in hash_files(bundle, bundle) if f.path != BUNDLE_MANIFEST]
     (bundle / BUNDLE_MANIFEST).write_text(json.dumps(manifest))
     assert main(["serve-check", str(bundle)]) == 1
     out = capsys.readouterr().out
@@ -195,7 +195,7 @@ def test_serve_check_uses_each_outputs_own_tolerance(
     other = out / "ModelWithCustom" / "onnx" / "model.onnx"
     shutil.copy(other, bundle / "triton" / "SimpleNet_onnx" / "1" / "model.onnx")
     bundle_manifest = json.loads((bundle / BUNDLE_MANIFEST).read_text())
-    bundle_manifest["files"] = [f.to_json() for f in hash_files(bundle, bundle) if f.path != BUNDLE_MANIFEST]
+    bundle_manifest["files"] = [f.dump() for f in hash_files(bundle, bundle) if f.path != BUNDLE_MANIFEST]
     (bundle / BUNDLE_MANIFEST).write_text(json.dumps(bundle_manifest))
     assert main(["serve-check", str(bundle)]) == 0, capsys.readouterr().out
     bundle_manifest["models"][0]["tolerances"] = {}  # only the route's first number: it fails
@@ -217,11 +217,11 @@ def test_manifests_round_trip_through_their_types_byte_for_byte(
     folders = [out / name for out, results in (torch_zoo, keras_zoo) for name in results]
     for folder in folders:
         text = (folder / "manifest.json").read_text()
-        assert read_model_manifest(folder).to_json() == text, folder.name
+        assert read_model_manifest(folder).text() == text, folder.name
         assert json.loads(text)["schema_version"] == SCHEMA_VERSION
     for bundle in bundles:
         text = (bundle / BUNDLE_MANIFEST).read_text()
-        assert read_bundle_manifest(bundle).to_json() == text
+        assert read_bundle_manifest(bundle).text() == text
         assert json.loads(text)["schema_version"] == SCHEMA_VERSION
     assert len(folders) == 10
     # a manifest written before the schema version existed still reads, as version 1

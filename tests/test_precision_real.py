@@ -55,12 +55,12 @@ def test_third_party_models_meet_their_budgets_on_every_reduced_route(
 def test_vit_static_int8_passes_after_the_retry(results: dict[str, ModelResult]) -> None:
     route = next(r for r in results["ViT"].routes if r.route == "onnx-int8-static")
     assert route.rejected and "(budget)" in route.rejected[0].reason
-    found = route.details["reduced_precision"]
+    found = route.details.reduced_precision.dump()
     assert found["snr_db"][0]["logits"] < 20 <= found["snr_db"][-1]["logits"] and found["kept"]
 
 
 def test_bert_fp16_keeps_its_attention_mask_in_float32(results: dict[str, ModelResult]) -> None:
     """BERT masks attention with float32's lowest value, beyond fp16's range: those layers stay float32."""
     route = next(r for r in results["Bert"].routes if r.route == "onnx-fp16")
-    found = route.details["reduced_precision"]
+    found = route.details.reduced_precision.dump()
     assert found["overflow"] and set(found["overflow"]) <= set(found["kept"])

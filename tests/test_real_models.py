@@ -174,7 +174,7 @@ def test_tf2onnx_extra_graph_inputs_are_pruned(real_run: tuple[Path, dict[str, M
 
     out, results = real_run
     onnx_route = _route(results, "Normalized", "onnx")
-    assert onnx_route.details.get("pruned_inputs"), "the Normalization constants were graph inputs"
+    assert onnx_route.details.pruned_inputs, "the Normalization constants were graph inputs"
     graph = onnx.load(str(out / "Normalized" / "onnx" / "model.onnx")).graph
     assert [i.name for i in graph.input] == ["input"]
 

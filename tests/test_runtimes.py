@@ -13,7 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 from graphmint.pipeline.run.results import ModelResult
 from graphmint.pipeline.validate import validate_path
 from graphmint.validators.check import combine_checks, diagnosis_of
-from graphmint.validators.results import ArtifactCheck, Diagnosis
+from graphmint.validators.results import ArtifactCheck, Diagnosis, Stage
 
 ONNX_RUNTIMES = ("onnxruntime", "onnxruntime-noopt", "onnx-reference", "onnxruntime-cuda")
 
@@ -48,7 +48,7 @@ def test_torch_files_have_a_cuda_check_or_its_reason(torch_zoo: tuple[Path, dict
 
 
 def _check(runner: str, status: str, reason: str = "") -> ArtifactCheck:
-    return ArtifactCheck(runner=runner, runtime="", status=status, stage="compare", reason=reason)
+    return ArtifactCheck(runner=runner, runtime="", status=status, stage=Stage.COMPARE, reason=reason)
 
 
 def test_optimization_only_mismatch_is_named() -> None:

@@ -235,7 +235,7 @@ def _manifest(bundle: Path) -> dict[str, Any]:
 def _write_manifest(bundle: Path, manifest: Any, rehash: bool = False) -> None:
     """Write MANIFEST.json; `rehash`: with the files' current hashes, as if packaged that way."""
     if rehash:
-        manifest["files"] = [f.to_json() for f in hash_files(bundle, bundle) if f.path != BUNDLE_MANIFEST]
+        manifest["files"] = [f.dump() for f in hash_files(bundle, bundle) if f.path != BUNDLE_MANIFEST]
     (bundle / BUNDLE_MANIFEST).write_text(json.dumps(manifest))
 
 

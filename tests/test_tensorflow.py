@@ -341,8 +341,8 @@ def test_plain_tf_module_runs_every_route(tmp_path: Path, monkeypatch: pytest.Mo
     spec = make_model_spec(name="Project", ref="tfmodule:build", inputs=[], dims=["batch=1..9"])
     result = run_model(spec, RunOptions(out=tmp_path / "out"))
     assert result.framework == "tensorflow"
-    assert result.inputs == [{"name": "v", "dtype": "float32", "shape": ["batch", 3]}]
-    assert [o["name"] for o in result.outputs] == ["proj", "norm"]
+    assert [i.dump() for i in result.inputs] == [{"name": "v", "dtype": "float32", "shape": ["batch", 3]}]
+    assert [o.name for o in result.outputs] == ["proj", "norm"]
     assert {r.route: r.status for r in result.routes} == dict.fromkeys(
         ("tf-function", "saved-model", "tflite", "onnx"), "passed"
     )

@@ -27,7 +27,7 @@ Zoo = tuple[Path, dict[str, ModelResult]]
 def _rehash_route(folder: Path, route: str) -> None:
     manifest = json.loads((folder / "manifest.json").read_text())
     entry = next(r for r in manifest["routes"] if r["route"] == route)
-    entry["files"] = [f.to_json() for f in hash_files(folder, folder / route)]
+    entry["files"] = [f.dump() for f in hash_files(folder, folder / route)]
     (folder / "manifest.json").write_text(json.dumps(manifest))
 
 
@@ -113,7 +113,7 @@ def test_signed_publish_validate_package_and_serve(
     # the files re-hashed into MANIFEST.json: its signature no longer verifies
     manifest = json.loads((bundle / BUNDLE_MANIFEST).read_text())
     own = {BUNDLE_MANIFEST, f"{BUNDLE_MANIFEST}.sig"}
-    manifest["files"] = [f.to_json() for f in hash_files(bundle, bundle) if f.path not in own]
+    manifest["files"] = [f.dump() for f in hash_files(bundle, bundle) if f.path not in own]
     (bundle / BUNDLE_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     monkeypatch.setenv("GRAPHMINT_VERIFY_KEY", str(public))
     for command in (["serve", str(bundle), "--port", "1"], ["serve-check", str(bundle)]):

@@ -40,18 +40,18 @@ def _alter_first_output(folder: Path) -> None:
 def _rehash_golden(folder: Path) -> None:
     manifest = json.loads((folder / "manifest.json").read_text())
     for golden in manifest["golden"]:
-        golden["files"] = [f.to_json() for f in hash_files(folder, folder / golden["path"])]
+        golden["files"] = [f.dump() for f in hash_files(folder, folder / golden["path"])]
     (folder / "manifest.json").write_text(json.dumps(manifest))
 
 
 def test_published_models_carry_golden_data(torch_zoo: tuple[Path, dict[str, ModelResult]]) -> None:
     out, results = torch_zoo
-    spec_inputs = {name: [i["name"] for i in r.inputs] for name, r in results.items()}
+    spec_inputs = {name: [i.name for i in r.inputs] for name, r in results.items()}
     for name, result in results.items():
         sets = read_golden_sets(out / name)
         assert len(sets) == len(result.golden) >= 2
         assert list(sets[0].inputs) == spec_inputs[name]
-        assert list(sets[0].outputs) == [o["name"] for o in result.outputs]
+        assert list(sets[0].outputs) == [o.name for o in result.outputs]
 
 
 def test_validate_published_folders(torch_zoo: tuple[Path, dict[str, ModelResult]], tmp_path: Path) -> None:

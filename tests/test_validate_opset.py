@@ -59,15 +59,15 @@ def test_old_opset_is_validated_on_an_upgraded_copy(
     assert result.ok, [(r.status, r.reason) for r in result.routes]
     [route] = result.routes
     assert route.status == "passed"
-    assert route.details["opset_upgrade"]["from_opset"] == from_opset
-    assert route.details["opset_upgrade"]["to_opset"] == UPGRADE_OPSET
-    assert "NOT_IMPLEMENTED" in route.details["opset_upgrade"]["original_load_error"]
+    assert route.details.opset_upgrade.from_opset == from_opset
+    assert route.details.opset_upgrade.to_opset == UPGRADE_OPSET
+    assert "NOT_IMPLEMENTED" in route.details.opset_upgrade.original_load_error
     assert f"upgraded from opset {from_opset} to opset {UPGRADE_OPSET}" in route.reason
     # the upgraded copy ran and compared on ONNX Runtime itself, not only on the reference evaluator
     ran = {c.runner: c for c in route.checks}
     assert ran["onnxruntime"].status == "passed" and ran["onnxruntime"].points
     assert ran["onnx-reference"].status == "passed"
-    assert route.to_json()["opset_upgrade"]["to_opset"] == UPGRADE_OPSET
+    assert route.dump()["opset_upgrade"]["to_opset"] == UPGRADE_OPSET
     assert _listing(copy) == before, "validate changed the user's folder"
 
     assert main(["validate", str(copy)]) == 0

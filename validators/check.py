@@ -15,7 +15,7 @@ from graphmint.validators.budget import pooled_budget_values
 from graphmint.validators.compare import compare_output
 from graphmint.validators.isolated import IsolatedRunner, Live, Overrun
 from graphmint.validators.localize import first_divergence
-from graphmint.validators.results import ArtifactCheck, Diagnosis, PointCheck, Stage, Status
+from graphmint.validators.results import ArtifactCheck, BudgetReached, Diagnosis, PointCheck, Stage, Status
 from graphmint.validators.tolerance import Criterion, Tolerance
 
 __all__ = [
@@ -81,7 +81,10 @@ def _judge_budgets(
         assert isinstance(judge, Criterion) and judge.budget is not None
         values = pooled_budget_values(pairs, judge.budget.topk)
         misses = values.misses(judge.budget)
-        check.budgets[name] = {"budget": judge.budget.to_json(), **values.to_json(), "passed": not misses}
+        check.budgets = {
+            **check.budgets,
+            name: BudgetReached(budget=judge.budget.to_json(), **values.to_json(), passed=not misses),
+        }
         if misses:
             missed.append(f"output {name!r} over the grid: {'; '.join(misses)} (budget)")
     return missed
@@ -218,7 +221,7 @@ def check_artifact(
     missed = _judge_budgets(check, pooled, tolerance_for)
     if missed and not check.reason:
         check.reason, check.diagnosis = "; ".join(missed), Diagnosis.NUMBERS
-    if check.diagnosis and check.facts.get("frozen_dims"):  # the graph itself holds a dynamic dim fixed
+    if check.diagnosis and check.facts.frozen_dims:  # the graph itself holds a dynamic dim fixed
         check.diagnosis = Diagnosis.FROZEN_DIM
     if check.notes and check.reason:
         check.reason += "; " + "; ".join(check.notes)

@@ -25,7 +25,7 @@ from graphmint.validators.check import (
 )
 from graphmint.validators.golden import GoldenSet, read_golden_sets
 from graphmint.validators.onnx_upgrade import ORT_MIN_OPSET, UPGRADE_OPSET, default_opset, upgrade_onnx
-from graphmint.validators.results import ArtifactCheck, Diagnosis, RouteResult, Stage, Status
+from graphmint.validators.results import ArtifactCheck, Diagnosis, OpsetUpgrade, RouteResult, Stage, Status
 from graphmint.validators.tolerance import Criterion, Tolerance, TolerancePolicy
 
 __all__ = ["NoGoldenData", "golden_cases", "replay", "replay_onnx_folder"]
@@ -104,15 +104,20 @@ def replay_onnx_folder(path: Path, policy: TolerancePolicy, timeout_s: float | N
     try:
         model = onnx.load(str(model_path), load_external_data=False)
     except Exception as exc:
-        return RouteResult("onnx", Status.ERROR, Stage.LOAD, f"cannot read model.onnx: {first_line(exc)}")
+        return RouteResult(
+            route="onnx",
+            status=Status.ERROR,
+            stage=Stage.LOAD,
+            reason=f"cannot read model.onnx: {first_line(exc)}",
+        )
     if not model.graph.node and not model.graph.output:  # protobuf reads an empty file as an empty model
         size = model_path.stat().st_size
         why = "is empty (0 bytes)" if size == 0 else f"holds no graph ({size} bytes)"
         reason = f"{model_path.name} {why}: the file is damaged or was never written; export it again"
-        return RouteResult("onnx", Status.ERROR, Stage.LOAD, reason)
+        return RouteResult(route="onnx", status=Status.ERROR, stage=Stage.LOAD, reason=reason)
     why = _unsupported(model)
     if why:
-        return RouteResult("onnx", Status.SKIPPED, Stage.LOAD, why)
+        return RouteResult(route="onnx", status=Status.SKIPPED, stage=Stage.LOAD, reason=why)
     initializers = {i.name for i in model.graph.initializer}
     inputs = tuple(i.name for i in model.graph.input if i.name not in initializers)
     outputs = tuple(o.name for o in model.graph.output)
@@ -120,7 +125,12 @@ def replay_onnx_folder(path: Path, policy: TolerancePolicy, timeout_s: float | N
     try:
         cases = golden_cases(read_golden_sets(path, inputs, outputs), inputs)
     except Exception as exc:
-        return RouteResult("onnx", Status.ERROR, Stage.LOAD, f"cannot read test data: {first_line(exc)}")
+        return RouteResult(
+            route="onnx",
+            status=Status.ERROR,
+            stage=Stage.LOAD,
+            reason=f"cannot read test data: {first_line(exc)}",
+        )
     if not cases:
         raise NoGoldenData(f"{path} holds model.onnx but no test_data_set_* folder to check it against")
     tolerance = partial(policy.resolve, "onnx")
@@ -159,12 +169,12 @@ def _upgraded_result(
                 f"ONNX Runtime could not load opset {opset} ({refused}), and upgrading to opset "
                 f"{UPGRADE_OPSET} with onnx.version_converter failed: {first_line(exc)}"
             )
-            return replace(original, status=Status.ERROR, stage=Stage.LOAD, reason=reason)
+            return original.model_copy(update={"status": Status.ERROR, "stage": Stage.LOAD, "reason": reason})
         result = replay(original.route, replace(artifact, path=upgrade.path), cases, tolerance, timeout_s)
     note = (
         f"upgraded from opset {upgrade.from_opset} to opset {upgrade.to_opset} with {upgrade.converter}, "
         f"as ONNX Runtime could not load opset {upgrade.from_opset}"
     )
     result.reason = f"{note}; the upgraded copy: {result.reason}" if result.reason else note
-    result.details["opset_upgrade"] = {**upgrade.to_json(), "original_load_error": refused}
+    result.details.opset_upgrade = OpsetUpgrade(**upgrade.to_json(), original_load_error=refused)
     return result

@@ -1,23 +1,62 @@
-"""Typed validation results. They serialize to JSON; formatting lives elsewhere."""
+"""The record set: every result graphmint keeps, in memory and on disk, as one set of types.
+
+A record is a pydantic model. Built in code, or validated from a file as it is
+(`model_validate`, the write schema), it is strict: a key it does not declare is a bug and raises
+(keys derived from others, such as a route's worst error, are declared and derived again). Read
+back from a file it is lenient (`Record.read`): keys that older or newer versions of graphmint wrote
+and this one does not declare are dropped, so every older manifest still loads. The codec is
+validators.records; the sub-records a route holds (budgets, runtime facts, per-format details) are
+validators.details.
+`Record.dump()` is the JSON a manifest holds (what a process keeps only for itself, such as logs, is
+left out; `full=True` keeps it, for a run's own hand-over between processes). Formatting lives
+elsewhere (pipeline.reports).
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
+
+from pydantic import Field, computed_field
+
+from graphmint.exporters.base import Precision
+from graphmint.validators.details import (
+    BudgetLimits,
+    BudgetReached,
+    DivergenceRecord,
+    FileEntry,
+    LayerError,
+    OpsetUpgrade,
+    ReducedPrecision,
+    RouteDetails,
+    RuntimeFacts,
+)
+from graphmint.validators.records import Record, RelPath, json_default
 
 __all__ = [
     "ERROR_BINS",
     "NUMBERED",
     "ArtifactCheck",
+    "BudgetLimits",
+    "BudgetReached",
     "Diagnosis",
+    "DivergenceRecord",
     "FileEntry",
+    "LayerError",
+    "OpsetUpgrade",
     "OutputComparison",
     "PointCheck",
+    "Precision",
+    "Record",
+    "ReducedPrecision",
     "Rejected",
+    "RelPath",
+    "RouteDetails",
     "RouteResult",
+    "RuntimeFacts",
     "Stage",
     "Status",
+    "json_default",
 ]
 
 
@@ -75,8 +114,7 @@ class Diagnosis(StrEnum):
 ERROR_BINS: tuple[float, ...] = tuple(float(x) for x in range(-12, 2))
 
 
-@dataclass
-class OutputComparison:
+class OutputComparison(Record):
     """One output of one artifact at one grid point, against the eager output."""
 
     name: str
@@ -98,7 +136,7 @@ class OutputComparison:
     worst_actual: float | None = None
     worst_expected: float | None = None
     #: element counts per ERROR_BINS bin of log10 |actual - expected|
-    error_histogram: list[int] = field(default_factory=list)
+    error_histogram: list[int] = []
     #: the rule that judged (validators.tolerance.Rule), and the elementwise atol/rtol verdict either way
     rule: str = "tolerance"
     within_tolerance: bool | None = None
@@ -114,7 +152,7 @@ class OutputComparison:
     top1_agreement: float | None = None
     #: the SNR against eager (dB), every float output's; where a budget judges (reduced precision): the
     #: budget, and the max abs error as a fraction of max|eager| and the top-k agreement reached
-    budget: dict[str, float] | None = None
+    budget: BudgetLimits | None = None
     snr_db: float | None = None
     scaled_max_abs: float | None = None
     topk_agreement: float | None = None
@@ -122,37 +160,25 @@ class OutputComparison:
     message: str = ""
 
 
-@dataclass
-class PointCheck:
+class PointCheck(Record):
     """One grid point: status 'passed', 'failed' (numbers off) or 'error' (it did not run)."""
 
     label: str
     sizes: dict[str, int]
     status: Status
     seconds: float = 0.0
-    outputs: list[OutputComparison] = field(default_factory=list)
+    outputs: list[OutputComparison] = []
     reason: str = ""
     #: it did not finish within its time limit and was stopped
     overran: bool = False
 
 
-class _WorstErrors:
-    """The worst absolute and relative error over what a result holds (`_worst`)."""
-
-    def _worst(self, attr: str) -> float | None:
-        raise NotImplementedError
-
-    @property
-    def max_abs_error(self) -> float | None:
-        return self._worst("max_abs_error")
-
-    @property
-    def max_rel_error(self) -> float | None:
-        return self._worst("max_rel_error")
+def _worst(values: list[float | None]) -> float | None:
+    found = [v for v in values if v is not None]
+    return max(found) if found else None
 
 
-@dataclass
-class ArtifactCheck(_WorstErrors):
+class ArtifactCheck(Record):
     """An artifact loaded by one runner and checked on the whole grid."""
 
     runner: str
@@ -161,47 +187,49 @@ class ArtifactCheck(_WorstErrors):
     stage: Stage
     reason: str = ""
     diagnosis: Diagnosis = Diagnosis.NONE
-    points: list[PointCheck] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    #: what the runtime measured while it served (a runner's `facts`)
-    facts: dict[str, Any] = field(default_factory=dict)
+    points: list[PointCheck] = []
+    notes: list[str] = []
+    facts: RuntimeFacts = RuntimeFacts()
     #: the example point run a second time: bitwise identical outputs, and the largest difference
     deterministic: bool | None = None
     rerun_max_abs_diff: float | None = None
     #: per output judged by an accuracy budget (reduced precision): the budget, the values reached over
-    #: the whole grid (cosine, snr_db, max_abs, topk_agreement) and whether they hold
-    budgets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the whole grid and whether they hold
+    budgets: dict[str, BudgetReached] = {}
     #: what the runtime printed (its child's log), kept for the report folder, not the manifest
-    log: str = field(default="", repr=False)
+    log: str = Field(default="", repr=False)
+    private: ClassVar[tuple[str, ...]] = ("log",)
 
-    def _worst(self, attr: str) -> float | None:
-        values = [getattr(o, attr) for p in self.points for o in p.outputs if getattr(o, attr) is not None]
-        return max(values) if values else None
+    def worst(self, attr: str) -> float | None:
+        return _worst([getattr(o, attr) for p in self.points for o in p.outputs])
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def max_abs_error(self) -> float | None:
+        return self.worst("max_abs_error")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def max_rel_error(self) -> float | None:
+        return self.worst("max_rel_error")
 
     @property
-    def verdict(self) -> dict[str, Any]:
-        """How the outputs were judged, over the grid: the rules that judged, whether every element was
-        within atol/rtol, and the worst float64 error, eager's own, and their ratio."""
-        outputs = [o for p in self.points for o in p.outputs]
-        within = [o.within_tolerance for o in outputs if o.within_tolerance is not None]
-        return {
-            "rule": "+".join(sorted({o.rule for o in outputs})) or None,
-            "within_tolerance": all(within) if within else None,
-            "float64_error": self._worst("float64_error"),
-            "eager_float64_error": self._worst("eager_float64_error"),
-            "noise_multiple": self._worst("noise_multiple"),
-        }
+    def outputs(self) -> list[OutputComparison]:
+        return [o for p in self.points for o in p.outputs]
 
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("log")
-        data["max_abs_error"] = self.max_abs_error
-        data["max_rel_error"] = self.max_rel_error
-        return data
+    @property
+    def rule(self) -> str | None:
+        """The rules that judged the outputs, over the grid ("noise", "noise+tolerance")."""
+        return "+".join(sorted({o.rule for o in self.outputs})) or None
+
+    @property
+    def within_tolerance(self) -> bool | None:
+        """Whether every element was within atol/rtol, over the grid (None where none was judged so)."""
+        within = [o.within_tolerance for o in self.outputs if o.within_tolerance is not None]
+        return all(within) if within else None
 
 
-@dataclass
-class Rejected:
+class Rejected(Record):
     """A candidate of a route's fallback chain that was tried and rejected: which exporter, at which
     stage, and why."""
 
@@ -209,27 +237,38 @@ class Rejected:
     stage: Stage
     reason: str
 
-    def to_json(self) -> dict[str, str]:
-        return {"exporter": self.exporter, "stage": self.stage, "reason": self.reason}
+
+#: the order of a route's keys in a manifest; its details follow, then its checks
+_ROUTE_ORDER = (
+    "route",
+    "status",
+    "stage",
+    "diagnosis",
+    "exporter",
+    "runner",
+    "artifact",
+    "files",
+    "max_abs_error",
+    "max_rel_error",
+    "atol",
+    "rtol",
+    "precision",
+    "budgets",
+    "rule",
+    "within_tolerance",
+    "float64_error",
+    "eager_float64_error",
+    "noise_multiple",
+    "reason",
+    "allowed_failure",
+    "warnings",
+    "excused",
+    "rejected",
+    "seconds",
+)
 
 
-@dataclass(frozen=True)
-class FileEntry:
-    path: str
-    sha256: str
-    bytes: int
-    #: why two builds of the same inputs cannot give this file's bytes again (None: they do)
-    unreproducible: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        entry: dict[str, Any] = {"path": self.path, "sha256": self.sha256, "bytes": self.bytes}
-        if self.unreproducible:
-            entry["unreproducible"] = self.unreproducible
-        return entry
-
-
-@dataclass
-class RouteResult(_WorstErrors):
+class RouteResult(Record):
     """How one route went. `stage` names the step that decided a non-passing status."""
 
     route: str
@@ -241,26 +280,27 @@ class RouteResult(_WorstErrors):
     exporter: str | None = None
     #: the runner that loads the artifact, and the artifact's path relative to the model folder
     runner: str | None = None
-    artifact: str | None = None
-    files: list[FileEntry] = field(default_factory=list)
+    artifact: RelPath | None = None
+    files: list[FileEntry] = []
     #: the artifact checked on each runtime; the route's own runner first
-    checks: list[ArtifactCheck] = field(default_factory=list)
+    checks: list[ArtifactCheck] = []
     #: candidates of the fallback chain that were tried and rejected, in order
-    rejected: list[Rejected] = field(default_factory=list)
+    rejected: list[Rejected] = []
     atol: float | None = None
     rtol: float | None = None
     seconds: float = 0.0
-    details: dict[str, Any] = field(default_factory=dict)
+    details: RouteDetails = RouteDetails()
     #: the precision the artifact computes in; fp16 and int8 are judged by accuracy budgets
-    precision: str = "fp32"
+    precision: Precision = Precision.FP32
     #: failed or errored, but the run was told to accept that (--allow-fail)
     allowed_failure: bool = False
     #: what is worth knowing about a route that passed (a cross-check runtime that disagreed)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = []
     #: cross-check runtimes whose failure is one of the warnings: their errors are not the route's
-    excused: list[str] = field(default_factory=list)
+    excused: list[str] = []
     #: everything the exporters and runtimes printed, for the report folder's logs/, not the manifest
-    log: str = field(default="", repr=False)
+    log: str = Field(default="", repr=False)
+    private: ClassVar[tuple[str, ...]] = ("log",)
 
     @property
     def ok(self) -> bool:
@@ -275,34 +315,77 @@ class RouteResult(_WorstErrors):
         """The check on the route's own runner."""
         return self.checks[0] if self.checks else None
 
-    def _worst(self, attr: str) -> float | None:
-        values = [
-            v for c in self.checks if c.runner not in self.excused and (v := getattr(c, attr)) is not None
-        ]
-        return max(values) if values else None
+    def worst(self, attr: str) -> float | None:
+        """The worst of `attr` over the checks whose errors are the route's (not the excused ones)."""
+        return _worst([c.worst(attr) for c in self.checks if c.runner not in self.excused])
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "route": self.route,
-            "status": self.status,
-            "stage": self.stage,
-            "diagnosis": self.diagnosis,
-            "exporter": self.exporter,
-            "runner": self.runner,
-            "artifact": self.artifact,
-            "files": [f.to_json() for f in self.files],
-            "max_abs_error": self.max_abs_error,
-            "max_rel_error": self.max_rel_error,
-            "atol": self.atol,
-            "rtol": self.rtol,
-            "precision": self.precision,
-            "budgets": self.check.budgets if self.check and self.check.budgets else None,
-            **(self.check.verdict if self.check else {}),
-            "reason": self.reason,
-            "allowed_failure": self.allowed_failure,
-            "warnings": self.warnings,
-            "rejected": [r.to_json() for r in self.rejected],
-            "seconds": round(self.seconds, 3),
-            **self.details,
-            "checks": [c.to_json() for c in self.checks],
-        }
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def max_abs_error(self) -> float | None:
+        return self.worst("max_abs_error")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def max_rel_error(self) -> float | None:
+        return self.worst("max_rel_error")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def budgets(self) -> dict[str, BudgetReached] | None:
+        """Per output of a reduced-precision route: its budget, what it reached, whether it holds."""
+        return self.check.budgets if self.check and self.check.budgets else None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def rule(self) -> str | None:
+        return self.check.rule if self.check else None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def within_tolerance(self) -> bool | None:
+        return self.check.within_tolerance if self.check else None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def float64_error(self) -> float | None:
+        return self.check.worst("float64_error") if self.check else None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def eager_float64_error(self) -> float | None:
+        return self.check.worst("eager_float64_error") if self.check else None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def noise_multiple(self) -> float | None:
+        return self.check.worst("noise_multiple") if self.check else None
+
+    def output_tolerances(self) -> dict[str, dict[str, float]]:
+        """The tolerance each output is replayed with ({} where the route recorded no check): the one it
+        was checked with, and for an output that the noise or scaled rule passed outside that atol/rtol,
+        atol widened to twice the largest error its validation accepted on the same (golden) inputs."""
+        found: dict[str, dict[str, float]] = {}
+        for output in self.check.outputs if self.check else []:
+            own = found.setdefault(output.name, {"atol": output.atol, "rtol": output.rtol})
+            accepted = output.max_abs_error
+            judged = output.rule != "tolerance" and output.passed
+            if judged and output.within_tolerance is False and accepted is not None:
+                own["atol"] = max(own["atol"], 2 * accepted)
+        return found
+
+    @classmethod
+    def gather(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """A manifest holds the details beside the route's keys: back into `details`."""
+        known = RouteDetails.model_fields
+        if "details" in data or not any(k in known for k in data):
+            return data
+        details = {k: data[k] for k in data if k in known}
+        return {**{k: v for k, v in data.items() if k not in known}, "details": details}
+
+    def arrange(self, data: dict[str, Any]) -> dict[str, Any]:
+        details = data.pop("details", {}) or {}
+        if isinstance(data.get("seconds"), float):
+            data["seconds"] = round(data["seconds"], 3)
+        ordered = {k: data.pop(k) for k in _ROUTE_ORDER if k in data}
+        checks = data.pop("checks", [])
+        return {**ordered, **data, **details, "checks": checks}

@@ -27,11 +27,14 @@ from graphmint.pipeline.bench.run import OPTIMIZED
 from graphmint.pipeline.publish.manifest import (
     GRAPHMINT_VERSION,
     ModelManifest,
+    Recommended,
     installed_versions,
     write_model_manifest,
 )
 from graphmint.pipeline.publish.staging import Staging, hash_files
 from graphmint.pipeline.publish.trust import SIGNATURE_SUFFIX, sign_manifest
+from graphmint.pipeline.run.cache import refresh as refresh_cached
+from graphmint.validators.results import RouteResult
 
 __all__ = [
     "bench_accuracy_png",
@@ -66,32 +69,32 @@ def recommend(bench: ModelBench, options: BenchOptions) -> tuple[Subject | None,
     return chosen, [s.name for s in ties if s is not chosen]
 
 
-def _recommendation(subject: Subject, ties: list[str], options: BenchOptions) -> dict[str, Any]:
+def _recommendation(subject: Subject, ties: list[str], options: BenchOptions) -> Recommended:
     batch = options.batches[0]
     timing = subject.timings[batch]
-    return {
-        "route": subject.name,
-        "artifact": subject.artifact,
-        "runner": subject.runner,
-        "batch": batch,
-        "threads": options.threads,
-        "p50_us": timing["p50_us"],
-        "speedup": timing.get("speedup"),
-        "measured": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "as_fast": ties,
-    }
+    return Recommended(
+        route=subject.name,
+        artifact=subject.artifact,
+        runner=subject.runner,
+        batch=batch,
+        threads=options.threads,
+        p50_us=timing["p50_us"],
+        speedup=timing.get("speedup"),
+        measured=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        as_fast=ties,
+    )
 
 
-def _optimized_entry(subject: Subject, folder: Path) -> dict[str, Any]:
+def _optimized_entry(subject: Subject, folder: Path) -> RouteResult:
     """The manifest entry of the offline-optimized ONNX route, once its file is in `folder`."""
     assert subject.validation is not None and subject.artifact is not None
-    entry = subject.validation.to_json()
-    entry.update(
-        runner=subject.runner,
-        artifact=subject.artifact,
-        files=[f.to_json() for f in hash_files(folder, folder / subject.artifact)],
+    return subject.validation.model_copy(
+        update={
+            "runner": subject.runner,
+            "artifact": subject.artifact,
+            "files": hash_files(folder, folder / subject.artifact),
+        }
     )
-    return entry
 
 
 def record(
@@ -103,7 +106,8 @@ def record(
     if best is None:
         bench.recorded = "nothing recommended: no verified artifact was measured"
         return
-    bench.recommended = _recommendation(best, ties, options)
+    recommendation = _recommendation(best, ties, options)
+    bench.recommended = recommendation.dump()
     folder = bench.folder
     signed = (folder / f"manifest.json{SIGNATURE_SUFFIX}").is_file()
     if signed and signing_key is None:
@@ -111,9 +115,11 @@ def record(
             "not recorded: the manifest is signed; pass --signing-key to re-sign it with the recommendation"
         )
         return
-    data = manifest.model_dump(mode="json")
-    data["recommended"] = bench.recommended
     optimized = next((s for s in bench.subjects if s.name == OPTIMIZED and s.timings and s.path), None)
+    # an optimized route an earlier bench recorded is replaced by the one made now
+    routes = [r for r in manifest.routes if optimized is None or r.route != OPTIMIZED]
+    updated = manifest.model_copy(update={"recommended": recommendation, "routes": routes})
+    before = (folder / "manifest.json").read_text()
     with Staging(folder.parent, folder.name) as staging:
         assert staging.path is not None
         shutil.copytree(folder, staging.path, symlinks=True, dirs_exist_ok=True)
@@ -121,13 +127,14 @@ def record(
             target = staging.path / optimized.artifact
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(optimized.path, target)
-            data["routes"].append(_optimized_entry(optimized, staging.path))
-        path = write_model_manifest(staging.path, data)
+            updated.routes.append(_optimized_entry(optimized, staging.path))
+        path = write_model_manifest(staging.path, updated)
         if signing_key is not None:
             sign_manifest(path, signing_key)
         elif (staging.path / f"manifest.json{SIGNATURE_SUFFIX}").exists():
             os.unlink(staging.path / f"manifest.json{SIGNATURE_SUFFIX}")
         staging.commit()
+    refresh_cached(before, folder)  # a run that publishes from the cache keeps what was recorded
     bench.recorded = f"recorded in {folder / 'manifest.json'}"
 
 

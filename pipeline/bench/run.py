@@ -26,12 +26,13 @@ from graphmint.exporters.base import Artifact
 from graphmint.pipeline.bench.measure import BenchHost, StabilityRule, p50, spread, stable, timing
 from graphmint.pipeline.bench.results import BenchOptions, ModelBench, Subject
 from graphmint.pipeline.errors import UsageError
-from graphmint.pipeline.publish.manifest import ModelManifest, RouteEntry, inside, read_model_manifest
+from graphmint.pipeline.publish.manifest import ModelManifest, inside, read_model_manifest
 from graphmint.pipeline.publish.trust import TrustDecision, folder_trust
 from graphmint.pipeline.validate import published_cases, published_tolerance
 from graphmint.validators.check import Case
 from graphmint.validators.children import Child, ChildError, default_pool
 from graphmint.validators.replay import replay
+from graphmint.validators.results import RouteResult as RouteEntry
 from graphmint.validators.results import Status
 from graphmint.validators.tolerance import Tolerance
 
@@ -101,10 +102,9 @@ def _snr_db(entry: RouteEntry) -> float | None:
     """The route's accuracy as validation measured it: its outputs' worst SNR against eager (dB),
     over the grid where a budget judged, else the worst grid point's."""
     if entry.budgets:
-        values = [b.get("snr_db") for b in entry.budgets.values()]
+        values = [b.snr_db for b in entry.budgets.values()]
     else:
-        points = entry.checks[0].get("points", []) if entry.checks else []
-        values = [o.get("snr_db") for p in points for o in p.get("outputs", [])]
+        values = [o.snr_db for o in entry.check.outputs] if entry.check else []
     found = [float(v) for v in values if v is not None]
     return min(found) if found else None
 

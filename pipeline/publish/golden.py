@@ -39,6 +39,6 @@ def write_golden(folder: Path, cases: Sequence[Case]) -> list[dict[str, Any]]:
     sets = []
     for index, case in enumerate(cases):
         path = write_golden_set(folder, index, case.feeds, case.expected)
-        files = [f.to_json() for f in hash_files(folder, path)]
+        files = hash_files(folder, path)
         sets.append({"path": path.name, "label": case.label, "sizes": dict(case.sizes), "files": files})
     return sets

@@ -5,7 +5,9 @@
 the folder: a file that is not JSON, not an object, lacks a key or holds a value of the wrong type
 is a UsageError with one line. Every path they hold must stay inside the folder: a relative path
 without `..` parts, which `inside()` also resolves (symbolic links included) before it is opened.
-Keys added by newer versions of graphmint are kept and ignored.
+Keys that other versions of graphmint wrote and this one does not declare are dropped as the file is
+read; what this one writes declares every key (validators.results.Record: the manifest's routes are
+the run's own RouteResult records).
 
 They are written through the same types (`write_model_manifest`, `BundleManifest.to_json`): a manifest
 read back and written again is the same bytes. `schema_version` says which layout a file has;
@@ -15,15 +17,14 @@ manifests from before it carry none and read as version 1.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path, PurePosixPath
-from typing import Annotated, Any, ClassVar
+from pathlib import Path
+from typing import Any, ClassVar
 
-import numpy as np
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from graphmint.pipeline.errors import UsageError
+from graphmint.validators.results import FileEntry, Record, RelPath, RouteResult, json_default
 
 __all__ = [
     "GRAPHMINT_VERSION",
@@ -40,7 +41,7 @@ __all__ = [
     "write_model_manifest",
 ]
 
-#: the layout of manifest.json and MANIFEST.json (a reader refuses none: newer keys are kept)
+#: the layout of manifest.json and MANIFEST.json (a reader refuses none: undeclared keys are dropped)
 SCHEMA_VERSION = 1
 
 
@@ -82,43 +83,16 @@ def installed_versions(packages: tuple[str, ...] = RESULT_PACKAGES) -> dict[str,
     return found
 
 
-def json_default(obj: Any) -> Any:
-    """JSON for what manifests and reports hold besides JSON's own types: numpy scalars, paths."""
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
-
-
-def _relative(path: str) -> str:
-    parts = PurePosixPath(path).parts
-    if not path or "\\" in path or PurePosixPath(path).is_absolute() or ".." in parts:
-        raise ValueError(f"{path!r} is not a path inside the folder")
-    return path
-
-
-RelPath = Annotated[str, AfterValidator(_relative)]
-
-
-class _Entry(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
-    #: optional keys later versions added: left out of the file while they hold nothing
-    _omitted_when_none: ClassVar[tuple[str, ...]] = ()
+class _Entry(Record):
+    """A record of a manifest that is not a route's (validators.results has those)."""
 
     def to_json(self) -> str:
-        """The file's text: indented JSON, declared keys in their order, then the others as read."""
-        data = self.model_dump(mode="json")
-        for key in self._omitted_when_none:
-            if data.get(key) is None:
-                data.pop(key, None)
-        return json.dumps(data, indent=2, default=json_default) + "\n"
+        """The file's text: indented JSON, declared keys in their order."""
+        return self.text()
 
 
-class FileRecord(_Entry):
-    path: RelPath
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    bytes: int = Field(ge=0)
+#: a file of a published folder (validators.results.FileEntry)
+FileRecord = FileEntry
 
 
 class TensorEntry(_Entry):
@@ -133,44 +107,15 @@ class DimEntry(_Entry):
     example: int = Field(ge=0)
 
 
-class RouteEntry(_Entry):
-    route: str
-    status: str
-    stage: str = ""
-    exporter: str | None = None
-    runner: str | None = None
-    artifact: RelPath | None = None
-    files: list[FileRecord] = []
-    max_abs_error: float | None = None
-    max_rel_error: float | None = None
-    atol: float | None = None
-    rtol: float | None = None
-    reason: str = ""
-    #: fp32, or the reduced precision (fp16, int8) whose accuracy budgets judged it
-    precision: str = "fp32"
-    #: per output of a reduced-precision route: its budget, the values reached over the grid, passed
-    budgets: dict[str, dict[str, Any]] | None = None
-    checks: list[dict[str, Any]] = []
-
-    def output_tolerances(self) -> dict[str, dict[str, float]]:
-        """The tolerance each output is replayed with ({} where the route recorded no check): the one it
-        was checked with, and for an output that the noise or scaled rule passed outside that atol/rtol,
-        atol widened to twice the largest error its validation accepted on the same (golden) inputs."""
-        points = self.checks[0].get("points", []) if self.checks else []
-        found: dict[str, dict[str, float]] = {}
-        for point in points:
-            for output in point.get("outputs", []):
-                own = found.setdefault(output["name"], {"atol": output["atol"], "rtol": output["rtol"]})
-                accepted = output.get("max_abs_error")
-                judged = output.get("rule", "tolerance") != "tolerance" and output.get("passed")
-                if judged and output.get("within_tolerance") is False and accepted is not None:
-                    own["atol"] = max(own["atol"], 2 * accepted)
-        return found
+#: a route of a manifest (validators.results.RouteResult)
+RouteEntry = RouteResult
 
 
 class GoldenEntry(_Entry):
     path: RelPath
     label: str = ""
+    #: the dynamic dims' sizes at the grid point the set holds
+    sizes: dict[str, int] = {}
     files: list[FileRecord] = []
 
 
@@ -197,18 +142,37 @@ class Recommended(_Entry):
 
 
 class ModelManifest(_Entry):
+    """A published model: its interface, the versions it ran with, how each route went."""
+
     schema_version: int = SCHEMA_VERSION
     name: str
     framework: str
     inputs: list[TensorEntry]
     outputs: list[TensorEntry]
+    #: every dynamic dim's range
     dims: dict[str, DimEntry] = {}
     versions: dict[str, str] = {}
+    #: golden data sets: one per grid point, with its dims' sizes and its files
     golden: list[GoldenEntry] = []
+    #: the rule that gates float outputs, and per output the eager model's own error against a float64
+    #: copy (RMSE; empty where none could be made, and `float64_reference` says why, else "ok")
+    rule: str = "noise"
+    noise: dict[str, float] = {}
+    float64_reference: str = "ok"
+    #: outputs whose comparison proves nothing, and why
+    vacuous: dict[str, str] = {}
+    #: the model's `module:callable` and seed: what rebuilds the eager model (graphmint bench)
     model: ModelSource | None = None
-    routes: list[RouteEntry]
+    routes: list[RouteResult]
     recommended: Recommended | None = None
-    _omitted_when_none: ClassVar[tuple[str, ...]] = ("model", "recommended")
+    omitted_when_none: ClassVar[tuple[str, ...]] = ("model", "recommended")
+
+    def route(self, name: str) -> RouteResult:
+        """The route called `name` (KeyError where the manifest has none)."""
+        found = next((r for r in self.routes if r.route == name), None)
+        if found is None:
+            raise KeyError(f"{self.name} has no route {name!r}: {[r.route for r in self.routes]}")
+        return found
 
 
 class BundleEntry(_Entry):
@@ -217,8 +181,11 @@ class BundleEntry(_Entry):
     route: str
     path: RelPath
     platform: str | None = None
+    #: TensorFlow Serving's entry: the signature it serves
+    signature: str | None = None
     #: the model's recommended artifact (graphmint bench) fills this entry
     recommended: bool = False
+    omitted_when_none: ClassVar[tuple[str, ...]] = ("signature",)
 
 
 class BundleModel(_Entry):
@@ -234,6 +201,8 @@ class BundleModel(_Entry):
     entries: list[BundleEntry] = []
     #: the model manifest's `recommended`, where graphmint bench recorded one
     recommended: Recommended | None = None
+    #: per route of the model manifest: its status, its worst errors and its tolerance
+    validation: dict[str, dict[str, Any]] = {}
 
 
 class BundleManifest(_Entry):
@@ -250,7 +219,7 @@ def _read(path: Path, kind: type[_Entry], fix: str) -> Any:
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise UsageError(f"{path} is not readable JSON ({type(exc).__name__}): {fix}") from None
     try:
-        return kind.model_validate(data)
+        return kind.read(data)
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(p) for p in error["loc"]) or "the top level"
@@ -266,12 +235,11 @@ def read_model_manifest(folder: Path) -> ModelManifest:
     return manifest
 
 
-def write_model_manifest(folder: Path, manifest: Mapping[str, Any]) -> Path:
-    """`folder/manifest.json`, written through ModelManifest (a run's manifest that does not fit its own
-    schema is a bug, raised as such)."""
+def write_model_manifest(folder: Path, manifest: ModelManifest) -> Path:
+    """`folder/manifest.json`, the manifest's text (strict: a record that holds an undeclared key was
+    refused when it was built)."""
     path = folder / "manifest.json"
-    data = json.loads(json.dumps(manifest, default=json_default))
-    path.write_text(ModelManifest.model_validate(data).to_json())
+    path.write_text(manifest.text())
     return path
 
 

@@ -195,7 +195,14 @@ def hash_files(root: Path, sub: Path) -> list[FileEntry]:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 digest.update(chunk)
         relative = path.relative_to(root).as_posix()
-        entries.append(FileEntry(relative, digest.hexdigest(), path.stat().st_size, unreproducible(relative)))
+        entries.append(
+            FileEntry(
+                path=relative,
+                sha256=digest.hexdigest(),
+                bytes=path.stat().st_size,
+                unreproducible=unreproducible(relative),
+            )
+        )
     return entries
 
 

@@ -47,9 +47,9 @@ def write_reports(results: Sequence[ModelResult], folder: Path) -> list[Path]:
         if png is not None:
             written.append(write_text_atomic(folder / "plots" / f"{model.name}.png", png))
         for route in model.routes:
-            divergence = route.details.get("divergence")
-            if divergence and divergence.get("layers"):
-                png = layer_plot_png(f"{model.name} × {route.route}", divergence)
+            divergence = route.details.divergence
+            if divergence and divergence.layers:
+                png = layer_plot_png(f"{model.name} × {route.route}", divergence.dump())
                 written.append(
                     write_text_atomic(folder / "plots" / layer_plot_name(model.name, route.route), png)
                 )

@@ -18,7 +18,7 @@ def json_report(results: Sequence[ModelResult]) -> str:
         "ok": all(m.ok for m in results),
         "models": [
             {
-                **m.manifest(),
+                **m.dump(),
                 "ok": m.ok,
                 "published": str(m.published) if m.published else None,
                 "cached": m.cached,

@@ -104,17 +104,17 @@ def markdown_report(results: Sequence[ModelResult]) -> str:
                 if bad:
                     labels = ", ".join(p.label for p in bad)
                     lines.append(f"- {check.runner}: {check.status} at {labels}")
-            divergence = r.details.get("divergence")
-            if divergence and divergence.get("reproduced") is False:
+            divergence = r.details.divergence
+            if divergence and not divergence.reproduced:
                 lines.append(
                     "- Where it starts: unknown. The model exported again with every layer as an output "
                     "computes what eager computes, so the failure needs the whole graph as the route "
                     "exported it"
                 )
-            elif divergence and divergence.get("first"):
-                held = divergence.get("last_matching")
+            elif divergence and divergence.first:
+                held = divergence.last_matching
                 lines.append(
-                    f"- Where it starts: layer `{divergence['first']}` is the first whose output differs"
+                    f"- Where it starts: layer `{divergence.first}` is the first whose output differs"
                     + (f"; `{held}` is the last that matched" if held else "")
                     + f" (per-layer errors: plots/{layer_plot_name(m.name, r.route)})"
                 )
@@ -161,21 +161,21 @@ def _budget_lines(results: Sequence[ModelResult]) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for m, r, name, b in rows:
-        need = b["budget"]
-        topk = b.get("topk_agreement")
-        topk_text = _num(topk)
-        if "topk_agreement" in need:
-            topk_text = f"{topk:.3f} (≥ {need['topk_agreement']:g})"
+        need = b.budget
+        topk_text = _num(b.topk_agreement)
+        if need.topk_agreement is not None:
+            topk_text = f"{b.topk_agreement or 0:.3f} (≥ {need.topk_agreement:g})"
         lines.append(
             f"| {m.name} | {r.route} | {r.precision} | {name} | "
-            f"{b.get('cosine', 0):.6f} (≥ {need['cosine']:g}) | "
-            f"{b.get('snr_db', 0):.1f} (≥ {need['snr_db']:g}) | "
-            f"{_num(b.get('max_abs'))} (≤ {need['max_abs']:g}) | {topk_text} | "
-            f"{'yes' if b['passed'] else 'no'} |"
+            f"{b.cosine or 0:.6f} (≥ {need.cosine:g}) | "
+            f"{b.snr_db or 0:.1f} (≥ {need.snr_db:g}) | "
+            f"{_num(b.max_abs)} (≤ {need.max_abs:g}) | {topk_text} | "
+            f"{'yes' if b.passed else 'no'} |"
         )
-    kept = [(m, r) for m in results for r in m.routes if r.details.get("reduced_precision", {}).get("kept")]
-    for m, r in kept:
-        found = r.details["reduced_precision"]
-        why = _escape(found.get("why", ""))
-        lines.append(f"- {m.name} × {r.route}: kept in float: {', '.join(found['kept'])} ({why})")
+    for m in results:
+        for r in m.routes:
+            found = r.details.reduced_precision
+            if found and found.kept:
+                why = _escape(found.why or "")
+                lines.append(f"- {m.name} × {r.route}: kept in float: {', '.join(found.kept)} ({why})")
     return lines

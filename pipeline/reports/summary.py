@@ -43,21 +43,22 @@ def judged(route: RouteResult) -> str:
     own (noise rule), or the rule's name."""
     if route.status not in NUMBERED or route.check is None:
         return "-"
-    verdict = route.check.verdict
-    if verdict["rule"] == "noise" and verdict["noise_multiple"] is not None:
-        return f"{verdict['noise_multiple']:.1f}x noise"
-    return str(verdict["rule"] or "-")
+    check = route.check
+    multiple = check.worst("noise_multiple")
+    if check.rule == "noise" and multiple is not None:
+        return f"{multiple:.1f}x noise"
+    return str(check.rule or "-")
 
 
 def _diverges(route: RouteResult) -> str:
     """The first diverging layer and the last that matched, where the route's were compared."""
-    found = route.details.get("divergence")
-    if found and found.get("reproduced") is False:
+    found = route.details.divergence
+    if found and not found.reproduced:
         return "the per-layer comparison does not reproduce the failure: it needs the whole graph"
-    if not found or not found.get("first"):
+    if not found or not found.first:
         return ""
-    held = f"; the last that matched: {found['last_matching']!r}" if found.get("last_matching") else ""
-    return f"first diverging layer {found['first']!r}{held} (per-layer errors in report.md and plots/)"
+    held = f"; the last that matched: {found.last_matching!r}" if found.last_matching else ""
+    return f"first diverging layer {found.first!r}{held} (per-layer errors in report.md and plots/)"
 
 
 def summary_table(results: Sequence[ModelResult]) -> str:

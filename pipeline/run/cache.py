@@ -7,8 +7,10 @@ installed packages: their versions are in the key), the model's spec (inputs, di
 ranges, seed, routes, tolerances, generator, the bytes of its --data folder), and the run's options
 that change a verdict. A hit publishes the cached folder again, after checking every file against the
 sha256 its manifest records (a file that differs makes it a miss, and the entry is dropped); a miss
-runs the model and stores its published folder and result. Entries are written to a temporary folder
-and renamed into place, so an interrupted run leaves no half entry.
+runs the model and stores its published folder (the result is read back from its manifest).
+`graphmint bench`, which records into a published folder, refreshes the entry that published it.
+Entries are written to a temporary folder and renamed into place, so an interrupted run leaves no
+half entry.
 
 The cache lives in $GRAPHMINT_CACHE, else $XDG_CACHE_HOME/graphmint, else ~/.cache/graphmint;
 GRAPHMINT_CACHE=off (or `--no-cache`) turns it off. A cache holds artifacts that can run code when
@@ -46,6 +48,7 @@ __all__ = [
     "load",
     "model_key",
     "publish_cached",
+    "refresh",
     "store",
 ]
 
@@ -182,7 +185,7 @@ def model_key(spec: Any, options: Mapping[str, Any]) -> str:
 
 def is_cached(root: Path, key: str) -> bool:
     """Whether the cache has an entry for `key` (its files are checked when it is loaded)."""
-    return (root / "models" / key / "result.json").is_file()
+    return (root / "models" / key / "folder" / "manifest.json").is_file()
 
 
 def load(root: Path, key: str) -> tuple[ModelResult, Path] | None:
@@ -191,13 +194,13 @@ def load(root: Path, key: str) -> tuple[ModelResult, Path] | None:
     entry = root / "models" / key
     folder = entry / "folder"
     try:
-        result: ModelResult = ModelResult.from_json(json.loads((entry / "result.json").read_text()))
         manifest = read_model_manifest(folder)
     except Exception:  # no entry, or one this graphmint cannot read: run the model
         return None
     if differing_files(folder, manifest):
         shutil.rmtree(entry, ignore_errors=True)
         return None
+    result: ModelResult = ModelResult.read(manifest.dump())
     return result, folder
 
 
@@ -214,11 +217,39 @@ def store(root: Path, key: str, result: ModelResult) -> None:
         shutil.copytree(result.published, work / "folder", symlinks=True)
         for signature in (work / "folder").glob("*.sig"):  # signed again where it is published
             signature.unlink()
-        plain = {**result.to_json(logs=False), "published": None}
-        (work / "result.json").write_text(json.dumps(plain, default=str))
         os.rename(work, models / key)
     except OSError:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def refresh(published: str, folder: Path) -> bool:
+    """After a published folder changed in place (graphmint bench recorded into it): the entry that
+    published the manifest text `published` now holds `folder` as it is, so that the next run that
+    publishes from the cache publishes what bench recorded too. False where no entry published it."""
+    root = cache_root()
+    if root is None:
+        return False
+    for entry in _entries(root):
+        try:
+            held = (entry / "folder" / "manifest.json").read_text()
+        except OSError:
+            continue
+        if held != published:
+            continue
+        work = Path(tempfile.mkdtemp(prefix=f".{entry.name[:16]}-", dir=entry.parent))
+        old = entry.with_name(f".{entry.name}.replaced")
+        try:
+            shutil.copytree(folder, work / "folder", symlinks=True)
+            for signature in (work / "folder").glob("*.sig"):  # signed again where it is published
+                signature.unlink()
+            os.rename(entry, old)
+            os.rename(work, entry)
+        except OSError:
+            shutil.rmtree(work, ignore_errors=True)
+            return False
+        shutil.rmtree(old, ignore_errors=True)
+        return True
+    return False
 
 
 def publish_cached(

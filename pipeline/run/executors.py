@@ -132,7 +132,10 @@ class RayExecutor:
             result, archive = self.ray.get(ref)
         except self.ray.exceptions.RayError as exc:
             reason = f"the cell's Ray task failed: {str(exc).strip().splitlines()[-1]}"
-            result, archive = RouteResult(cell.route, Status.ERROR, Stage.EXPORT, reason=reason), b""
+            result, archive = (
+                RouteResult(route=cell.route, status=Status.ERROR, stage=Stage.EXPORT, reason=reason),
+                b"",
+            )
         if archive:
             with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
                 tar.extractall(root, filter="data")

@@ -49,7 +49,7 @@ def write_shard(folder: Path, shard: Shard, models: Sequence[str], results: Sequ
         "graphmint": GRAPHMINT_VERSION,
         "shard": {"index": shard.index, "count": shard.count},
         "models": list(models),
-        "results": [r.to_json() for r in results],
+        "results": [r.dump(full=True) for r in results],
     }
     return write_text_atomic(folder / SHARD_FILE, json.dumps(data, default=str) + "\n")
 
@@ -108,7 +108,7 @@ def merge_shards(folders: Sequence[Path], out: Path) -> list[ModelResult]:
     sources: dict[str, Path | None] = {}
     for folder, data in shards:
         for item in data["results"]:
-            result = ModelResult.from_json(item)
+            result = ModelResult.read(item)
             results[result.name] = result
             # where the shard's folder is now (CI moves it), else where the shard published it
             beside = folder / result.name

@@ -35,7 +35,7 @@ from graphmint.pipeline.run.reference import (
     vacuous_outputs,
     with_inputs,
 )
-from graphmint.pipeline.run.results import ModelResult, Rejected, RouteResult
+from graphmint.pipeline.run.results import ModelResult, ModelSource, Rejected, RouteResult
 from graphmint.pipeline.run.verdicts import (
     apply_known_failure,
     data_dependent,
@@ -56,7 +56,7 @@ from graphmint.validators.check import (
     diagnosis_of,
     excused_cross_checks,
 )
-from graphmint.validators.results import Diagnosis, Stage, Status
+from graphmint.validators.results import Diagnosis, RouteDetails, Stage, Status
 
 __all__ = ["Cell", "Prepared", "RunOptions", "finish_model", "prepare_model", "resolve_routes", "run_model"]
 
@@ -163,7 +163,7 @@ def run_route(
             result.status, result.stage, result.reason = Status.SKIPPED, Stage.EXPORT, exported.reason
             break
         if exported.artifact is None:
-            result.rejected.append(Rejected(label, Stage.EXPORT, exported.reason))
+            result.rejected.append(Rejected(exporter=label, stage=Stage.EXPORT, reason=exported.reason))
             result.status, result.stage = Status.ERROR, Stage.EXPORT
             result.diagnosis = Diagnosis.TIMEOUT if exported.overran else Diagnosis.EXPORT
             continue
@@ -174,8 +174,9 @@ def run_route(
             close_live(artifact)
         result.log += "".join(_log_section(f"{label} on {c.runner}", c.log) for c in result.checks)
         result.exporter = artifact.exporter
-        result.details = {k: v for k, v in artifact.details.items() if v is not None}
-        result.details.update(result.checks[0].facts if result.checks else {})
+        facts = result.checks[0].facts.dump() if result.checks else {}
+        made = {k: v for k, v in artifact.details.items() if v is not None}
+        result.details = RouteDetails(**made, **facts)
         status, stage, reason = combine_checks(result.checks, strict_runtimes)
         if status == Status.PASSED and unreduced(route, artifact.path, result):
             break
@@ -187,7 +188,7 @@ def run_route(
             result.artifact = artifact.path.relative_to(root).as_posix() if artifact.path else None
             result.files = hash_files(root, workdir)
             break
-        result.rejected.append(Rejected(label, stage, reason))
+        result.rejected.append(Rejected(exporter=label, stage=stage, reason=reason))
         result.status, result.stage = status, stage
         result.diagnosis = diagnosis_of(result.checks, strict_runtimes)
     if result.status != Status.PASSED or not any(workdir.iterdir()):
@@ -214,7 +215,7 @@ def run_route(
             failed=result.status == Status.FAILED,
         )
         if isinstance(found, Divergence):
-            result.details["divergence"] = found.to_json()
+            result.details.divergence = found.to_json()
         line = found.line() if isinstance(found, Divergence) else found
         result.reason = f"{result.reason}; {line}" if result.reason else line
 
@@ -328,10 +329,10 @@ def prepare_model(
         dims={d: {"min": r.min, "max": r.max, "example": r.example} for d, r in spec.dims.items()},
         rule=spec.tolerances.gating_rule,
         noise=eager.noise(),
-        float64_reason=eager.float64_reason,
+        float64_reference=eager.float64_reason or "ok",
         vacuous=vacuous_outputs(eager, cases, lambda o, d: spec.tolerances.criterion("", o, d)),
-        ref=spec.ref,
-        seed=spec.seed,
+        model=ModelSource(ref=spec.ref, seed=spec.seed),
+        routes=[],
     )
     base = export_context(spec, framework, model, cases)
     required = set(options.routes or spec.routes or ())
@@ -355,7 +356,7 @@ def finish_model(prepared: Prepared, options: RunOptions, progress: Progress) ->
             )
         if result.ok and not options.explain:
             result.golden = write_golden(prepared.root, prepared.cases)
-            manifest = write_model_manifest(prepared.root, result.manifest())
+            manifest = write_model_manifest(prepared.root, result)
             if prepared.signing_key is not None:
                 sign_manifest(manifest, prepared.signing_key)
             result.published = prepared.staging.commit()

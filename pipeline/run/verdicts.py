@@ -116,7 +116,7 @@ def unsupported(route: Route, result: RouteResult, required: bool) -> RouteResul
         known = upstream_reference(result.reason)
         if known:
             result.reason += f" [upstream: {known}]"
-            result.details["upstream"] = known
+            result.details.upstream = known
     return result
 
 
@@ -143,7 +143,7 @@ def unreduced(route: Route, path: Path | None, result: RouteResult) -> bool:
     if route.precision == Precision.FP32 or path is None:
         return False
     held = reduced_tensors(path)
-    result.details["reduced_tensors"] = held
+    result.details.reduced_tensors = held
     if held != 0:
         return False
     why = f" ({route.unreduced})" if route.unreduced else ""

@@ -195,7 +195,7 @@ def package_bundle(artifacts: Path, out: Path | None = None, signing_key: Path |
                     },
                 }
             )
-        files = [f.to_json() for f in hash_files(root, root)]
+        files = hash_files(root, root)
         bundle = BundleManifest.model_validate({"models": described, "files": files})
         (root / BUNDLE_MANIFEST).write_text(bundle.to_json())
         if signing_key is not None:

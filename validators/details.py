@@ -1,0 +1,175 @@
+"""Typed sub-records of a route's result: budgets, what a runtime measured, its files, and what each
+format's exporter says about its artifact (`RouteDetails`, held beside the route's keys in a manifest)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import ConfigDict, Field
+
+from graphmint.validators.records import Record, RelPath
+
+__all__ = [
+    "BudgetLimits",
+    "BudgetReached",
+    "DivergenceRecord",
+    "FileEntry",
+    "LayerError",
+    "OpsetUpgrade",
+    "ReducedPrecision",
+    "RouteDetails",
+    "RuntimeFacts",
+]
+
+
+class BudgetLimits(Record):
+    """What a reduced-precision output must reach (validators.budget.Budget, as data)."""
+
+    cosine: float
+    snr_db: float
+    max_abs: float
+    topk: int = 1
+    topk_agreement: float | None = None
+    omitted_when_none: ClassVar[tuple[str, ...]] = ("topk_agreement",)
+
+
+class BudgetReached(Record):
+    """One output's budget, what it reached over the whole grid, and whether it holds."""
+
+    budget: BudgetLimits
+    cosine: float | None = None
+    snr_db: float | None = None
+    max_abs: float | None = None
+    topk_agreement: float | None = None
+    nonfinite: int = 0
+    passed: bool
+    omitted_when_none: ClassVar[tuple[str, ...]] = ("cosine", "snr_db", "max_abs", "topk_agreement")
+
+
+class RuntimeFacts(Record):
+    """What a runtime measured while it served (a runner's `facts`)."""
+
+    #: graphs torch.compile compiled again while the grid ran (a recompile per new shape)
+    recompiles: int | None = None
+    #: dynamic dims the loaded graph holds fixed, one line each
+    frozen_dims: list[str] | None = None
+    omitted_when_none: ClassVar[tuple[str, ...]] = ("recompiles", "frozen_dims")
+
+
+class OpsetUpgrade(Record):
+    """An ONNX file that its runtime refused at its opset, upgraded and checked at another."""
+
+    from_opset: int | None = None
+    to_opset: int
+    converter: str
+    original_load_error: str
+
+
+class ReducedPrecision(Record):
+    """What a reduced-precision conversion found and did: its SNR after each round of keeping layers in
+    float, the layers it kept and why, and (fp16) the largest activation and the layers beyond fp16."""
+
+    conversion: str
+    #: per output, SNR (dB) against the float32 file after each round
+    snr_db: list[dict[str, float]] = []
+    #: the layers kept in float, worst first, with the SQNR of their output and the loss they added
+    kept_float: list[dict[str, Any]] | None = None
+    #: every layer the file keeps in float, as the converter named them
+    kept: list[str] | None = None
+    #: the op types the retry quantizes, where it quantizes only those
+    quantized_ops: list[str] | None = None
+    max_activation: dict[str, Any] | None = None
+    overflow: list[str] | None = None
+    why: str | None = None
+    omitted_when_none: ClassVar[tuple[str, ...]] = (
+        "kept_float",
+        "kept",
+        "quantized_ops",
+        "max_activation",
+        "overflow",
+        "why",
+    )
+
+
+class LayerError(Record):
+    """One layer's error at the grid point the first diverging layer was looked for."""
+
+    layer: str
+    kind: str
+    max_abs_error: float | None = None
+    noise_multiple: float | None = None
+    passed: bool
+
+
+class DivergenceRecord(Record):
+    """Each layer's error at one grid point (pipeline.run.explain): the first that diverges, the last
+    that matched, and whether the per-layer probe reproduced the route's failure at all."""
+
+    point: str
+    reproduced: bool = True
+    first: str | None = None
+    last_matching: str | None = None
+    layers: list[LayerError] = []
+
+
+class RouteDetails(Record):
+    """What a route's exporter and runtime say about its artifact, by format; the manifest holds each
+    beside the route's other keys, where it is known."""
+
+    # ONNX: the opset, graph inputs the converter pruned, XLA-compiled calls it inlined, an upgrade
+    opset: int | None = None
+    pruned_inputs: list[str] | None = None
+    inlined_xla_calls: list[str] | None = None
+    opset_upgrade: OpsetUpgrade | None = None
+    # SavedModel: the serving signature
+    signature: str | None = None
+    # TFLite: the op sets allowed, the quantization asked for
+    ops: str | None = None
+    quantization: str | None = None
+    # reduced precision: what a retry kept in float and why, the reduced tensors the file holds, and
+    # the inputs a static quantizer calibrated on
+    reduced_precision: ReducedPrecision | None = None
+    reduced_tensors: int | None = None
+    calibration_inputs: int | None = None
+    # torch.compile: its graphs and graph breaks, how its dims were compiled, recompiles while it served
+    graphs: int | None = None
+    graph_breaks: int | None = None
+    graph_break_reasons: list[str] | None = None
+    dynamic_dims: str | None = None
+    recompiles: int | None = None
+    frozen_dims: list[str] | None = None
+    # the first diverging layer (pipeline.run.explain), and the upstream issue a known failure names
+    divergence: DivergenceRecord | None = None
+    upstream: str | None = None
+    omitted_when_none: ClassVar[tuple[str, ...]] = (
+        "opset",
+        "pruned_inputs",
+        "inlined_xla_calls",
+        "opset_upgrade",
+        "signature",
+        "ops",
+        "quantization",
+        "reduced_precision",
+        "reduced_tensors",
+        "calibration_inputs",
+        "graphs",
+        "graph_breaks",
+        "graph_break_reasons",
+        "dynamic_dims",
+        "recompiles",
+        "frozen_dims",
+        "divergence",
+        "upstream",
+    )
+
+
+class FileEntry(Record):
+    """A file of a published folder: its path there, its sha256 and size."""
+
+    model_config = ConfigDict(frozen=True)
+    path: RelPath
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    bytes: int = Field(ge=0)
+    #: why two builds of the same inputs cannot give this file's bytes again (None: they do)
+    unreproducible: str | None = None
+    omitted_when_none: ClassVar[tuple[str, ...]] = ("unreproducible",)
