@@ -298,7 +298,7 @@ def _one_line(text: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (0 passed, 1 a route failed, 2 bad usage or input)."""
-    from graphmint.pipeline.run import interrupts
+    from graphmint.pipeline import interrupts
 
     interrupts.install()
     try:

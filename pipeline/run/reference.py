@@ -14,7 +14,7 @@ import numpy as np
 from graphmint.exporters.base import first_line
 from graphmint.models.frameworks import Framework
 from graphmint.pipeline.errors import InputMismatchError, ModelLoadError, SpecError, UsageError
-from graphmint.pipeline.run.interrupts import signalled, time_limit
+from graphmint.pipeline.interrupts import signalled, time_limit
 from graphmint.pipeline.spec.data import Sample, read_samples
 from graphmint.pipeline.spec.inputs import GridPoint, check_grid_budget, make_inputs, shape_grid
 from graphmint.pipeline.spec.loader import build_model

@@ -22,7 +22,7 @@ from graphmint.pipeline.publish.trust import sign_manifest, signing_key_path
 from graphmint.pipeline.run.cache import cache_root, model_key, publish_cached
 from graphmint.pipeline.run.cache import load as load_cached
 from graphmint.pipeline.run.cache import store as store_cached
-from graphmint.pipeline.run.contexts import export_context, route_budgets
+from graphmint.pipeline.run.contexts import DEFAULT_EXPORT_TIMEOUT_S, export_context, route_budgets
 from graphmint.pipeline.run.explain import Divergence, explain
 from graphmint.pipeline.run.isolation import close_live, eager_isolated, export_isolated, preload
 from graphmint.pipeline.run.progress import Progress, SilentProgress
@@ -47,7 +47,6 @@ from graphmint.pipeline.run.verdicts import (
 from graphmint.pipeline.spec.inputs import check_grid_budget
 from graphmint.pipeline.spec.loader import build_model, resolve_callable
 from graphmint.pipeline.spec.specs import ModelSpec
-from graphmint.pipeline.values import DEFAULT_EXPORT_TIMEOUT_S
 from graphmint.validators.check import (
     Case,
     check_runtimes,
