@@ -250,13 +250,30 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 def cmd_train_check(args: argparse.Namespace) -> int:
     from graphmint.pipeline.reports.console import native_output_to
-    from graphmint.pipeline.train.command import plan_train_check, train_check_command
+    from graphmint.pipeline.train.command import TrainOptions, plan_train_check, train_check_command
     from graphmint.pipeline.train.report import console_table, write_train_reports
 
-    plan = plan_train_check(args)  # bad input is one line before anything is written
+    options = TrainOptions(
+        config=args.config,
+        models=args.models,
+        inputs=tuple(args.input),
+        dims=tuple(args.dim),
+        ranges=tuple(args.range),
+        target=args.target,
+        loss=args.loss,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        epsilon=args.epsilon,
+        steps=args.steps,
+        seed=args.seed,
+        name=args.name,
+        forms=args.forms,
+        timeout_s=args.timeout,
+    )
+    plan = plan_train_check(options)  # bad input is one line before anything is written
     _writable_folder(args.report_dir, "--report-dir")
     with native_output_to(args.report_dir / "logs" / "train.log") as console:
-        results = train_check_command(plan, args, lambda line: print(line, file=console.err, flush=True))
+        results = train_check_command(plan, options, lambda line: print(line, file=console.err, flush=True))
         print(console_table(results), file=console.out)
         written = write_train_reports(results, args.report_dir)
         print(f"reports: {', '.join(str(p) for p in written[:3])} (+ plots/)", file=console.err)
@@ -265,12 +282,18 @@ def cmd_train_check(args: argparse.Namespace) -> int:
 
 def cmd_parity(args: argparse.Namespace) -> int:
     from graphmint.pipeline.reports.console import native_output_to
-    from graphmint.pipeline.train.command import parity_command, plan_parity, write_parity_report
+    from graphmint.pipeline.train.command import (
+        ParityOptions,
+        parity_command,
+        plan_parity,
+        write_parity_report,
+    )
 
-    plan = plan_parity(args)
+    options = ParityOptions(config=args.config, pairs=args.pairs, steps=args.steps, timeout_s=args.timeout)
+    plan = plan_parity(options)
     _writable_folder(args.report_dir, "--report-dir")
     with native_output_to(args.report_dir / "logs" / "parity.log") as console:
-        results = parity_command(plan, args, lambda line: print(line, file=console.out, flush=True))
+        results = parity_command(plan, options, lambda line: print(line, file=console.out, flush=True))
         print(f"report: {write_parity_report(results, args.report_dir)}", file=console.err)
     return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
 
@@ -298,7 +321,7 @@ def _one_line(text: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (0 passed, 1 a route failed, 2 bad usage or input)."""
-    from graphmint.pipeline.run import interrupts
+    from graphmint.pipeline import interrupts
 
     interrupts.install()
     try:

@@ -8,11 +8,7 @@ import argparse
 import math
 from typing import Any
 
-#: the default bound of one export (one strategy of a route, a torch.compile or tf.function compile
-#: included): well above what any corpus model's slowest route that finishes takes here (torch-compile
-#: of transformers' MobileNetV2, 209 s with two cells at once on two cores), and low enough that a
-#: compile which would never end (transformers' Swin) stops in minutes
-DEFAULT_EXPORT_TIMEOUT_S = 600.0
+from graphmint.pipeline.run.contexts import DEFAULT_EXPORT_TIMEOUT_S
 
 __all__ = [
     "DEFAULT_EXPORT_TIMEOUT_S",

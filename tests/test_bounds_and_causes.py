@@ -14,6 +14,7 @@ import pytest
 from conftest import zoo_specs
 
 from graphmint.pipeline.cli import main
+from graphmint.pipeline.publish.staging import Staging
 from graphmint.pipeline.run.executors import run_models
 from graphmint.pipeline.run.progress import SilentProgress
 from graphmint.pipeline.run.stages import Prepared, RunOptions, finish_model, prepare_model
@@ -118,10 +119,12 @@ def test_a_compile_past_its_budget_is_unsupported_and_the_model_still_publishes(
     assert isinstance(prepared, Prepared)
     cells = {c.route: c for c in prepared.cells}
     assert not cells["torch-compile"].required  # a default route: the user named none
-    compiled = cells["torch-compile"].run(prepared.root, replace(options, export_timeout_s=1.0))
-    traced = cells["torchscript-trace"].run(prepared.root, options)
-    prepared.result.routes.extend([compiled, traced])
-    result = finish_model(prepared, options, SilentProgress())
+    with Staging(options.out, spec.name) as staged:
+        assert staged.path is not None
+        compiled = cells["torch-compile"].run(staged.path, replace(options, export_timeout_s=1.0))
+        traced = cells["torchscript-trace"].run(staged.path, options)
+        prepared.result.routes.extend([compiled, traced])
+        result = finish_model(prepared, staged, options, SilentProgress())
     assert compiled.status == Status.UNSUPPORTED and compiled.diagnosis == Diagnosis.TIMEOUT
     assert "did not finish compiling within 1s (stage: export)" in compiled.reason, compiled.reason
     assert compiled.seconds < 60
@@ -144,11 +147,10 @@ def test_a_call_past_its_budget_is_an_overrun_not_a_wrong_answer(
     options = RunOptions(out=user_dir / "out-sleepy", cache=False)
     prepared = prepare_model(spec, options, SilentProgress())
     assert isinstance(prepared, Prepared)
-    try:
+    with Staging(options.out, spec.name) as staged:
+        assert staged.path is not None
         cell = next(c for c in prepared.cells if c.route == "torch-compile")
-        result = cell.run(prepared.root, replace(options, timeout_s=0.1))
-    finally:
-        prepared.staging.__exit__(None, None, None)
+        result = cell.run(staged.path, replace(options, timeout_s=0.1))
     assert result.status == Status.UNSUPPORTED and result.diagnosis == Diagnosis.TIMEOUT, result.reason
     assert "(stage: run)" in result.reason and "within 0.1s" in result.reason
 

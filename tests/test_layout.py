@@ -5,6 +5,10 @@
 - Imports run one way, as the data does: models (the zoo and the framework adapters) ← exporters
   (routes and the artifact they write) ← validators (runners, comparisons, verdicts) ← pipeline (the
   orchestration). Nothing imports a layer above its own.
+- Inside pipeline/ too, its subpackages and modules are layers (PIPELINE_LAYERS, lowest first):
+  errors, interrupts ← spec ← publish ← run ← validate ← reports ← bench, serving, train ← values
+  ← arguments ← cli ← the package's __init__ and __main__. A module may import its own subpackage and
+  the layers below; never a peer of its layer, nor a layer above, not even inside a function.
 """
 
 from __future__ import annotations
@@ -15,12 +19,29 @@ import os
 import subprocess
 import sys
 from importlib import metadata
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from tests.conftest import ROOT
 
 #: each top-level folder's layer: a module may import its own layer and those below it
 LAYERS = {"models": 0, "exporters": 1, "validators": 2, "pipeline": 3}
+#: pipeline/'s subpackages and top-level modules, lowest layer first: a module imports its own name
+#: and those of the layers before its own, never a peer in its layer (bench, serving and train are
+#: three uses of what is below them, and none of them of another)
+PIPELINE_LAYERS: tuple[tuple[str, ...], ...] = (
+    ("errors", "interrupts"),  # what every part raises; the process's signal state and time limits
+    ("spec",),  # config and input specs, the model's factory
+    ("publish",),  # what a run leaves on disk: staging, manifest, golden data, signatures
+    ("run",),  # the stage sequence, the cache, the executors
+    ("validate",),  # published folders checked again from disk
+    ("reports",),  # formatters over the results
+    ("bench", "serving", "train"),
+    ("values",),  # the command line's value types
+    ("arguments",),  # the command line's parser
+    ("cli",),
+    ("__init__", "__main__"),  # the public surface (graphmint.pipeline), `python -m`
+)
+PIPELINE_LEVEL = {name: level for level, names in enumerate(PIPELINE_LAYERS) for name in names}
 #: longest module, in lines: past this a module holds more than one concern
 MAX_LINES = 400
 
@@ -29,20 +50,60 @@ def _modules() -> list[Path]:
     return sorted(p for folder in LAYERS for p in (ROOT / folder).rglob("*.py"))
 
 
-def _graphmint_imports(path: Path) -> list[tuple[int, str]]:
-    """(line, imported module) for every import of graphmint's own code in `path`, relative ones resolved."""
+def _graphmint_imports(path: Path, where: PurePosixPath | None = None) -> list[tuple[int, str]]:
+    """(line, imported module) for every import of graphmint's own code in `path` (module level or inside
+    a function: ast.walk visits every node), relative ones resolved from `where` (the module's place
+    under the root; default: its own). `from graphmint.pipeline import x` imports `graphmint.pipeline.x`."""
+    where = where or PurePosixPath(path.relative_to(ROOT).as_posix())
     found = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             found += [(node.lineno, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                package = path.relative_to(ROOT).parent.parts
+                package = where.parent.parts
                 base = package[: len(package) - node.level + 1]
-                found.append((node.lineno, ".".join(("graphmint", *base, *filter(None, [node.module])))))
+                module = ".".join(("graphmint", *base, *filter(None, [node.module])))
             elif node.module:
-                found.append((node.lineno, node.module))
+                module = node.module
+            else:
+                continue
+            if module == "graphmint.pipeline":  # a submodule, or a name of the package's __init__
+                found += [(node.lineno, f"{module}.{alias.name}") for alias in node.names]
+            else:
+                found.append((node.lineno, module))
     return [(line, name) for line, name in found if name.split(".")[0] in ("graphmint", *LAYERS)]
+
+
+def _pipeline_part(parts: tuple[str, ...]) -> str:
+    """The pipeline layer name of `graphmint.pipeline.<parts>` (a module path's parts under pipeline/):
+    its subpackage or top-level module; a name that is neither comes from the package's __init__."""
+    if not parts:
+        return "__init__"
+    head = parts[0].removesuffix(".py")
+    return (
+        head
+        if (ROOT / "pipeline" / head).is_dir() or (ROOT / "pipeline" / f"{head}.py").is_file()
+        else "__init__"
+    )
+
+
+def _pipeline_layer_violations(path: Path, where: PurePosixPath | None = None) -> list[str]:
+    """Each import in a pipeline module (at `where` under the root) of a peer or a higher pipeline layer."""
+    where = where or PurePosixPath(path.relative_to(ROOT).as_posix())
+    own = _pipeline_part(where.parts[1:])
+    wrong = []
+    for line, name in _graphmint_imports(path, where):
+        parts = name.split(".")
+        if parts[:2] != ["graphmint", "pipeline"]:
+            continue
+        target = _pipeline_part(tuple(parts[2:]))
+        if target == own:
+            continue
+        if PIPELINE_LEVEL[target] >= PIPELINE_LEVEL[own]:
+            what = "a peer" if PIPELINE_LEVEL[target] == PIPELINE_LEVEL[own] else "a layer above"
+            wrong.append(f"{where}:{line}: pipeline.{own} imports {name} ({what})")
+    return wrong
 
 
 def test_the_distribution_installs_one_top_level_name() -> None:
@@ -61,6 +122,48 @@ def test_imports_run_one_way() -> None:
             elif len(parts) > 1 and LAYERS[parts[1]] > LAYERS[own]:
                 wrong.append(f"{path.relative_to(ROOT)}:{line}: {own} imports {name} (a layer above)")
     assert not wrong, "\n".join(wrong)
+
+
+def test_every_pipeline_part_has_a_layer() -> None:
+    """A new subpackage or module of pipeline/ must be given its place in PIPELINE_LAYERS."""
+    folder = ROOT / "pipeline"
+    parts = {p.parent.name for p in folder.glob("*/__init__.py")} | {p.stem for p in folder.glob("*.py")}
+    assert sorted(parts - set(PIPELINE_LEVEL)) == []
+    assert sorted(set(PIPELINE_LEVEL) - parts) == []
+
+
+def test_pipeline_imports_run_down_its_layers() -> None:
+    wrong = [
+        w for path in sorted((ROOT / "pipeline").rglob("*.py")) for w in _pipeline_layer_violations(path)
+    ]
+    assert not wrong, "\n".join(wrong)
+
+
+UPWARD = """
+from graphmint.pipeline.errors import UsageError
+from .inputs import shape_grid
+
+
+def late():
+    from graphmint.pipeline.run.cache import cache_root
+    from graphmint.pipeline import interrupts, run_model
+
+    return cache_root, interrupts, run_model
+"""
+
+
+def test_the_layer_check_sees_an_upward_import_inside_a_function(tmp_path: Path) -> None:
+    """A spec module that imports run's cache, and the package's own __init__, inside a function fails
+    the check; its imports of errors and of its own subpackage do not."""
+    module = tmp_path / "late.py"
+    module.write_text(UPWARD)
+    wrong = _pipeline_layer_violations(module, PurePosixPath("pipeline/spec/late.py"))
+    assert wrong == [
+        "pipeline/spec/late.py:7: pipeline.spec imports graphmint.pipeline.run.cache (a layer above)",
+        "pipeline/spec/late.py:8: pipeline.spec imports graphmint.pipeline.run_model (a layer above)",
+    ]
+    peer = _pipeline_layer_violations(module, PurePosixPath("pipeline/interrupts.py"))
+    assert "pipeline/interrupts.py:2: pipeline.interrupts imports graphmint.pipeline.errors (a peer)" in peer
 
 
 def test_no_module_is_longer_than_the_limit() -> None:

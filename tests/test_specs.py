@@ -53,6 +53,30 @@ def test_model_spec_cross_checks() -> None:
         make_model_spec(name="m", ref="a:b", inputs=["x:float32[2]", "x:float32[3]"])
 
 
+def test_a_spec_without_inputs_takes_the_models_and_checks_its_deferred_flags_then() -> None:
+    """Inputs read off the model bind the --dim / --range texts kept for them, to the spec that
+    declaring them would have made (every other field kept); a text they do not fit is a SpecError."""
+    tolerances = TolerancePolicy(model={"atol": 1e-3})
+    pieces = dict(name="m", ref="a:b", dims=["seq=2..9@5"], ranges=["ids=3..4"], seed=7, data="samples")
+    deferred = make_model_spec(inputs=[], routes=["onnx"], tolerances=tolerances, **pieces)
+    assert deferred.inputs == () and deferred.dims == {}
+    bound = deferred.with_inputs(["ids:int64[batch,seq]", "x:float32[batch,seq,3]"])
+    declared = make_model_spec(
+        inputs=["ids:int64[batch,seq]", "x:float32[batch,seq,3]"],
+        routes=["onnx"],
+        tolerances=tolerances,
+        **pieces,
+    )
+    assert bound == declared
+    assert (
+        bound.dims["seq"].example == 5 and bound.value_range("ids") == (3, 4) and bound.deferred == ((), ())
+    )
+    with pytest.raises(SpecError, match="not an integer"):
+        deferred.with_inputs(["ids:float32[batch,seq]"])
+    with pytest.raises(SpecError, match="no input uses"):
+        deferred.with_inputs(["ids:int64[batch]"])
+
+
 def test_example_sizes_are_distinct_and_avoid_fixed_sizes() -> None:
     spec = make_model_spec(name="m", ref="a:b", inputs=["x:float32[batch,seq,2,3]"])
     examples = [spec.dims[d].example for d in ("batch", "seq")]

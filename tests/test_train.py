@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 
 from graphmint.pipeline.cli import main
+from graphmint.pipeline.errors import UsageError
+from graphmint.pipeline.train.command import TrainOptions, plan_train_check
 
 CONFIG = Path(__file__).resolve().parents[1] / "graphmint.toml"
 
@@ -59,6 +61,34 @@ def graph_only():
 '''
 
 TRAIN = ["--input", "x:float32[8,10]", "--target", "y:int64[8]", "--range", "y=0..1", "--steps", "5"]
+
+
+def test_train_check_is_planned_from_its_options_without_a_command_line() -> None:
+    """TrainOptions is what pipeline.train reads (the CLI builds it from its flags): one model given as
+    module:callable, its target's range apart from the inputs'; a config given flags of one model is
+    refused, naming them."""
+    options = TrainOptions(
+        config="tests.seed_snippets:keras_model",
+        inputs=("x:float32[8,10]",),
+        target="y:int64[8]",
+        ranges=("y=0..1",),
+        steps=5,
+        seed=3,
+    )
+    [(spec, recipe)] = plan_train_check(options)
+    assert (spec.name, spec.ref, spec.seed, [str(i) for i in spec.inputs]) == (
+        "keras_model",
+        "tests.seed_snippets:keras_model",
+        3,
+        ["x:float32[8,10]"],
+    )
+    assert spec.ranges == {} and (recipe.target_range, recipe.steps, recipe.loss) == (
+        (0, 1),
+        5,
+        "cross-entropy",
+    )
+    with pytest.raises(UsageError, match="--input, --target describe one model"):
+        plan_train_check(TrainOptions(config=str(CONFIG), inputs=("x:float32[8,10]",), target="y:int64[8]"))
 
 
 def _report(folder: Path) -> dict[str, dict[str, dict[str, object]]]:

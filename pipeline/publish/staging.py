@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from graphmint.exporters.upstream import unreproducible
 from graphmint.pipeline.errors import UsageError
-from graphmint.pipeline.run.results import FileEntry
+from graphmint.validators.results import FileEntry
 
 if TYPE_CHECKING:
     from graphmint.pipeline.publish.manifest import ModelManifest
@@ -40,6 +40,7 @@ __all__ = [
     "differing_files",
     "hash_files",
     "sweep_stale",
+    "write_text_atomic",
 ]
 
 STAGING_PREFIX = ".graphmint-staging-"
@@ -115,6 +116,16 @@ def sweep_stale(out: Path) -> list[Path]:
         shutil.rmtree(entry, ignore_errors=True)
         removed.append(entry)
     return removed
+
+
+def write_text_atomic(path: Path, text: str | bytes) -> Path:
+    """Write next to `path`, then rename over it: readers never see half a file (a report, a shard)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "wb") as f:
+        f.write(text.encode() if isinstance(text, str) else text)
+    os.replace(tmp, path)
+    return path
 
 
 def _published_here(folder: Path, owner_file: str) -> bool:

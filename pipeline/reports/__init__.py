@@ -5,29 +5,18 @@ Every report is a formatter over the same `ModelResult` data; none of them compu
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from graphmint.pipeline.publish.staging import write_text_atomic
 from graphmint.pipeline.run.results import ModelResult
 
-__all__ = ["layer_plot_name", "write_reports"]
+__all__ = ["layer_plot_name", "write_reports", "write_text_atomic"]
 
 
 def layer_plot_name(model: str, route: str) -> str:
     """The file, under plots/, of a route's per-layer errors."""
     return f"{model}.{route}.layers.png"
-
-
-def write_text_atomic(path: Path, text: str | bytes) -> Path:
-    """Write next to `path`, then rename over it: readers never see half a report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(text.encode() if isinstance(text, str) else text)
-    os.replace(tmp, path)
-    return path
 
 
 def write_reports(results: Sequence[ModelResult], folder: Path) -> list[Path]:

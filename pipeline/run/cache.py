@@ -30,8 +30,9 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from graphmint.pipeline.publish.manifest import GRAPHMINT_VERSION, installed_versions, read_model_manifest
 from graphmint.pipeline.publish.staging import Staging, differing_files
@@ -42,10 +43,12 @@ from graphmint.pipeline.run.results import ModelResult
 __all__ = [
     "CACHE_ENV",
     "COMPILERS",
+    "Lookup",
     "cache_info",
     "cache_root",
     "clear_cache",
     "load",
+    "lookup",
     "model_key",
     "publish_cached",
     "refresh",
@@ -183,11 +186,6 @@ def model_key(spec: Any, options: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def is_cached(root: Path, key: str) -> bool:
-    """Whether the cache has an entry for `key` (its files are checked when it is loaded)."""
-    return (root / "models" / key / "folder" / "manifest.json").is_file()
-
-
 def load(root: Path, key: str) -> tuple[ModelResult, Path] | None:
     """The cached result and folder of `key`, every file checked against its recorded sha256; None on
     a miss (an entry whose files differ is dropped)."""
@@ -250,6 +248,41 @@ def refresh(published: str, folder: Path) -> bool:
         shutil.rmtree(old, ignore_errors=True)
         return True
     return False
+
+
+class CacheOptions(Protocol):
+    """What of a run's options the cache reads (pipeline.run.stages.RunOptions)."""
+
+    cache: bool
+    explain: bool
+
+    def cache_key_options(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """The cache's answer for one model's run, asked once: where the run is kept (`key` under `root`;
+    no root: the run goes around the cache) and, on a hit, the result and folder kept there."""
+
+    root: Path | None = None
+    key: str = ""
+    #: the cached result and published folder, every file checked against its manifest; None: a miss
+    hit: tuple[ModelResult, Path] | None = None
+
+    def keep(self, result: ModelResult) -> None:
+        """Keep a published model's folder and result under the key (where the run is cached)."""
+        if self.root is not None and result.published is not None:
+            store(self.root, self.key, result)
+
+
+def lookup(spec: Any, options: CacheOptions) -> Lookup:
+    """The one place that decides whether a model's run goes through the cache (on, and not
+    `graphmint explain`) and whether the cache holds it: a hit or a miss."""
+    root = cache_root() if options.cache and not options.explain else None
+    if root is None:
+        return Lookup()
+    key = model_key(spec, options.cache_key_options())
+    return Lookup(root, key, load(root, key))
 
 
 def publish_cached(

@@ -11,7 +11,13 @@ from graphmint.models.frameworks import Framework
 from graphmint.pipeline.spec.specs import ModelSpec
 from graphmint.validators.check import Case
 
-__all__ = ["export_context", "route_budgets"]
+__all__ = ["DEFAULT_EXPORT_TIMEOUT_S", "export_context", "route_budgets"]
+
+#: the default bound of one export (one strategy of a route, a torch.compile or tf.function compile
+#: included): well above what any corpus model's slowest route that finishes takes here (torch-compile
+#: of transformers' MobileNetV2, 209 s with two cells at once on two cores), and low enough that a
+#: compile which would never end (transformers' Swin) stops in minutes
+DEFAULT_EXPORT_TIMEOUT_S = 600.0
 
 
 def export_context(spec: ModelSpec, framework: Framework, model: Any, cases: Sequence[Case]) -> ExportContext:

@@ -28,11 +28,14 @@ import tarfile
 import tempfile
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 from graphmint.exporters import get_route
 from graphmint.pipeline.errors import UsageError
-from graphmint.pipeline.run.cache import cache_root, is_cached, model_key
+from graphmint.pipeline.publish.staging import Staging
+from graphmint.pipeline.run.cache import lookup
 from graphmint.pipeline.run.isolation import preload
 from graphmint.pipeline.run.progress import Progress, SilentProgress
 from graphmint.pipeline.run.results import ModelResult, RouteResult
@@ -157,11 +160,22 @@ def _executor(options: RunOptions) -> LocalExecutor | RayExecutor:
     return LocalExecutor(options.jobs)
 
 
-def _finish(
-    prepared: Prepared, futures: Sequence[Future[RouteResult]], options: RunOptions, progress: Progress
-) -> ModelResult:
-    prepared.result.routes.extend(f.result() for f in futures)
-    return finish_model(prepared, options, progress)
+@dataclass
+class _Running:
+    """A model whose cells run: its staging folder, open while `closing` is, and the cells' futures."""
+
+    prepared: Prepared
+    staged: Staging
+    closing: ExitStack
+    futures: list[Future[RouteResult]]
+
+    def done(self) -> bool:
+        return all(f.done() for f in self.futures)
+
+    def finish(self, options: RunOptions, progress: Progress) -> ModelResult:
+        with self.closing:  # the staging folder goes once the model is published, or is not
+            self.prepared.result.routes.extend(f.result() for f in self.futures)
+            return finish_model(self.prepared, self.staged, options, progress)
 
 
 def run_models(
@@ -173,45 +187,44 @@ def run_models(
     neither: they are published without importing anything of theirs."""
     options = options or RunOptions()
     progress = progress or SilentProgress()
-    root = cache_root() if options.cache and not options.explain else None
-    keys = {spec.name: model_key(spec, options.cache_key_options()) for spec in specs} if root else {}
-    to_run = [spec for spec in specs if root is None or not is_cached(root, keys[spec.name])]
+    cached = {spec.name: lookup(spec, options) for spec in specs}  # each model's hit or miss, once
+    to_run = [spec for spec in specs if cached[spec.name].hit is None]
     if to_run:
         preload(spec.ref for spec in to_run)
         for spec in to_run:
             resolve_callable(spec.ref)
         preload()  # where the modules named no framework: now that they are imported
     if options.jobs <= 1 and options.executor == "local":
-        return [run_model(spec, options, progress, keys.get(spec.name)) for spec in specs]
+        return [run_model(spec, options, progress, cached[spec.name]) for spec in specs]
     results: dict[str, ModelResult] = {}
-    running: list[tuple[Prepared, list[Future[RouteResult]]]] = []
-    executor = _executor(options) if to_run else None
-    try:
-        for spec in specs:
-            prepared = prepare_model(spec, options, progress, keys.get(spec.name))
-            if isinstance(prepared, ModelResult):
-                results[spec.name] = prepared
-                continue
-            assert executor is not None
-            futures: list[Future[RouteResult]] = []
-            running.append((prepared, futures))  # its staging folder goes if anything stops the run
-            futures.extend(executor.submit(cell, prepared.root, options, progress) for cell in prepared.cells)
-            for done in [r for r in running if all(f.done() for f in r[1])]:  # publish as soon as done
-                results[done[0].result.name] = _finish(*done, options, progress)
-                running.remove(done)
-        while running:
-            prepared, futures = running[0]
-            wait(futures)
-            results[prepared.result.name] = _finish(prepared, futures, options, progress)
-            running.pop(0)
-    except BaseException:
-        if executor is not None:
-            executor.close(cancel=True)
-            executor = None
-        for prepared, _ in running:
-            prepared.staging.__exit__(None, None, None)
-        raise
-    finally:
-        if executor is not None:
-            executor.close()
+    running: list[_Running] = []
+    with ExitStack() as folders:  # every staging folder still open: gone once the executor stops
+        executor = _executor(options) if to_run else None
+        try:
+            for spec in specs:
+                prepared = prepare_model(spec, options, progress, cached[spec.name])
+                if isinstance(prepared, ModelResult):
+                    results[spec.name] = prepared
+                    continue
+                assert executor is not None
+                closing = folders.enter_context(ExitStack())
+                staged = closing.enter_context(Staging(options.out, spec.name))
+                assert staged.path is not None
+                futures = [executor.submit(cell, staged.path, options, progress) for cell in prepared.cells]
+                running.append(_Running(prepared, staged, closing, futures))
+                for done in [r for r in running if r.done()]:  # publish as soon as done
+                    results[done.prepared.result.name] = done.finish(options, progress)
+                    running.remove(done)
+            while running:
+                first = running.pop(0)
+                wait(first.futures)
+                results[first.prepared.result.name] = first.finish(options, progress)
+        except BaseException:
+            if executor is not None:  # its cells stop writing before their folders go
+                executor.close(cancel=True)
+                executor = None
+            raise
+        finally:
+            if executor is not None:
+                executor.close()
     return [results[spec.name] for spec in specs]

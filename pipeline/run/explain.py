@@ -18,13 +18,13 @@ from typing import Any
 import numpy as np
 
 from graphmint.exporters.base import ExportContext, Route, first_line
-from graphmint.models.frameworks import Framework
+from graphmint.models.frameworks import Framework, get_framework
 from graphmint.pipeline.run.isolation import close_live, export_isolated
 from graphmint.pipeline.spec.specs import ModelSpec
 from graphmint.validators.check import Case, run_once
 from graphmint.validators.compare import compare_output
 
-__all__ = ["Divergence", "LayerError", "explain"]
+__all__ = ["Divergence", "ExplainContext", "LayerError", "explain"]
 
 
 @dataclass(frozen=True)
@@ -110,31 +110,37 @@ def _float64_probe(
         return None
 
 
-def explain(
-    route: Route,
-    index: int,
-    spec: ModelSpec,
-    framework: Framework,
-    base: ExportContext,
-    case: Case,
-    root: Path,
-    timeout_s: float | None = None,
-    export_timeout_s: float | None = None,
-    failed: bool = True,
-) -> Divergence | str:
-    """The per-layer comparison of strategy `index` of `route` at `case`, or why there is none.
-    `failed`: the route failed at `case`, so the probe's own outputs must fail too for the comparison
-    to say where (else it says that it does not reproduce the failure)."""
-    names = tuple(base.input_names)
-    wide = _float64_probe(framework, base.model, names, case)  # copied before the probe changes the model
+@dataclass(frozen=True)
+class ExplainContext:
+    """One per-layer comparison to make: strategy `index` of `route`, for the model `spec` builds, at
+    `case`; exported with `base`'s context into `root`/.explain, each export and run under its bound."""
+
+    route: Route
+    index: int
+    spec: ModelSpec
+    base: ExportContext
+    case: Case
+    root: Path
+    timeout_s: float | None = None
+    export_timeout_s: float | None = None
+
+    @property
+    def framework(self) -> Framework:
+        return get_framework(self.base.framework)
+
+
+def explain(job: ExplainContext, failed: bool = True) -> Divergence | str:
+    """The per-layer comparison `job` names, or why there is none. `failed`: the route failed at its
+    case, so the probe's own outputs must fail too for the comparison to say where (else it says that
+    it does not reproduce the failure)."""
+    framework, names = job.framework, tuple(job.base.input_names)
+    wide = _float64_probe(framework, job.base.model, names, job.case)  # before the probe changes the model
     try:
-        probe, layers = framework.probe(base.model, names)
+        probe, layers = framework.probe(job.base.model, names)
     except Exception as exc:
         return f"no per-layer comparison: {first_line(exc)}"
     try:
-        found = _compare(
-            route, index, spec, framework, base, case, root, probe, layers, wide, timeout_s, export_timeout_s
-        )
+        found = _compare(job, probe, layers, wide)
         if isinstance(found, Divergence) and not failed:
             found.reproduced = True  # nothing to reproduce: every route is compared (graphmint explain)
         return found
@@ -143,40 +149,32 @@ def explain(
 
 
 def _compare(
-    route: Route,
-    index: int,
-    spec: ModelSpec,
-    framework: Framework,
-    base: ExportContext,
-    case: Case,
-    root: Path,
-    probe: Any,
-    layers: list[tuple[str, str]],
-    wide: list[np.ndarray] | None,
-    timeout_s: float | None,
-    export_timeout_s: float | None,
+    job: ExplainContext, probe: Any, layers: list[tuple[str, str]], wide: list[np.ndarray] | None
 ) -> Divergence | str:
     """Run the probe eagerly and through the route, and judge each layer."""
+    route, spec, case = job.route, job.spec, job.case
     try:
-        named = framework.run_eager(probe, case.feeds)
+        named = job.framework.run_eager(probe, case.feeds)
     except Exception as exc:
         return f"no per-layer comparison: {first_line(exc)}"
     eager = list(named.values())
     # the modules that ran, in the order they finished (torch); else the layers' own order (Keras)
     order = list(getattr(probe, "fired", {})) or [name for name, _ in layers]
     outputs = len(eager) - len(layers)
-    workdir = root / ".explain" / route.name
+    workdir = job.root / ".explain" / route.name
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    ctx = replace(base, workdir=workdir, route=route.name, output_names=tuple(named))
+    ctx = replace(job.base, workdir=workdir, route=route.name, output_names=tuple(named))
     ctx = replace(ctx, dynamic_axes={})  # one point is compared: the probe is exported at its shapes
     try:
-        exported = export_isolated(route, index, ctx, spec.ref, spec.seed, export_timeout_s, probe=True)
+        exported = export_isolated(
+            route, job.index, ctx, spec.ref, spec.seed, job.export_timeout_s, probe=True
+        )
         if exported.artifact is None:
             why = exported.reason
             return f"no per-layer comparison: the model with every layer as an output did not export: {why}"
         try:
-            actual = run_once(exported.artifact, case.feeds, timeout_s)
+            actual = run_once(exported.artifact, case.feeds, job.timeout_s)
         finally:
             close_live(exported.artifact)
     except Exception as exc:

@@ -14,11 +14,11 @@ import numpy as np
 from graphmint.exporters.base import first_line
 from graphmint.models.frameworks import Framework
 from graphmint.pipeline.errors import InputMismatchError, ModelLoadError, SpecError, UsageError
-from graphmint.pipeline.run.interrupts import signalled, time_limit
+from graphmint.pipeline.interrupts import signalled, time_limit
 from graphmint.pipeline.spec.data import Sample, read_samples
 from graphmint.pipeline.spec.inputs import GridPoint, check_grid_budget, make_inputs, shape_grid
 from graphmint.pipeline.spec.loader import build_model
-from graphmint.pipeline.spec.specs import ModelSpec, make_model_spec
+from graphmint.pipeline.spec.specs import ModelSpec
 from graphmint.validators.check import Case
 from graphmint.validators.compare import compare_output, rms, rmse
 
@@ -271,19 +271,7 @@ def with_inputs(spec: ModelSpec, framework: Framework, model: Any) -> ModelSpec:
             f"model {spec.name!r} declares no inputs and its {framework.name} model does not say what it "
             "takes: add --input name:dtype[dims] for each input"
         )
-    return make_model_spec(
-        name=spec.name,
-        ref=spec.ref,
-        inputs=inferred,
-        dims=spec.deferred[0],
-        ranges=spec.deferred[1],
-        seed=spec.seed,
-        routes=spec.routes,
-        tolerances=spec.tolerances,
-        known_failures=spec.known_failures,
-        generator=spec.generator,
-        data=spec.data,
-    )
+    return spec.with_inputs(inferred)
 
 
 def eager_reference(spec: ModelSpec, timeout_s: float | None = None) -> EagerRun:

@@ -20,8 +20,7 @@ from typing import Any
 
 from graphmint.pipeline.errors import UsageError
 from graphmint.pipeline.publish.manifest import GRAPHMINT_VERSION, read_model_manifest
-from graphmint.pipeline.publish.staging import Staging, differing_files
-from graphmint.pipeline.reports import write_text_atomic
+from graphmint.pipeline.publish.staging import Staging, differing_files, write_text_atomic
 from graphmint.pipeline.run.results import ModelResult
 
 __all__ = ["SHARD_FILE", "Shard", "merge_shards", "write_shard"]

@@ -13,17 +13,15 @@ from typing import Any, Literal
 
 from graphmint.exporters import ROUTE_MODULES, ExportContext, Route, default_routes, get_route
 from graphmint.exporters.base import ExportState, clean_text
-from graphmint.models.frameworks import Framework, get_framework
+from graphmint.models.frameworks import Framework
 from graphmint.pipeline.errors import SpecError
 from graphmint.pipeline.publish.golden import write_golden
 from graphmint.pipeline.publish.manifest import GRAPHMINT_VERSION, write_model_manifest
 from graphmint.pipeline.publish.staging import Staging, check_target, hash_files
 from graphmint.pipeline.publish.trust import sign_manifest, signing_key_path
-from graphmint.pipeline.run.cache import cache_root, model_key, publish_cached
-from graphmint.pipeline.run.cache import load as load_cached
-from graphmint.pipeline.run.cache import store as store_cached
-from graphmint.pipeline.run.contexts import export_context, route_budgets
-from graphmint.pipeline.run.explain import Divergence, explain
+from graphmint.pipeline.run.cache import Lookup, lookup, publish_cached
+from graphmint.pipeline.run.contexts import DEFAULT_EXPORT_TIMEOUT_S, export_context, route_budgets
+from graphmint.pipeline.run.explain import Divergence, ExplainContext, explain
 from graphmint.pipeline.run.isolation import close_live, eager_isolated, export_isolated, preload
 from graphmint.pipeline.run.progress import Progress, SilentProgress
 from graphmint.pipeline.run.reference import (
@@ -47,7 +45,6 @@ from graphmint.pipeline.run.verdicts import (
 from graphmint.pipeline.spec.inputs import check_grid_budget
 from graphmint.pipeline.spec.loader import build_model, resolve_callable
 from graphmint.pipeline.spec.specs import ModelSpec
-from graphmint.pipeline.values import DEFAULT_EXPORT_TIMEOUT_S
 from graphmint.validators.check import (
     Case,
     check_runtimes,
@@ -202,18 +199,8 @@ def run_route(
         result.reason = f"fallback used: {rejected}"
     result = data_dependent(result)
     if explainable(result, spec, options.explain):  # where the numbers part: the first diverging layer
-        found = explain(
-            route,
-            index,
-            spec,
-            get_framework(base.framework),
-            base,
-            cases[0],
-            root,
-            timeout_s,
-            export_timeout_s,
-            failed=result.status == Status.FAILED,
-        )
+        job = ExplainContext(route, index, spec, base, cases[0], root, timeout_s, export_timeout_s)
+        found = explain(job, failed=result.status == Status.FAILED)
         if isinstance(found, Divergence):
             result.details.divergence = found.to_json()
         line = found.line() if isinstance(found, Divergence) else found
@@ -268,7 +255,8 @@ class Cell:
 
 @dataclass
 class Prepared:
-    """A model built and run eagerly, its cells ready to run, its staging folder open."""
+    """A model built and run eagerly, its cells ready to run into a staging folder the caller opens
+    (`with Staging(options.out, name) as staged:`) and hands to `finish_model`."""
 
     result: ModelResult
     cells: list[Cell]
@@ -276,21 +264,16 @@ class Prepared:
     cases: list[Case]
     #: routes named that belong to the other framework: reported as skipped
     elsewhere: list[str]
-    staging: Staging
-    key: str | None
+    #: the cache's answer for the model (pipeline.run.cache.lookup): where its published run is kept
+    cached: Lookup
     signing_key: Path | None
-
-    @property
-    def root(self) -> Path:
-        assert self.staging.path is not None
-        return self.staging.path
 
 
 def prepare_model(
-    spec: ModelSpec, options: RunOptions, progress: Progress, key: str | None = None
+    spec: ModelSpec, options: RunOptions, progress: Progress, cached: Lookup | None = None
 ) -> ModelResult | Prepared:
-    """Check the spec, build the model and run it eagerly, open its staging folder: its cells, or its
-    result where the cache holds it (published already).
+    """Check the spec, build the model and run it eagerly: its cells, or its result where the cache
+    holds it (`cached`: the cache's answer, asked here where not given), published already.
 
     Raises `UsageError` subclasses for a model or spec the user must fix.
     """
@@ -299,13 +282,9 @@ def prepare_model(
         samples(spec)  # a sample that does not fit the inputs: one line before anything is built
     check_target(options.out, spec.name)
     signing_key = signing_key_path(options.signing_key)
-    root = cache_root() if options.cache and not options.explain else None
-    if root is not None and key is None:
-        key = model_key(spec, options.cache_key_options())
-    if root is not None and key is not None:
-        hit = load_cached(root, key)
-        if hit is not None:
-            return publish_cached(spec.name, *hit, options.out, progress, signing_key)
+    cached = lookup(spec, options) if cached is None else cached
+    if cached.hit is not None:
+        return publish_cached(spec.name, *cached.hit, options.out, progress, signing_key)
     eager = None
     if options.isolate_eager:  # a factory or forward that crashes takes a child down, not graphmint
         preload([spec.ref])  # the forkserver imports the framework while the model's module does here
@@ -340,31 +319,27 @@ def prepare_model(
         Cell(r.name, framework.name, spec, base, list(cases), result.vacuous, r.name in required)
         for r in routes
     ]
-    staging = Staging(options.out, spec.name).__enter__()
     progress.model_started(spec.name, framework.name, [r.name for r in routes])
-    return Prepared(result, cells, list(cases), elsewhere, staging, key, signing_key)
+    return Prepared(result, cells, list(cases), elsewhere, cached, signing_key)
 
 
-def finish_model(prepared: Prepared, options: RunOptions, progress: Progress) -> ModelResult:
-    """Given every cell's result: publish the model's folder if no route failed, keep it in the cache."""
+def finish_model(prepared: Prepared, staged: Staging, options: RunOptions, progress: Progress) -> ModelResult:
+    """Given every cell's result (their files in `staged`, open): publish the model's folder if no route
+    failed, keep it in the cache."""
     result = prepared.result
-    try:
-        for name in prepared.elsewhere:
-            reason = f"route {name!r} is not one of a {result.framework} model's routes"
-            result.routes.append(
-                RouteResult(route=name, status=Status.SKIPPED, stage=Stage.EXPORT, reason=reason)
-            )
-        if result.ok and not options.explain:
-            result.golden = write_golden(prepared.root, prepared.cases)
-            manifest = write_model_manifest(prepared.root, result)
-            if prepared.signing_key is not None:
-                sign_manifest(manifest, prepared.signing_key)
-            result.published = prepared.staging.commit()
-    finally:
-        prepared.staging.__exit__(None, None, None)
-    root = cache_root() if options.cache and not options.explain else None
-    if root is not None and prepared.key is not None and result.published is not None:
-        store_cached(root, prepared.key, result)
+    for name in prepared.elsewhere:
+        reason = f"route {name!r} is not one of a {result.framework} model's routes"
+        result.routes.append(
+            RouteResult(route=name, status=Status.SKIPPED, stage=Stage.EXPORT, reason=reason)
+        )
+    if result.ok and not options.explain:
+        assert staged.path is not None
+        result.golden = write_golden(staged.path, prepared.cases)
+        manifest = write_model_manifest(staged.path, result)
+        if prepared.signing_key is not None:
+            sign_manifest(manifest, prepared.signing_key)
+        result.published = staged.commit()
+    prepared.cached.keep(result)
     progress.model_finished(result)
     return result
 
@@ -373,7 +348,7 @@ def run_model(
     spec: ModelSpec,
     options: RunOptions = RunOptions(),
     progress: Progress | None = None,
-    key: str | None = None,
+    cached: Lookup | None = None,
 ) -> ModelResult:
     """Build one model, run its cells one after the other, publish the passing artifacts if no route
     failed (pipeline.run.executors runs the cells of many models at once).
@@ -381,16 +356,14 @@ def run_model(
     Raises `UsageError` subclasses for a model or spec the user must fix; route failures are results.
     """
     progress = progress or SilentProgress()
-    prepared = prepare_model(spec, options, progress, key)
+    prepared = prepare_model(spec, options, progress, cached)
     if isinstance(prepared, ModelResult):
         return prepared
-    try:
+    with Staging(options.out, spec.name) as staged:  # gone on any exit, unless published
+        assert staged.path is not None
         for cell in prepared.cells:
             progress.route_started(spec.name, cell.route)
-            route_result = cell.run(prepared.root, options)
+            route_result = cell.run(staged.path, options)
             prepared.result.routes.append(route_result)
             progress.route_finished(spec.name, route_result)
-    except BaseException:
-        prepared.staging.__exit__(None, None, None)
-        raise
-    return finish_model(prepared, options, progress)
+        return finish_model(prepared, staged, options, progress)

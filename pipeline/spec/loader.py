@@ -10,8 +10,8 @@ from contextlib import ExitStack
 from typing import Any
 
 from graphmint.models.frameworks import Framework, detect, imported_frameworks
+from graphmint.pipeline import interrupts
 from graphmint.pipeline.errors import ModelLoadError
-from graphmint.pipeline.run import interrupts
 
 __all__ = ["build_model", "resolve_callable"]
 

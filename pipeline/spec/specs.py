@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from graphmint.models.frameworks import DTYPES
 from graphmint.pipeline.errors import SpecError
@@ -176,6 +176,13 @@ class ModelSpec:
         vr = self.ranges.get(name)
         return (vr.low, vr.high) if vr else DEFAULT_INT_RANGE
 
+    def with_inputs(self, inputs: Iterable[str | InputSpec]) -> ModelSpec:
+        """This spec with `inputs` (read off the built model where it declared none), its deferred
+        --dim / --range texts checked against them: the spec is not parsed again."""
+        parsed = _parse_inputs(self.name, inputs)
+        dims, ranges = _bind(parsed, *self.deferred)
+        return replace(self, inputs=parsed, dims=dims, ranges=ranges, deferred=((), ()))
+
 
 def _pick_examples(
     names: Iterable[str], bounds: Mapping[str, tuple[int, int, int | None]], taken: set[int]
@@ -239,31 +246,44 @@ def make_model_spec(
     """
     check_model_name(name)
     check_seed(seed)
-    parsed = tuple(i if isinstance(i, InputSpec) else parse_input_spec(i) for i in inputs)
-    dims, ranges = tuple(dims), tuple(ranges)
-    if not parsed:
-        for text in dims:
+    spec = ModelSpec(
+        name=name,
+        ref=ref,
+        inputs=(),
+        dims={},
+        seed=seed,
+        routes=None if routes is None else tuple(routes),
+        tolerances=tolerances or TolerancePolicy(),
+        known_failures=dict(known_failures or {}),
+        generator=generator,
+        deferred=(tuple(dims), tuple(ranges)),
+        data=data,
+    )
+    given = tuple(inputs)
+    if not given:
+        for text in spec.deferred[0]:
             parse_dim(text)
-        for text in ranges:
+        for text in spec.deferred[1]:
             parse_range(text)
-        return ModelSpec(
-            name=name,
-            ref=ref,
-            inputs=(),
-            dims={},
-            seed=seed,
-            routes=None if routes is None else tuple(routes),
-            tolerances=tolerances or TolerancePolicy(),
-            known_failures=dict(known_failures or {}),
-            generator=generator,
-            deferred=(dims, ranges),
-            data=data,
-        )
+        return spec
+    return spec.with_inputs(given)
+
+
+def _parse_inputs(name: str, inputs: Iterable[str | InputSpec]) -> tuple[InputSpec, ...]:
+    parsed = tuple(i if isinstance(i, InputSpec) else parse_input_spec(i) for i in inputs)
     seen: set[str] = set()
     for spec in parsed:
         if spec.name in seen:
             raise SpecError(f"model {name!r}: input {spec.name!r} is declared twice")
         seen.add(spec.name)
+    return parsed
+
+
+def _bind(
+    parsed: tuple[InputSpec, ...], dims: Iterable[str], ranges: Iterable[str]
+) -> tuple[dict[str, DimRange], dict[str, ValueRange]]:
+    """The dynamic dims' ranges and the integer inputs' value ranges: --dim / --range texts checked
+    against the inputs, every dim not named given the default range."""
     dynamic = list(dict.fromkeys(d for spec in parsed for d in spec.dynamic_dims))
     bounds: dict[str, tuple[int, int, int | None]] = {
         d: (DEFAULT_DIM_MIN, DEFAULT_DIM_MAX, None) for d in dynamic
@@ -289,16 +309,4 @@ def make_model_spec(
         if not target.dtype.startswith(("int", "uint")):
             raise SpecError(f"value range {text!r}: input {vr.name!r} is {target.dtype}, not an integer")
         value_ranges[vr.name] = vr
-    return ModelSpec(
-        name=name,
-        ref=ref,
-        inputs=parsed,
-        dims=dim_ranges,
-        ranges=value_ranges,
-        seed=seed,
-        routes=None if routes is None else tuple(routes),
-        tolerances=tolerances or TolerancePolicy(),
-        known_failures=dict(known_failures or {}),
-        generator=generator,
-        data=data,
-    )
+    return dim_ranges, value_ranges

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from graphmint.pipeline.errors import SpecError, UsageError
@@ -19,6 +19,8 @@ from graphmint.pipeline.train.recipe import Recipe, batches, make_recipe
 from graphmint.validators.children import ChildError, default_pool
 
 __all__ = [
+    "ParityOptions",
+    "TrainOptions",
     "parity_command",
     "plan_parity",
     "plan_train_check",
@@ -27,37 +29,77 @@ __all__ = [
 ]
 
 
-def _from_command_line(args: argparse.Namespace) -> list[tuple[ModelSpec, Recipe]]:
-    if not args.target:
-        raise UsageError(f"train-check {args.config}: give the training target, e.g. --target y:int64[batch]")
-    target = args.target.partition(":")[0]
-    target_ranges = [r for r in args.range if parse_range(r).name == target]
-    name = args.name or args.config.partition(":")[2].split(".")[-1] or "model"
+@dataclass(frozen=True)
+class TrainOptions:
+    """What `graphmint train-check` checks: one model (`config` a module:callable, with its inputs,
+    dims, ranges, target and recipe here) or a config's models with recipes, and how."""
+
+    #: module:callable of one model, or a config whose models have [models.train] recipes
+    config: str = "graphmint.toml"
+    #: with a config: the models to check (None: every one with a recipe)
+    models: tuple[str, ...] | None = None
+    inputs: tuple[str, ...] = ()
+    dims: tuple[str, ...] = ()
+    #: the integer inputs' and the target's value ranges
+    ranges: tuple[str, ...] = ()
+    target: str | None = None
+    loss: str | None = None
+    optimizer: str | None = None
+    lr: float | None = None
+    epsilon: float | None = None
+    #: training steps (None: 20 with a reference, or the recipe's)
+    steps: int | None = None
+    seed: int = 0
+    name: str | None = None
+    #: compiled forms to check (None: every one)
+    forms: tuple[str, ...] | None = None
+    timeout_s: float | None = 300.0
+
+
+@dataclass(frozen=True)
+class ParityOptions:
+    """What `graphmint parity` checks: the [[twins]] pairs of `config` (or those `pairs` names)."""
+
+    config: Path = Path("graphmint.toml")
+    pairs: tuple[str, ...] | None = None
+    #: training steps (None: the recipe's)
+    steps: int | None = None
+    timeout_s: float | None = 300.0
+
+
+def _from_command_line(options: TrainOptions) -> list[tuple[ModelSpec, Recipe]]:
+    if not options.target:
+        raise UsageError(
+            f"train-check {options.config}: give the training target, e.g. --target y:int64[batch]"
+        )
+    target = options.target.partition(":")[0]
+    target_ranges = [r for r in options.ranges if parse_range(r).name == target]
+    name = options.name or options.config.partition(":")[2].split(".")[-1] or "model"
     spec = make_model_spec(
         name=name,
-        ref=args.config,
-        inputs=args.input,
-        dims=args.dim,
-        ranges=[r for r in args.range if r not in target_ranges],
-        seed=args.seed,
+        ref=options.config,
+        inputs=options.inputs,
+        dims=options.dims,
+        ranges=[r for r in options.ranges if r not in target_ranges],
+        seed=options.seed,
     )
     recipe = make_recipe(
-        args.target,
+        options.target,
         target_ranges[-1] if target_ranges else None,
-        args.loss or "cross-entropy",
-        args.optimizer or "adam",
-        0.01 if args.lr is None else args.lr,
-        args.steps or 20,
-        args.epsilon,
+        options.loss or "cross-entropy",
+        options.optimizer or "adam",
+        0.01 if options.lr is None else options.lr,
+        options.steps or 20,
+        options.epsilon,
     )
     return [(spec, recipe)]
 
 
-def _from_config(args: argparse.Namespace) -> list[tuple[ModelSpec, Recipe]]:
-    path = Path(args.config)
+def _from_config(options: TrainOptions) -> list[tuple[ModelSpec, Recipe]]:
+    path = Path(options.config)
     specs = {s.name: s for s in load_config(path)}
     tables = train_tables(path)
-    names = list(args.models) if args.models else [n for n in specs if n in tables]
+    names = list(options.models) if options.models else [n for n in specs if n in tables]
     unknown = [n for n in names if n not in specs]
     if unknown:
         raise UsageError(f"unknown model(s) {', '.join(unknown)}; the config has: {', '.join(sorted(specs))}")
@@ -72,8 +114,8 @@ def _from_config(args: argparse.Namespace) -> list[tuple[ModelSpec, Recipe]]:
     pairs = []
     for name in names:
         table = dict(tables[name])
-        if args.steps:
-            table["steps"] = args.steps
+        if options.steps:
+            table["steps"] = options.steps
         try:
             pairs.append((specs[name], make_recipe(**table)))
         except SpecError as exc:
@@ -81,21 +123,36 @@ def _from_config(args: argparse.Namespace) -> list[tuple[ModelSpec, Recipe]]:
     return pairs
 
 
-_REF_ONLY = ("input", "dim", "range", "target", "loss", "optimizer", "lr", "epsilon", "name")
+#: the flags that describe one model given as module:callable, and the option each sets
+_REF_ONLY = {
+    "input": "inputs",
+    "dim": "dims",
+    "range": "ranges",
+    "target": "target",
+    "loss": "loss",
+    "optimizer": "optimizer",
+    "lr": "lr",
+    "epsilon": "epsilon",
+    "name": "name",
+}
 
 
-def plan_train_check(args: argparse.Namespace) -> list[tuple[ModelSpec, Recipe]]:
-    """The models and recipes the arguments name; UsageError (exit 2) before anything runs."""
-    is_ref = ":" in args.config and not Path(args.config).exists()
-    if is_ref and args.models:
-        raise UsageError(f"--models picks models of a config; {args.config} is one model (module:callable)")
-    given = [f"--{flag}" for flag in _REF_ONLY if getattr(args, flag) not in (None, [], "")]
+def plan_train_check(options: TrainOptions) -> list[tuple[ModelSpec, Recipe]]:
+    """The models and recipes the options name; UsageError (exit 2) before anything runs."""
+    is_ref = ":" in options.config and not Path(options.config).exists()
+    if is_ref and options.models:
+        raise UsageError(
+            f"--models picks models of a config; {options.config} is one model (module:callable)"
+        )
+    given = [
+        f"--{flag}" for flag, field in _REF_ONLY.items() if getattr(options, field) not in (None, (), "")
+    ]
     if not is_ref and given:
         raise UsageError(
-            f"{', '.join(given)} describe one model given as module:callable; {args.config} is a config: "
+            f"{', '.join(given)} describe one model given as module:callable; {options.config} is a config: "
             "put the recipe in its [models.train] tables"
         )
-    plan = _from_command_line(args) if is_ref else _from_config(args)
+    plan = _from_command_line(options) if is_ref else _from_config(options)
     for spec, recipe in plan:
         if not spec.inputs:
             raise SpecError(
@@ -106,26 +163,26 @@ def plan_train_check(args: argparse.Namespace) -> list[tuple[ModelSpec, Recipe]]
 
 
 def train_check_command(
-    plan: list[tuple[ModelSpec, Recipe]], args: argparse.Namespace, echo: Callable[[str], None]
+    plan: list[tuple[ModelSpec, Recipe]], options: TrainOptions, echo: Callable[[str], None]
 ) -> list[TrainResult]:
-    """Each planned model's training step checked in every form (or those --forms names)."""
-    return [train_check(spec, recipe, args.forms, args.timeout, echo) for spec, recipe in plan]
+    """Each planned model's training step checked in every form (or those `options.forms` names)."""
+    return [train_check(spec, recipe, options.forms, options.timeout_s, echo) for spec, recipe in plan]
 
 
-def plan_parity(args: argparse.Namespace) -> list[tuple[ModelSpec, ModelSpec, Recipe]]:
-    """Every [[twins]] pair of the config (or those --pairs names), with the recipe it trains with."""
-    path = Path(args.config)
+def plan_parity(options: ParityOptions) -> list[tuple[ModelSpec, ModelSpec, Recipe]]:
+    """Every [[twins]] pair of the config (or those `options.pairs` names), with its recipe."""
+    path = Path(options.config)
     specs = {s.name: s for s in load_config(path)}
     tables = train_tables(path)
     twins = twin_tables(path)
     if not twins:
         raise UsageError(f"{path} pairs no twins: add [[twins]] tables (torch = ..., keras = ...)")
-    unknown = [p for p in args.pairs or () if not any(p in (t["torch"], t["keras"]) for t in twins)]
+    unknown = [p for p in options.pairs or () if not any(p in (t["torch"], t["keras"]) for t in twins)]
     if unknown:
         raise UsageError(f"no [[twins]] pair of {path} names {', '.join(unknown)}")
     plan = []
     for twin in twins:
-        if args.pairs and not {twin["torch"], twin["keras"]} & set(args.pairs):
+        if options.pairs and not {twin["torch"], twin["keras"]} & set(options.pairs):
             continue
         torch_spec, keras_spec = specs[twin["torch"]], specs[twin["keras"]]
         if twin["ranges"]:
@@ -142,12 +199,14 @@ def plan_parity(args: argparse.Namespace) -> list[tuple[ModelSpec, ModelSpec, Re
             raise UsageError(
                 f"{path}: twin {torch_spec.name} has no [models.train] recipe to train the pair with"
             )
-        plan.append((torch_spec, keras_spec, make_recipe(**{**table, "steps": args.steps or table["steps"]})))
+        plan.append(
+            (torch_spec, keras_spec, make_recipe(**{**table, "steps": options.steps or table["steps"]}))
+        )
     return plan
 
 
 def parity_command(
-    plan: list[tuple[ModelSpec, ModelSpec, Recipe]], args: argparse.Namespace, echo: Callable[[str], None]
+    plan: list[tuple[ModelSpec, ModelSpec, Recipe]], options: ParityOptions, echo: Callable[[str], None]
 ) -> list[PairResult]:
     """Each pair checked in a child process of its own (pipeline.train.parity)."""
     results = []
@@ -157,7 +216,9 @@ def parity_command(
         feeds = make_inputs(torch_spec, point, 0)
         job = (torch_spec.ref, keras_spec.ref, torch_spec.seed, feeds, stream, recipe)
         try:
-            result: PairResult = default_pool().call(parity_job, *job, name="parity", timeout_s=args.timeout)
+            result: PairResult = default_pool().call(
+                parity_job, *job, name="parity", timeout_s=options.timeout_s
+            )
         except ChildError as exc:
             result = PairResult(torch_spec.ref, keras_spec.ref, ok=False, problems=[exc.detail])
         result.torch, result.keras = torch_spec.name, keras_spec.name
