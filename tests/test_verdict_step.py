@@ -103,3 +103,16 @@ def test_the_budget_and_the_retries_take_one_snr() -> None:
     assert snr_db(expected, actual[:2]) == -math.inf
     huge = expected * 1e300  # squares past float64's range: measured on values scaled to at most 1
     assert math.isclose(snr_db(huge, actual * 1e300), ratio, rel_tol=1e-9)
+
+
+def test_an_output_with_no_finite_error_is_judged_not_raised() -> None:
+    from graphmint.validators.compare import compare_output
+    from graphmint.validators.tolerance import Criterion, Rule, Tolerance
+
+    nan = np.array([np.nan], dtype=np.float32)
+    for judge in (Tolerance(1e-5, 1e-4), Criterion(Rule.SCALED, Tolerance(1e-5, 1e-4))):
+        result = compare_output("y", nan, np.ones(1, dtype=np.float32), judge)
+        assert not result.passed and result.worst_index is None
+        assert (
+            "1 NaN and 0 Inf values" in result.message and "no element has a finite error" in result.message
+        )

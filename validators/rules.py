@@ -195,10 +195,11 @@ class ComparisonRule(ABC):
 
 
 def _worst_text(m: Measured, worst: Worst | None) -> str:
-    index, actual, expected = (worst.index, worst.actual, worst.expected) if worst else (None, None, None)
+    if worst is None:  # no element has a finite error (a one-element output that is NaN)
+        return "no element has a finite error"
     return (
         f"max abs error {m.max_abs_error:.3g}, max rel error {m.max_rel_error:.3g}, worst at "
-        f"{index}: {actual:.6g} vs eager {expected:.6g}"
+        f"{worst.index}: {worst.actual:.6g} vs eager {worst.expected:.6g}"
     )
 
 
@@ -243,7 +244,7 @@ class NoiseRule(ComparisonRule):
             found.problem = (
                 f"error against the float64 model (RMSE) {noise.error:.3g} is {multiple} the eager "
                 f"model's own ({noise.eager_error:.3g}), over the noise limit {noise.limit:.3g}; "
-                f"{_worst_text(measured, worst)} (float64 {worst.float64 if worst else None:.6g})"
+                f"{_worst_text(measured, worst)}" + (f" (float64 {worst.float64:.6g})" if worst else "")
             )
         return found
 
