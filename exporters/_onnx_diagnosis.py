@@ -1,8 +1,9 @@
 """The layer diagnosis of a reduced-precision ONNX file against its float32 source.
 
 `onnxruntime.quantization.qdq_loss_debug` runs both files with every node's float output exposed;
-`ranked` orders the layers by the noise each adds, `feeders` finds the layers a kept one reads
-from, and `fp16_range` the tensors whose float32 values leave float16's range.
+`ranked` orders the layers by the noise each adds (SNRs by exporters.snr, as the accuracy budget
+measures them), `feeders` finds the layers a kept one reads from, and `fp16_range` the tensors
+whose float32 values leave float16's range.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from graphmint.exporters.snr import snr_db
+
 __all__ = [
     "DEQUANTIZED",
     "FP16_MAX",
@@ -24,7 +27,6 @@ __all__ = [
     "feeders",
     "fp16_range",
     "ranked",
-    "sqnr",
 ]
 
 #: the suffix onnxruntime.quantization gives a tensor's dequantized copy, which the next layers read
@@ -47,20 +49,6 @@ class Reader:
 
     def rewind(self) -> None:  # part of the reader protocol; calibration reads once
         pass
-
-
-def sqnr(x: Sequence[np.ndarray], y: Sequence[np.ndarray]) -> float:
-    """The SQNR (dB) of `y` against `x` over all their elements (-inf where `y` is not finite), by
-    onnxruntime.quantization's own measure; any reduced file's outputs are compared with it."""
-    from onnxruntime.quantization.qdq_loss_debug import compute_signal_to_quantization_noice_ratio
-
-    left = [np.asarray(a, dtype=np.float64).ravel() for a in x]
-    right = [np.asarray(b, dtype=np.float64).ravel() for b in y]
-    if any(a.shape != b.shape for a, b in zip(left, right, strict=True)):
-        return -math.inf
-    if not all(np.isfinite(b).all() for b in right):
-        return -math.inf
-    return float(compute_signal_to_quantization_noice_ratio(left, right))
 
 
 def _power(sqnr_db: float) -> float:
@@ -139,7 +127,7 @@ def ranked(
             continue  # a weight, or a tensor with no signal to lose (all zeros)
         seen = reduced.get(f"{name}{DEQUANTIZED}", reduced.get(name))
         if seen is not None:
-            levels[name] = sqnr(arrays, seen)
+            levels[name] = snr_db(arrays, seen)
 
     def upstream(tensor: str, path: list[str]) -> float:
         """The SQNR arriving at `tensor`, walking back through tensors not observed; `path` collects

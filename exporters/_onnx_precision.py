@@ -6,7 +6,8 @@ Conversions read the float32 file and write the reduced one, inputs and outputs 
 - int8 static: onnxruntime.quantization.quantize_static, QDQ, calibrated on the context's inputs.
 
 `keep_float` is the retry: it converts, measures every output's SNR against the float32 file on the
-calibration inputs, and while one is below its target it ranks the layers by the error each adds
+calibration inputs (exporters.snr, the accuracy budget's measure), and while one is below its
+target it ranks the layers by the error each adds
 (onnxruntime.quantization.qdq_loss_debug collects every node's float output in both files; a
 layer's loss is how far its output's SQNR falls below its inputs'), keeps the worst in float
 (`nodes_to_exclude`, the fp16 `node_block_list`) and converts again. fp16 first blocks every layer
@@ -31,9 +32,9 @@ from graphmint.exporters._onnx_diagnosis import (
     feeders,
     fp16_range,
     ranked,
-    sqnr,
 )
 from graphmint.exporters.base import ExportContext, Precision
+from graphmint.exporters.snr import snr_db
 
 __all__ = ["CONVERSIONS", "Conversion", "keep_float", "name_nodes"]
 
@@ -218,7 +219,7 @@ def keep_float(
             reduced = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
             actual = [reduced.run(list(ctx.output_names), f) for f in feeds]
             snr = {
-                name: sqnr([e[i] for e in expected], [a[i] for a in actual])
+                name: snr_db([e[i] for e in expected], [a[i] for a in actual])
                 for i, name in enumerate(ctx.output_names)
             }
             diagnosis.snr_db.append({k: round(v, 2) for k, v in snr.items()})

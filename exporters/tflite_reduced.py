@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from graphmint.exporters._onnx_diagnosis import sqnr
 from graphmint.exporters._tf import serving_function, trackable
 from graphmint.exporters.base import ExportContext, Made, Precision, Route
+from graphmint.exporters.snr import snr_db
 from graphmint.exporters.tflite import BUILTINS, WITH_SELECT_TF_OPS, Convert
 
 #: rounds of the retry (one more layer kept in float each), and its aim above each output's budget
@@ -157,7 +157,7 @@ class KeepFloat(Quantized):
                 flatbuffer = plain
             actual = _outputs(flatbuffer, feeds, ctx.output_names)
             values = {
-                n: sqnr([e[i] for e in expected], [a[i] for a in actual])
+                n: snr_db([e[i] for e in expected], [a[i] for a in actual])
                 for i, n in enumerate(ctx.output_names)
             }
             snr.append({n: round(v, 2) for n, v in values.items()})

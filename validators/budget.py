@@ -5,7 +5,8 @@ or int8 artifact cannot be: it is held instead to a budget of how much it may pa
 measures that mean the same at any output scale:
 
 - `cosine`: the cosine similarity of the output with eager's, at least this;
-- `snr_db`: the signal-to-noise ratio, 10·log10(Σ eager² / Σ (artifact − eager)²), at least this (dB);
+- `snr_db`: the signal-to-noise ratio, 10·log10(Σ eager² / Σ (artifact − eager)²), at least this (dB;
+  exporters.snr);
 - `max_abs`: the largest |artifact − eager| as a fraction of max|eager|, at most this;
 - `topk` / `topk_agreement`: for classifier outputs, the share of rows whose eager arg-max class is
   among the artifact's `topk` largest, at least `topk_agreement` (gated only where set).
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from graphmint.exporters.base import Precision
+from graphmint.exporters.snr import SNR_EXACT_DB, snr_db
 
 __all__ = [
     "BUDGET_KEYS",
@@ -50,9 +52,6 @@ class Budget:
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
-
-#: the SNR recorded for an exact match (finite, so that JSON holds it; float64's own rounding is ~300 dB)
-SNR_EXACT_DB = 300.0
 
 #: the budget keys a config table may set
 BUDGET_KEYS = ("cosine", "snr_db", "max_abs", "topk", "topk_agreement")
@@ -140,9 +139,7 @@ def budget_values(actual: np.ndarray, expected: np.ndarray, topk: int = 1) -> Bu
     scale = float(np.max(np.abs(e)))
     unit = max(scale, float(np.max(np.abs(a))))
     a1, e1 = (a / unit, e / unit) if unit > 0 else (a, e)
-    noise, signal = float(np.sum((a1 - e1) ** 2)), float(np.sum(e1**2))
-    snr = SNR_EXACT_DB if noise == 0 else (10 * np.log10(signal / noise) if signal > 0 else float("-inf"))
-    snr = min(float(snr), SNR_EXACT_DB)
+    snr = snr_db(e, a)  # the retries of exporters._onnx_precision and tflite_reduced measure it too
     na, ne = float(np.linalg.norm(a1)), float(np.linalg.norm(e1))
     cosine = float(np.dot(a1, e1) / (na * ne)) if na > 0 and ne > 0 else (1.0 if na == ne else 0.0)
     with np.errstate(over="ignore"):  # |a - e| past float64's range: an infinite error

@@ -17,6 +17,12 @@ from graphmint.validators.isolated import IsolatedRunner, Live, Overrun
 from graphmint.validators.localize import first_divergence
 from graphmint.validators.results import ArtifactCheck, BudgetReached, Diagnosis, PointCheck, Stage, Status
 from graphmint.validators.tolerance import Criterion, Tolerance
+from graphmint.validators.verdict import (  # the verdict over runtimes, importable from here too
+    combine_checks,
+    cross_check_warnings,
+    diagnosis_of,
+    excused_cross_checks,
+)
 
 __all__ = [
     "Case",
@@ -261,71 +267,3 @@ def check_runtimes(
                     f"; at {cases[index].label} it {where}" if where.startswith("first") else f"; {where}"
                 )
     return checks
-
-
-def excused_cross_checks(checks: Sequence[ArtifactCheck], strict: bool) -> set[str]:
-    """The cross-check runtimes whose failure is a warning: the deployment runtime (the first) passed."""
-    if strict or not checks or checks[0].status != Status.PASSED:
-        return set()
-    return {
-        c.runner
-        for c in checks[1:]
-        if c.runner in CROSS_CHECK_RUNTIMES and c.status in (Status.FAILED, Status.ERROR)
-    }
-
-
-def cross_check_warnings(checks: Sequence[ArtifactCheck], strict: bool = False) -> list[str]:
-    """One line per cross-check runtime that could not run, or disagreed, while the deployment runtime
-    agreed with the eager model."""
-    excused = excused_cross_checks(checks, strict)
-    return [
-        f"{c.runner} (cross-check) {c.status} where {checks[0].runner} passed: {c.reason}"
-        for c in checks
-        if c.runner in excused
-    ]
-
-
-def combine_checks(checks: Sequence[ArtifactCheck], strict: bool = False) -> tuple[str, str, str]:
-    """(status, stage, reason) of an artifact over its runtimes: passed if every runtime that ran passed,
-    or only cross-check runtimes did not (they give warnings instead, unless `strict`).
-
-    A mismatch that appears with ONNX Runtime's graph optimizations on but not with them off is named
-    as such: it comes from a runtime fusion, not from the exporter.
-    """
-    excused = excused_cross_checks(checks, strict)
-    ran = [c for c in checks if c.status != Status.SKIPPED]
-    failing = [c for c in ran if c.status != Status.PASSED and c.runner not in excused]
-    if not ran:
-        return Status.ERROR, "load", "; ".join(f"{c.runner}: {c.reason}" for c in checks) or "no runtime ran"
-    if not failing:
-        return Status.PASSED, "", ""
-    reasons = []
-    for c in failing:
-        text = f"{c.runner}: {c.reason}"
-        if _fused(c, checks):
-            text = (
-                "only with ONNX Runtime graph optimizations on (ORT_ENABLE_ALL); with them disabled it "
-                f"passes, so a runtime fusion changes the numbers: {c.reason}"
-            )
-        reasons.append(text)
-    status = Status.ERROR if all(c.status == Status.ERROR for c in failing) else Status.FAILED
-    return status, failing[0].stage, "; ".join(reasons)
-
-
-def _fused(check: ArtifactCheck, checks: Sequence[ArtifactCheck]) -> bool:
-    """ONNX Runtime with graph optimizations fails where the same file without them passes."""
-    noopt = next((c for c in checks if c.runner == "onnxruntime-noopt"), None)
-    return check.runner == "onnxruntime" and noopt is not None and noopt.status == Status.PASSED
-
-
-def diagnosis_of(checks: Sequence[ArtifactCheck], strict: bool = False) -> Diagnosis:
-    """The kind of failure of an artifact over its runtimes (NONE where `combine_checks` passes it)."""
-    excused = excused_cross_checks(checks, strict)
-    failing = [
-        c for c in checks if c.status not in (Status.PASSED, Status.SKIPPED) and c.runner not in excused
-    ]
-    if not failing:
-        return Diagnosis.LOAD if all(c.status == Status.SKIPPED for c in checks) else Diagnosis.NONE
-    if _fused(failing[0], checks):
-        return Diagnosis.RUNTIME_FUSION
-    return failing[0].diagnosis or Diagnosis.NUMBERS

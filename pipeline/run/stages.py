@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import platform
 import shutil
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from graphmint.exporters import ROUTE_MODULES, ExportContext, Route, default_routes, get_route
-from graphmint.exporters.base import ExportState, clean_text
+from graphmint.exporters.base import ExportState, Precision, clean_text
 from graphmint.models.frameworks import Framework
 from graphmint.pipeline.errors import SpecError
 from graphmint.pipeline.publish.golden import write_golden
@@ -33,27 +32,15 @@ from graphmint.pipeline.run.reference import (
     vacuous_outputs,
     with_inputs,
 )
-from graphmint.pipeline.run.results import ModelResult, ModelSource, Rejected, RouteResult
-from graphmint.pipeline.run.verdicts import (
-    apply_known_failure,
-    data_dependent,
-    explainable,
-    unreduced,
-    unsupported,
-    vacuous,
-)
+from graphmint.pipeline.run.results import ModelResult, ModelSource, RouteResult
+from graphmint.pipeline.run.verdicts import explainable
 from graphmint.pipeline.spec.inputs import check_grid_budget
 from graphmint.pipeline.spec.loader import build_model, resolve_callable
 from graphmint.pipeline.spec.specs import ModelSpec
-from graphmint.validators.check import (
-    Case,
-    check_runtimes,
-    combine_checks,
-    cross_check_warnings,
-    diagnosis_of,
-    excused_cross_checks,
-)
-from graphmint.validators.results import Diagnosis, RouteDetails, Stage, Status
+from graphmint.validators.check import Case, check_runtimes
+from graphmint.validators.content import reduced_tensors
+from graphmint.validators.results import RouteDetails, Stage, Status
+from graphmint.validators.verdict import Attempt, Judging, Verdict, route_verdict
 
 __all__ = ["Cell", "Prepared", "RunOptions", "finish_model", "prepare_model", "resolve_routes", "run_model"]
 
@@ -130,9 +117,16 @@ def _fresh(path: Path) -> Path:
 
 
 def run_route(
-    route: Route, spec: ModelSpec, base: ExportContext, cases: Sequence[Case], root: Path, options: RunOptions
+    route: Route,
+    spec: ModelSpec,
+    base: ExportContext,
+    cases: Sequence[Case],
+    root: Path,
+    options: RunOptions,
+    judging: Judging,
 ) -> RouteResult:
-    """Try the route's strategies in order until one's artifact passes its check from disk."""
+    """Try the route's strategies in order until one's artifact passes its check from disk; the
+    route's verdict (validators.verdict) from what they did."""
     timeout_s, strict_runtimes = options.timeout_s, options.strict_runtimes
     export_timeout_s = options.export_timeout_s
     start = time.perf_counter()
@@ -152,17 +146,17 @@ def run_route(
     def tolerance_for(output: str, dtype: str) -> Any:
         return spec.tolerances.criterion(route.name, output, dtype, route.precision)
 
+    attempts: list[Attempt] = []
+    passed = False
     for index, (label, _) in enumerate(route.strategies):
         _fresh(workdir)
         exported = export_isolated(route, index, ctx, spec.ref, spec.seed, export_timeout_s)
         result.log += _log_section(f"export: {label}", exported.log)
-        if exported.state is ExportState.SKIPPED:
-            result.status, result.stage, result.reason = Status.SKIPPED, Stage.EXPORT, exported.reason
-            break
-        if exported.artifact is None:
-            result.rejected.append(Rejected(exporter=label, stage=Stage.EXPORT, reason=exported.reason))
-            result.status, result.stage = Status.ERROR, Stage.EXPORT
-            result.diagnosis = Diagnosis.TIMEOUT if exported.overran else Diagnosis.EXPORT
+        if exported.state is ExportState.SKIPPED or exported.artifact is None:
+            state = ExportState.SKIPPED if exported.state is ExportState.SKIPPED else ExportState.FAILED
+            attempts.append(Attempt(label, state, exported.reason, exported.overran))
+            if state is ExportState.SKIPPED:
+                break
             continue
         artifact = replace(exported.artifact, imports=(spec.ref.partition(":")[0],))
         try:
@@ -174,47 +168,37 @@ def run_route(
         facts = result.checks[0].facts.dump() if result.checks else {}
         made = {k: v for k, v in artifact.details.items() if v is not None}
         result.details = RouteDetails(**made, **facts)
-        status, stage, reason = combine_checks(result.checks, strict_runtimes)
-        if status == Status.PASSED and unreduced(route, artifact.path, result):
-            break
-        if status == Status.PASSED:
-            result.status, result.stage, result.runner = Status.PASSED, "", artifact.runner
-            result.diagnosis = Diagnosis.NONE
-            result.warnings = cross_check_warnings(result.checks, strict_runtimes)
-            result.excused = sorted(excused_cross_checks(result.checks, strict_runtimes))
+        attempt = Attempt(label, ExportState.EXPORTED, checks=result.checks, wrote=any(workdir.iterdir()))
+        if attempt.checks_pass(strict_runtimes) and route.precision != Precision.FP32 and artifact.path:
+            held = reduced_tensors(artifact.path)  # counted from disk: none reduced is unsupported
+            result.details.reduced_tensors = held
+            attempt = replace(attempt, reduced_tensors=held)
+        attempts.append(attempt)
+        passed = attempt.checks_pass(strict_runtimes) and attempt.reduced_tensors != 0
+        if passed:
+            result.runner = artifact.runner
             result.artifact = artifact.path.relative_to(root).as_posix() if artifact.path else None
             result.files = hash_files(root, workdir)
+        if attempt.ends(strict_runtimes):
             break
-        result.rejected.append(Rejected(exporter=label, stage=stage, reason=reason))
-        result.status, result.stage = status, stage
-        result.diagnosis = diagnosis_of(result.checks, strict_runtimes)
-    if result.status != Status.PASSED or not any(workdir.iterdir()):
-        shutil.rmtree(workdir, ignore_errors=True)
-        if result.status not in (Status.SKIPPED, Status.UNSUPPORTED):
-            result.reason = "; ".join(f"{r.exporter}: {r.reason}" for r in result.rejected)
-            if len(result.rejected) == 1:
-                result.reason = result.rejected[0].reason
-    elif result.rejected:
-        rejected = "; ".join(f"{r.exporter} rejected at {r.stage}: {r.reason}" for r in result.rejected)
-        result.reason = f"fallback used: {rejected}"
-    result = data_dependent(result)
-    if explainable(result, spec, options.explain):  # where the numbers part: the first diverging layer
-        job = ExplainContext(route, index, spec, base, cases[0], root, timeout_s, export_timeout_s)
-        found = explain(job, failed=result.status == Status.FAILED)
+
+    def explained(verdict: Verdict) -> str:
+        """Where the numbers part: the first diverging layer."""
+        if not explainable(verdict, result.check, route.name in spec.known_failures, options.explain):
+            return ""
+        job = ExplainContext(
+            route, len(attempts) - 1, spec, base, cases[0], root, timeout_s, export_timeout_s
+        )
+        found = explain(job, failed=verdict.status == Status.FAILED)
         if isinstance(found, Divergence):
             result.details.divergence = found.to_json()
-        line = found.line() if isinstance(found, Divergence) else found
-        result.reason = f"{result.reason}; {line}" if result.reason else line
+        return found.line() if isinstance(found, Divergence) else found
 
-    # the staging folder is gone once the run ends: name files by their place in the model folder
-    def relative(text: str) -> str:
-        return text.replace(f"{root}{os.sep}", "").replace(str(root), ".")
-
-    result.reason = relative(result.reason)
-    for rejected in result.rejected:
-        rejected.reason = relative(rejected.reason)
+    if not passed or not any(workdir.iterdir()):
+        shutil.rmtree(workdir, ignore_errors=True)
+    verdict = route_verdict(attempts, replace(judging, root=root), result.log, explained)
     result.seconds = time.perf_counter() - start
-    return apply_known_failure(spec, result)
+    return verdict.onto(result)
 
 
 def _log_section(title: str, text: str) -> str:
@@ -244,13 +228,18 @@ class Cell:
     def run(self, root: Path, options: RunOptions) -> RouteResult:
         """Export and check the route into `root/<route>`; the route's verdict."""
         route = get_route(self.framework, self.route)
-        result = unsupported(
-            route, run_route(route, self.spec, self.base, self.cases, root, options), self.required
+        judging = Judging(
+            route=route.name,
+            precision=route.precision,
+            unreduced=route.unreduced,
+            strict_runtimes=options.strict_runtimes,
+            strict=options.strict,
+            required=self.required,
+            known_failure=self.spec.known_failures.get(route.name),
+            vacuous=self.vacuous,
+            allow_fail=route.name in options.allow_fail,
         )
-        result.allowed_failure = (
-            result.status in (Status.FAILED, Status.ERROR) and route.name in options.allow_fail
-        )
-        return vacuous(result, self.vacuous, options.strict)
+        return run_route(route, self.spec, self.base, self.cases, root, options, judging)
 
 
 @dataclass
