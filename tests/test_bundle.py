@@ -210,6 +210,7 @@ def test_manifests_round_trip_through_their_types_byte_for_byte(
     it is the same bytes, and it says which schema it follows."""
     from graphmint.pipeline.publish.manifest import (
         SCHEMA_VERSION,
+        ModelManifest,
         read_bundle_manifest,
         read_model_manifest,
     )
@@ -218,6 +219,7 @@ def test_manifests_round_trip_through_their_types_byte_for_byte(
     for folder in folders:
         text = (folder / "manifest.json").read_text()
         assert read_model_manifest(folder).text() == text, folder.name
+        ModelManifest.model_validate(json.loads(text))  # the write schema: no undeclared key anywhere
         assert json.loads(text)["schema_version"] == SCHEMA_VERSION
     for bundle in bundles:
         text = (bundle / BUNDLE_MANIFEST).read_text()

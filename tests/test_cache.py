@@ -91,3 +91,37 @@ def test_unchanged_models_come_from_the_cache_and_a_touched_one_runs_again(
     assert main(["cache", "clear"]) == 0
     assert "removed 4 cached model run(s)" in capsys.readouterr().out
     assert run() == {"a": False, "b": False}
+
+
+def test_what_bench_records_survives_a_run_from_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bench records the recommendation (and the optimized ONNX route) into a published folder; a
+    following run with nothing changed publishes from the cache, and keeps both."""
+    from graphmint.pipeline.bench.command import run_bench
+    from graphmint.pipeline.bench.measure import StabilityRule
+    from graphmint.pipeline.bench.results import BenchOptions
+    from graphmint.pipeline.bench.run import OPTIMIZED
+    from graphmint.pipeline.publish.manifest import read_model_manifest
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "net_c.py").write_text(NET.format(name="c", helper=""))
+    spec = make_model_spec(name="c", ref="net_c:build", inputs=["x:float32[batch,4]"], routes=["onnx"])
+    options = RunOptions(out=tmp_path / "out")
+    [first] = run_models([spec], options)
+    assert first.published and not first.cached
+    quick = StabilityRule(window_requests=3, window_s=0.02, min_windows=3, max_windows=4, warmup_requests=2)
+    [bench] = run_bench(tmp_path / "out", None, BenchOptions(rule=quick, batches=(1,)), echo=lambda _: None)
+    recorded = read_model_manifest(tmp_path / "out" / "c")
+    assert bench.recommended is not None and recorded.recommended is not None
+    assert OPTIMIZED in [r.route for r in recorded.routes]
+
+    built = len(_calls(tmp_path))  # bench builds the model too, for its eager figures
+    [again] = run_models([spec], options)
+    assert again.cached and len(_calls(tmp_path)) == built  # from the cache: the model did not run
+    kept = read_model_manifest(tmp_path / "out" / "c")
+    assert kept.recommended == recorded.recommended
+    assert [r.route for r in kept.routes] == [r.route for r in recorded.routes]
+    assert again.recommended == recorded.recommended  # the run's own result (its reports) too
