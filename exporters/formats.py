@@ -271,7 +271,8 @@ FORMATS.register(
             RunnerSpec("torchscript", f"{_V}.torchscript:TorchScriptRunner"),
             RunnerSpec("torchscript-cuda", f"{_V}.torchscript:TorchScriptCudaRunner", device=Device.CUDA),
         ),
-        executes_code="a TorchScript archive can run code when loaded (a pickle archive and TorchScript code)",
+        executes_code="a TorchScript archive can run code when loaded "
+        "(a pickle archive and TorchScript code)",
         packages={"torch": _TORCH},
         preload={"torch": ("torch",)},
         serving=(
@@ -292,7 +293,8 @@ FORMATS.register(
                 "torch-export-cuda", f"{_V}.torch_export:ExportedProgramCudaRunner", device=Device.CUDA
             ),
         ),
-        executes_code="a .pt2 can run code when loaded (pickles, and Python in its symbolic sizes and guards)",
+        executes_code="a .pt2 can run code when loaded "
+        "(pickles, and Python in its symbolic sizes and guards)",
         # torchao's PT2E quantizer decides what a pt2e-int8 program holds
         packages={"torch": (*_TORCH, "torchao")},
         preload={"torch": ("torch", "torch.export")},
