@@ -10,8 +10,7 @@ from graphmint.exporters.base import ExportContext, Route
 
 class AotCompile(TorchExporter):
     tool = "torch._inductor.aoti_compile_and_package"
-    runner = "aot-inductor"
-    filename = "model.pt2"
+    format = "aot-inductor"
 
     def export(self, ctx: ExportContext, path: Path | None) -> None:
         from torch._inductor import aoti_compile_and_package
@@ -23,7 +22,6 @@ ROUTE = Route(
     name="aot-inductor",
     framework="torch",
     strategies=(("aoti_compile_and_package", AotCompile()),),
-    runner="aot-inductor",
     default=False,
     description="AOTInductor-compiled package (.pt2), reloaded with aoti_load_package (slow)",
 )

@@ -5,6 +5,8 @@ failure instead of raising it. `Exporter` owns that skeleton (capture what the t
 logs, turn an exception into a one-line reason, label the artifact with the exporter's version); a
 route module only implements `Exporter.export`. A `Route` is an ordered fallback chain of
 strategies; the pipeline tries them in turn and records why each rejected candidate was rejected.
+An exporter names the format it writes (exporters.formats); its runner and file name, and its route's
+runner, follow from that format, and one that contradicts it raises FormatError at import.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+
+from graphmint.exporters.formats import FORMATS, FormatError
 
 __all__ = [
     "Artifact",
@@ -163,10 +167,28 @@ class Exporter(ABC):
     tool: ClassVar[str]
     #: the distribution whose version labels the artifact ("torch", "tensorflow", "tf2onnx")
     package: ClassVar[str]
-    #: the runner that loads the artifact
+    #: the format `export` writes, a name in exporters.formats.FORMATS
+    format: ClassVar[str]
+    #: the runner that loads the artifact: the format's deploying runner, unless the class names another
     runner: ClassVar[str]
-    #: the file (or folder) `export` writes in the work folder; None for a route that leaves no file
+    #: the file (or folder) `export` writes in the work folder: the format's, unless the class names
+    #: another; None for a format that leaves no file
     filename: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__
+        if "format" not in own and "runner" not in own:
+            return  # a shared base (TorchExporter), or a strategy that keeps its parent's format
+        if not hasattr(cls, "format"):
+            raise FormatError(f"exporter {cls.__qualname__} names a runner but no format")
+        fmt = FORMATS[cls.format]
+        cls.runner = own.get("runner", fmt.runner)
+        fmt.check_deploys(cls.runner, f"exporter {cls.__qualname__}")
+        if "filename" not in own:
+            cls.filename = fmt.filename
+        elif (own["filename"] is None) != fmt.in_process:
+            raise FormatError(f"exporter {cls.__qualname__}: {own['filename']!r} is no {fmt.name} file")
 
     @abstractmethod
     def export(self, ctx: ExportContext, path: Path | None) -> Made | None:
@@ -223,13 +245,18 @@ class Precision(StrEnum):
 
 @dataclass(frozen=True)
 class Route:
-    """A named static form: its framework, fallback chain of strategies, and the runner that checks it."""
+    """A named static form: its framework, fallback chain of strategies, and the runner that checks it.
+
+    `format` is what its strategies write (each declares it); `runner` is that format's deploying
+    runner unless the route names another of its deploying runners. A route whose strategies write
+    different formats, or whose runner or `in_process` contradicts its format, raises FormatError.
+    """
 
     name: str
     framework: str
     #: (candidate name, strategy), in the order they are tried
     strategies: tuple[tuple[str, Strategy], ...]
-    runner: str
+    runner: str = ""
     default: bool = True
     description: str = ""
     #: True for routes that leave no file and are checked on the object the exporter made; they run in
@@ -239,6 +266,26 @@ class Route:
     precision: Precision = Precision.FP32
     #: why the converter may leave a reduced-precision file with nothing reduced, where that is known
     unreduced: str = ""
+    #: the format its artifact has (exporters.formats), from its strategies' own declarations
+    format: str = ""
+
+    def __post_init__(self) -> None:
+        who = f"route {self.framework}/{self.name}"
+        declared = {f for _, s in self.strategies if (f := getattr(s, "format", None))} | {self.format} - {""}
+        if len(declared) != 1:
+            what = f"formats {sorted(declared)}" if declared else "no format"
+            raise FormatError(f"{who}: its strategies write {what}; a route writes one format")
+        fmt = FORMATS[declared.pop()]
+        runner = self.runner or fmt.runner
+        fmt.check_deploys(runner, who)
+        for label, strategy in self.strategies:
+            own = getattr(strategy, "runner", runner)
+            if own != runner:
+                raise FormatError(f"{who}: strategy {label!r} is loaded by {own!r}, the route by {runner!r}")
+        if self.in_process != fmt.in_process:
+            raise FormatError(f"{who}: in_process={self.in_process}, format {fmt.name!r}: {fmt.description}")
+        object.__setattr__(self, "format", fmt.name)
+        object.__setattr__(self, "runner", runner)
 
 
 #: terminal colour and cursor codes (torch.export and Dynamo colour some of their messages)

@@ -24,8 +24,7 @@ class Reduced(Exporter):
     """The float32 file from `base` (a strategy of the framework's onnx route), then `conversion`."""
 
     package = "onnxruntime"
-    runner = "onnxruntime"
-    filename = "model.onnx"
+    format = "onnx"
 
     def __init__(self, base: Exporter, conversion: Conversion, rounds: int) -> None:
         self.base, self.conversion, self.rounds = base, conversion, rounds
@@ -68,7 +67,6 @@ def _route(framework: str, base: Route, conversion: str) -> Route:
         name=f"onnx-{conversion}",
         framework=framework,
         strategies=strategies,
-        runner="onnxruntime",
         default=False,
         description=f"ONNX {conv.precision} ({conv.tool}) in ONNX Runtime, judged by its accuracy budget",
         precision=conv.precision,

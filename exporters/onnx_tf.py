@@ -171,8 +171,7 @@ def _name_interface(model: Any, ctx: ExportContext) -> None:
 class Convert(TfExporter):
     tool = "tf2onnx.convert.from_function"
     package = "tf2onnx"
-    runner = "onnxruntime"
-    filename = "model.onnx"
+    format = "onnx"
 
     def export(self, ctx: ExportContext, path: Path | None) -> Made:
         import onnx
@@ -198,6 +197,5 @@ ROUTE = Route(
     name="onnx",
     framework="tensorflow",
     strategies=(("tf2onnx", Convert()),),
-    runner="onnxruntime",
     description="ONNX via tf2onnx.convert.from_function, run in ONNX Runtime",
 )

@@ -26,8 +26,7 @@ class OnnxExport(TorchExporter):
     """torch.onnx.export with the context's names, into `model.onnx`."""
 
     tool = "torch.onnx.export"
-    runner = "onnxruntime"
-    filename = "model.onnx"
+    format = "onnx"
 
     def __init__(self, dynamo: bool) -> None:
         self.dynamo = dynamo
@@ -66,6 +65,5 @@ ROUTE = Route(
     name="onnx",
     framework="torch",
     strategies=(("dynamo", export_dynamo), ("torchscript", export_torchscript)),
-    runner="onnxruntime",
     description="ONNX via torch.onnx (dynamo, falling back to TorchScript), run in ONNX Runtime",
 )

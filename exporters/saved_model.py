@@ -12,8 +12,7 @@ SIGNATURE = "serving_default"
 
 class Save(TfExporter):
     tool = "tf.saved_model.save"
-    runner = "saved-model"
-    filename = "model.savedmodel"
+    format = "saved-model"
 
     def export(self, ctx: ExportContext, path: Path | None) -> Made:
         import tensorflow as tf
@@ -28,6 +27,5 @@ ROUTE = Route(
     name="saved-model",
     framework="tensorflow",
     strategies=(("tf.saved_model.save", Save()),),
-    runner="saved-model",
     description="SavedModel with a named serving_default signature, reloaded in a fresh process",
 )

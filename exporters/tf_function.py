@@ -10,7 +10,7 @@ from graphmint.exporters.base import ExportContext, Made, Route
 
 class ConcreteFunction(TfExporter):
     tool = "tf.function(input_signature=...).get_concrete_function()"
-    runner = "tf-in-process"
+    format = "tf-function"
 
     def export(self, ctx: ExportContext, path: Path | None) -> Made:
         return Made(in_process=serving_function(ctx).get_concrete_function())
@@ -20,7 +20,6 @@ ROUTE = Route(
     name="tf-function",
     framework="tensorflow",
     strategies=(("tf.function", ConcreteFunction()),),
-    runner="tf-in-process",
     description="concrete tf.function traced with dynamic dims as None, checked in-process: it has no file",
     in_process=True,
 )

@@ -41,8 +41,7 @@ class Convert(TfExporter):
     set has is a skip with the converter's reason, not a failure."""
 
     tool = "tf.lite.TFLiteConverter"
-    runner = "tflite"
-    filename = "model.tflite"
+    format = "tflite"
 
     def __init__(self, ops: tuple[str, ...], skip_unsupported: bool) -> None:
         self.ops, self.skip_unsupported = ops, skip_unsupported
@@ -85,6 +84,5 @@ ROUTE = Route(
         ("builtins", Convert(BUILTINS, skip_unsupported=False)),
         ("builtins+select-tf-ops", Convert(WITH_SELECT_TF_OPS, skip_unsupported=True)),
     ),
-    runner="tflite",
     description="TFLite flatbuffer (builtin ops, else with Select TF ops), run in the TFLite interpreter",
 )

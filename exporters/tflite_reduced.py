@@ -223,7 +223,6 @@ def _route(kind: str, precision: Precision, what: str, unreduced: str = "") -> R
         name=f"tflite-{kind}",
         framework="tensorflow",
         strategies=strategies,
-        runner="tflite",
         default=False,
         description=f"TFLite {what}, run in the TFLite interpreter, judged by its accuracy budget",
         precision=precision,

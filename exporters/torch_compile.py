@@ -51,7 +51,7 @@ def _compiled(ctx: ExportContext, module: Any, unbacked: bool, graphs: int) -> A
 
 class Compile(TorchExporter):
     tool = "torch.compile(backend='inductor', dynamic=True)"
-    runner = "torch-in-process"
+    format = "torch-compile"
 
     def export(self, ctx: ExportContext, path: Path | None) -> Made:
         import torch
@@ -88,7 +88,6 @@ ROUTE = Route(
     name="torch-compile",
     framework="torch",
     strategies=(("torch.compile", Compile()),),
-    runner="torch-in-process",
     description="torch.compile (Inductor), compiled in-process on the example and checked there: no file",
     in_process=True,
 )

@@ -10,8 +10,7 @@ from graphmint.exporters.base import ExportContext, Route
 
 class TorchExportSave(TorchExporter):
     tool = "torch.export.export"
-    runner = "torch-export"
-    filename = "model.pt2"
+    format = "torch-export"
 
     def export(self, ctx: ExportContext, path: Path | None) -> None:
         import torch
@@ -23,6 +22,5 @@ ROUTE = Route(
     name="torch-export",
     framework="torch",
     strategies=(("torch.export", TorchExportSave()),),
-    runner="torch-export",
     description="torch.export ExportedProgram (.pt2), reloaded with torch.export.load",
 )

@@ -19,8 +19,7 @@ from graphmint.exporters.base import ExportContext, Made, NotApplicable, Precisi
 
 class Pt2eInt8(TorchExporter):
     tool = "torchao.quantization.pt2e(X86InductorQuantizer)"
-    runner = "torch-export"
-    filename = "model.pt2"
+    format = "torch-export"
 
     def export(self, ctx: ExportContext, path: Path | None) -> Made:
         import torch
@@ -51,7 +50,6 @@ ROUTE = Route(
     name="pt2e-int8",
     framework="torch",
     strategies=(("prepare_pt2e+convert_pt2e", Pt2eInt8()),),
-    runner="torch-export",
     default=False,
     description="int8 by PT2E quantization (torchao, x86 Inductor quantizer) through torch.export (.pt2), "
     "judged by its accuracy budget",

@@ -10,8 +10,7 @@ from graphmint.exporters.base import ExportContext, NotApplicable, Route, first_
 
 class Script(TorchExporter):
     tool = "torch.jit.script"
-    runner = "torchscript"
-    filename = "model.pt"
+    format = "torchscript"
 
     def export(self, ctx: ExportContext, path: Path | None) -> None:
         import torch
@@ -27,6 +26,5 @@ ROUTE = Route(
     name="torchscript-script",
     framework="torch",
     strategies=(("torch.jit.script", Script()),),
-    runner="torchscript",
     description="TorchScript by scripting (torch.jit.script), reloaded with torch.jit.load",
 )

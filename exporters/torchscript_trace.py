@@ -10,8 +10,7 @@ from graphmint.exporters.base import ExportContext, Route
 
 class Trace(TorchExporter):
     tool = "torch.jit.trace"
-    runner = "torchscript"
-    filename = "model.pt"
+    format = "torchscript"
 
     def export(self, ctx: ExportContext, path: Path | None) -> None:
         import torch
@@ -24,6 +23,5 @@ ROUTE = Route(
     name="torchscript-trace",
     framework="torch",
     strategies=(("torch.jit.trace", Trace()),),
-    runner="torchscript",
     description="TorchScript by tracing (torch.jit.trace), reloaded with torch.jit.load",
 )

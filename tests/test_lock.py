@@ -164,13 +164,14 @@ def test_pyproject_ranges_admit_the_locked_versions() -> None:
 
 
 def test_environment_is_the_lock() -> None:
-    """What `make` installed is the lock, and the manifest's "versions" (the frameworks' packages)
+    """What `make` installed is the lock, and the manifest's "versions" (the packages of the formats)
     are versions of the lock."""
     import pytest
 
     if Path(sys.prefix).resolve() != (ROOT / ".venv").resolve():
         pytest.skip(f"running in {sys.prefix}, not make's .venv: the lock does not describe it")
-    from graphmint.models.frameworks import FRAMEWORKS, get_framework
+    from graphmint.exporters.formats import packages_for
+    from graphmint.models.frameworks import FRAMEWORKS, package_versions
 
     locked = locked_versions()
     problems = []
@@ -183,7 +184,7 @@ def test_environment_is_the_lock() -> None:
         if installed != version:
             problems.append(f"{name} {installed} is installed, the lock has {version}")
     for framework in FRAMEWORKS:
-        for name, version in get_framework(framework).versions().items():
+        for name, version in package_versions(*packages_for(framework)).items():
             if locked.get(_canonical(name)) != version:
                 problems.append(f"manifest versions ({framework}): {name} {version} is not the lock's")
     assert not problems, "the environment is not requirements.lock (run `make`):\n" + "\n".join(problems)

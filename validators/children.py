@@ -37,6 +37,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from graphmint.exporters.base import first_line
+from graphmint.exporters.formats import preload_for
 from graphmint.validators._lifeline import forkserver_gone, run_temp_dir, start_forkserver
 
 __all__ = ["Child", "ChildError", "ChildPool", "default_pool", "import_ref"]
@@ -53,11 +54,9 @@ BASE_PRELOAD = (
     "graphmint.validators",
     "graphmint.pipeline.spec.loader",
 )
-#: heavy modules worth preloading, per framework (the top-level module that names it)
-FRAMEWORK_PRELOAD = {
-    "torch": ("torch", "torch.export", "torch._dynamo", "torch.onnx", "onnxscript"),
-    "tensorflow": ("tensorflow", "keras", "tf2onnx"),
-}
+#: heavy modules worth preloading, per framework (the top-level module that names it): what its
+#: formats' exporters and runners import (exporters.formats)
+FRAMEWORK_PRELOAD = preload_for()
 #: tries to start a child when the forkserver dies under it (a SIGKILL from outside starts it again)
 _START_ATTEMPTS = 3
 #: the frame faulthandler names first: the one running when the signal came

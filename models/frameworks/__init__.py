@@ -76,8 +76,6 @@ class Framework(ABC):
     """What the pipeline needs from a deep-learning framework."""
 
     name: str
-    #: distributions reported in the manifest's "versions"
-    packages: tuple[str, ...]
 
     @abstractmethod
     def owns(self, obj: Any) -> bool:
@@ -118,9 +116,6 @@ class Framework(ABC):
     def run_float64(self, model: Any, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run a `float64_copy` on the float inputs widened to float64."""
         return self.run_eager(model, widen(feeds))
-
-    def versions(self) -> dict[str, str]:
-        return package_versions(*self.packages)
 
 
 #: name -> (adapter "module:class", top-level modules whose import means user code may hold its models)

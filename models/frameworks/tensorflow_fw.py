@@ -152,7 +152,6 @@ def _as_float64(config: Any) -> Any:
 
 class TensorFlowFramework(Framework):
     name = "tensorflow"
-    packages = ("tensorflow-cpu", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "numpy")
 
     def owns(self, obj: Any) -> bool:
         import keras

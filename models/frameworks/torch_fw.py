@@ -88,7 +88,6 @@ def call_bound(
 
 class TorchFramework(Framework):
     name = "torch"
-    packages = ("torch", "onnx", "onnxscript", "onnxruntime", "numpy")
 
     def owns(self, obj: Any) -> bool:
         import torch

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, ValidationError
 
+from graphmint.exporters.formats import result_packages
 from graphmint.pipeline.errors import UsageError
 from graphmint.validators.results import FileEntry, Record, RelPath, RouteResult, json_default
 
@@ -55,20 +56,9 @@ def _version() -> str:
 #: pyproject.toml's version, as installed
 GRAPHMINT_VERSION = _version()
 
-#: the packages whose versions decide what graphmint measures (results, cache keys, bench figures)
-RESULT_PACKAGES = (
-    "torch",
-    "tensorflow",
-    "tensorflow-cpu",
-    "keras",
-    "onnx",
-    "onnxruntime",
-    "onnxscript",
-    "tf2onnx",
-    "numpy",
-    "transformers",
-    "keras-hub",
-)
+#: the packages whose versions decide what graphmint measures (results, cache keys, bench figures):
+#: every run's, then every format's (exporters.formats)
+RESULT_PACKAGES = result_packages()
 
 
 def installed_versions(packages: tuple[str, ...] = RESULT_PACKAGES) -> dict[str, str]:

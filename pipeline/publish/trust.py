@@ -5,11 +5,12 @@ rewrite it: they rewrite the hashes too. A detached Ed25519 signature over the m
 (`manifest.json.sig`, `MANIFEST.json.sig`) says who published it; as the manifest lists every file's
 sha256, a valid signature covers every artifact byte once the files are re-hashed.
 
-Some formats run code when they are loaded (`executes_code_on_load`): a .pt2 may hold pickles, an
-AOTInductor package a shared library, TorchScript a pickle archive and code, a SavedModel graph ops
-that read and write files. `trust_decision` says whether such a file may be loaded: when the manifest
-verifies with a key the user configured (GRAPHMINT_VERIFY_KEY), or when the user passed --trust.
-ONNX and TFLite files are data, and load either way.
+Some formats run code when they are loaded (`executes_code_on_load`, which each format's entry in
+exporters.formats answers): a .pt2 may hold pickles, an AOTInductor package a shared library,
+TorchScript a pickle archive and code, a SavedModel graph ops that read and write files.
+`trust_decision` says whether such a file may be loaded: when the manifest verifies with a key the
+user configured (GRAPHMINT_VERIFY_KEY), or when the user passed --trust. ONNX and TFLite files are
+data, and load either way.
 
 Keys are PEM files: an unencrypted PKCS#8 private key (mode 0600) and a SubjectPublicKeyInfo public
 key. A key's id is the sha256 of its 32 raw public bytes, in hex.
@@ -26,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from graphmint.exporters import ROUTE_MODULES, get_route
+from graphmint.exporters.formats import FORMATS, Format
 from graphmint.pipeline.errors import UsageError
 from graphmint.validators.base import UnsafeArtifactError
 
@@ -282,53 +285,27 @@ def verify_manifest(manifest_path: Path, public_key_path: Path) -> None:
 
 # --- formats that run code, and the decision to load them -------------------------------------------
 
-_TORCHSCRIPT = "a TorchScript archive can run code when loaded (a pickle archive and TorchScript code)"
-_PT2 = "a .pt2 can run code when loaded (pickles, and Python in its symbolic sizes and guards)"
-_AOTI = "an AOTInductor package runs code when loaded (it holds a compiled shared library)"
-_SAVED_MODEL = "a SavedModel can run code when loaded (its graph ops can read and write files)"
 
-#: runner and route names -> why their files can run code when loaded; None: a data format, or a
-#: route with no file (checked in-process on the object the exporter made, nothing is loaded from disk)
-_CODE_ON_LOAD: dict[str, str | None] = {
-    # runners (validators.RUNNERS): the runner is what loads the file, so it is the name to ask about
-    "onnxruntime": None,
-    "onnxruntime-noopt": None,
-    "onnxruntime-cuda": None,
-    "onnx-reference": None,
-    "tflite": None,
-    "torchscript": _TORCHSCRIPT,
-    "torchscript-cuda": _TORCHSCRIPT,
-    "torch-export": _PT2,
-    "torch-export-cuda": _PT2,
-    "aot-inductor": _AOTI,
-    "saved-model": _SAVED_MODEL,
-    "saved-model-signature": _SAVED_MODEL,
-    "torch-in-process": None,
-    "tf-in-process": None,
-    # routes (exporters' Route.name) that are not also runner names
-    "onnx": None,
-    "torchscript-trace": _TORCHSCRIPT,
-    "torchscript-script": _TORCHSCRIPT,
-    "torch-compile": None,
-    "tf-function": None,
-    "onnx-fp16": None,
-    "onnx-int8-dynamic": None,
-    "onnx-int8-static": None,
-    "tflite-fp16": None,
-    "tflite-int8-dynamic": None,
-    "tflite-int8": None,
-    "pt2e-int8": _PT2,
-}
+def _format_of(runner_or_route: str) -> Format | None:
+    """The format a runner loads, or a route (of any framework) writes; None for a name neither."""
+    fmt = FORMATS.of_runner(runner_or_route)
+    if fmt is not None:
+        return fmt
+    route = next((get_route(fw, n) for fw, n in ROUTE_MODULES if n == runner_or_route), None)
+    return FORMATS[route.format] if route is not None else None
 
 
 def executes_code_on_load(runner_or_route: str) -> str | None:
     """Why files that runner loads (or that route writes) can run code when loaded; None for data.
 
-    ONNX and TFLite are data formats (ONNX external data that points outside its folder is refused
-    where the file is loaded). A name graphmint does not know is treated as able to run code.
+    The answer is the format's (exporters.formats): ONNX and TFLite are data formats (ONNX external
+    data that points outside its folder is refused where the file is loaded), and a route with no file
+    is checked in-process on the object the exporter made. A name graphmint does not know is treated
+    as able to run code.
     """
-    if runner_or_route in _CODE_ON_LOAD:
-        return _CODE_ON_LOAD[runner_or_route]
+    fmt = _format_of(runner_or_route)
+    if fmt is not None:
+        return fmt.executes_code
     return (
         f"{runner_or_route!r} is not a format graphmint knows to be data only, so it may run code when loaded"
     )

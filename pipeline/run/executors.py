@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from graphmint.exporters import get_route
+from graphmint.exporters.formats import FORMATS
 from graphmint.pipeline.errors import UsageError
 from graphmint.pipeline.publish.staging import Staging
 from graphmint.pipeline.run.cache import lookup
@@ -42,7 +43,6 @@ from graphmint.pipeline.run.results import ModelResult, RouteResult
 from graphmint.pipeline.run.stages import Cell, Prepared, RunOptions, finish_model, prepare_model, run_model
 from graphmint.pipeline.spec.loader import resolve_callable
 from graphmint.pipeline.spec.specs import ModelSpec
-from graphmint.validators import runtimes_for
 from graphmint.validators.children import default_pool
 from graphmint.validators.results import Stage, Status
 
@@ -124,8 +124,8 @@ class RayExecutor:
         self.threads = ThreadPoolExecutor(max(1, jobs), thread_name_prefix="graphmint-ray")
 
     def _wants_gpu(self, cell: Cell) -> bool:
-        runner = get_route(cell.framework, cell.route).runner
-        return self.gpus and any(r.endswith("-cuda") for r in runtimes_for(runner))
+        """Whether the cell's format has a runner on a CUDA device (exporters.formats)."""
+        return self.gpus and FORMATS[get_route(cell.framework, cell.route).format].wants_gpu
 
     def _gather(self, cell: Cell, root: Path, options: RunOptions, progress: Progress) -> RouteResult:
         progress.route_started(cell.spec.name, cell.route)

@@ -12,7 +12,8 @@ from typing import Any, Literal
 
 from graphmint.exporters import ROUTE_MODULES, ExportContext, Route, default_routes, get_route
 from graphmint.exporters.base import ExportState, Precision, clean_text
-from graphmint.models.frameworks import Framework
+from graphmint.exporters.formats import packages_for
+from graphmint.models.frameworks import Framework, package_versions
 from graphmint.pipeline.errors import SpecError
 from graphmint.pipeline.publish.golden import write_golden
 from graphmint.pipeline.publish.manifest import GRAPHMINT_VERSION, write_model_manifest
@@ -287,7 +288,8 @@ def prepare_model(
     routes, elsewhere = resolve_routes(spec, framework, options.routes)
     eager = eager or eager_run(spec, framework, model, options.timeout_s)
     cases = cases_of(spec, eager)
-    versions = {"graphmint": GRAPHMINT_VERSION, "python": platform.python_version(), **framework.versions()}
+    versions = {"graphmint": GRAPHMINT_VERSION, "python": platform.python_version()}
+    versions |= package_versions(*packages_for(framework.name))  # what decides its formats
     result = ModelResult(
         name=spec.name,
         framework=framework.name,

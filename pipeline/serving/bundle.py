@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from graphmint.exporters.formats import FORMATS
 from graphmint.pipeline.errors import UsageError
 from graphmint.pipeline.publish.manifest import (
     BundleManifest,
@@ -48,12 +49,9 @@ from graphmint.validators.results import Status
 __all__ = ["BUNDLE_MANIFEST", "BundleCheck", "package_bundle", "verify_bundle"]
 
 BUNDLE_MANIFEST = "MANIFEST.json"
-#: Triton entries: (suffix, platform, the routes that can fill it in order of preference, file name)
-_TRITON_ENTRIES = (
-    ("onnx", "onnxruntime_onnx", ("onnx", "onnx-optimized"), "model.onnx"),
-    ("torchscript", "pytorch_libtorch", ("torchscript-trace", "torchscript-script"), "model.pt"),
-    ("savedmodel", "tensorflow_savedmodel", ("saved-model",), "model.savedmodel"),
-)
+#: Triton entries, each format's (exporters.formats): (suffix, platform, the routes that can fill it in
+#: order of preference, file name)
+_TRITON_ENTRIES = tuple((s.entry, s.platform, s.routes, s.filename) for f in FORMATS for s in f.serving)
 
 
 def _copy(source: Path, target: Path) -> None:

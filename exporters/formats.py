@@ -1,0 +1,361 @@
+"""Artifact formats: one entry per format, holding everything graphmint must know about it.
+
+A `Format` is what a route writes and a runner loads: an ONNX file, a TorchScript archive, a
+torch.export .pt2, an AOTInductor package, a SavedModel, a TFLite flatbuffer, or one of the in-process
+forms with no file (torch.compile, tf.function). Its entry says which runners check it (each with its
+role: the runtime it deploys on, a cross-check's second opinion, or one hosted inside another runner's
+child) and on which device, whether loading a file of it can run code, where Triton serves it, the
+packages whose versions decide its results, and what a child process imports before it loads one.
+
+Every table that used to be kept per name is a view of `FORMATS`: the validators' runner table and
+runtimes (`validators.RUNNERS`, `RUNTIMES`, `CROSS_CHECK_RUNTIMES`), the trust answer
+(`pipeline.publish.trust.executes_code_on_load`), the serving bundle's Triton entries, the packages in
+the cache key and the manifest (`result_packages`, `packages_for`), the GPU a Ray task asks for, and
+the modules a child's forkserver preloads (`preload_for`). An exporter names its format
+(`Exporter.format`) and a `Route` derives its runner from it. An entry that contradicts itself or
+another raises `FormatError` when it is registered, at import. Runner classes are named as
+"module:class" strings: nothing here imports a framework.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+__all__ = [
+    "EVERY_RUN_PACKAGES",
+    "FORMATS",
+    "Device",
+    "Format",
+    "FormatError",
+    "FormatRegistry",
+    "Role",
+    "RunnerSpec",
+    "Serving",
+    "packages_for",
+    "preload_for",
+    "result_packages",
+]
+
+#: packages whose versions decide every run, whatever its formats: the arrays compared, the content
+#: checks' ONNX reader, and the model libraries the zoo builds from
+EVERY_RUN_PACKAGES = ("numpy", "onnx", "transformers", "keras-hub")
+
+
+class FormatError(ValueError):
+    """A format registration, exporter or route that contradicts itself or the registry."""
+
+
+class Role(StrEnum):
+    #: the runtime the artifact is deployed on: a failure there fails the route
+    DEPLOY = "deploy"
+    #: a second opinion on the file: where it cannot run a graph, or disagrees while a deployment
+    #: runtime agrees with the eager model, that is a warning about it, not a failure (unless strict)
+    CROSS_CHECK = "cross-check"
+    #: loaded inside another runner's child (validators.isolated); never named by a manifest
+    HOSTED = "hosted"
+
+
+class Device(StrEnum):
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
+@dataclass(frozen=True)
+class RunnerSpec:
+    """One runner of a format: its name (as manifests record it), its class, role and device."""
+
+    name: str
+    #: "module:class" of its validators.base.Runner subclass, imported only when it runs
+    ref: str
+    role: Role = Role.DEPLOY
+    device: Device = Device.CPU
+
+
+@dataclass(frozen=True)
+class Serving:
+    """A Triton entry a format fills: `<model>_<entry>/1/<filename>` with `platform`."""
+
+    entry: str
+    platform: str
+    filename: str
+    #: the routes whose artifact can fill it, in order of preference
+    routes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Format:
+    """Everything graphmint knows about one artifact format."""
+
+    name: str
+    description: str
+    #: the file (or folder) a route of this format writes; None for a form checked in-process
+    filename: str | None
+    #: its runners, in the order an artifact is checked; the first deploys it and routes name it
+    runners: tuple[RunnerSpec, ...]
+    #: why loading a file of it can run code; None for a data format, or one with no file to load
+    executes_code: str | None
+    #: per framework whose routes write it: the packages whose versions decide its results
+    packages: Mapping[str, tuple[str, ...]]
+    #: per framework whose routes write it: modules a child imports before it exports or loads one
+    preload: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    serving: tuple[Serving, ...] = ()
+
+    @property
+    def runner(self) -> str:
+        """The runner a route of this format names: the first, which deploys it."""
+        return self.runners[0].name
+
+    @property
+    def in_process(self) -> bool:
+        """Checked in the pipeline's process on the object the exporter made: there is no file."""
+        return self.filename is None
+
+    @property
+    def devices(self) -> frozenset[Device]:
+        return frozenset(r.device for r in self.runners)
+
+    @property
+    def wants_gpu(self) -> bool:
+        """Whether one of its runners runs on a CUDA device (a task checking it should get a GPU)."""
+        return Device.CUDA in self.devices
+
+    def check_deploys(self, runner: str, who: str) -> None:
+        """Raise FormatError, naming `who`, unless `runner` is one that deploys this format."""
+        deploying = [r.name for r in self.runners if r.role == Role.DEPLOY]
+        if runner not in deploying:
+            raise FormatError(f"{who}: runner {runner!r} does not deploy format {self.name!r} ({deploying})")
+
+    def runtimes(self) -> tuple[str, ...]:
+        """Every runtime an artifact of it is checked on, the deploying runner first."""
+        return tuple(r.name for r in self.runners if r.role != Role.HOSTED)
+
+    def check(self) -> None:
+        """Raise FormatError where the entry contradicts itself."""
+        if not self.runners:
+            raise FormatError(f"format {self.name!r} has no runner")
+        if self.runners[0].role != Role.DEPLOY:
+            raise FormatError(f"format {self.name!r}: its first runner {self.runner!r} must deploy it")
+        names = [r.name for r in self.runners]
+        if len(set(names)) != len(names):
+            raise FormatError(f"format {self.name!r} names a runner twice: {names}")
+        for spec in self.runners:
+            module, _, attr = spec.ref.partition(":")
+            if not module or not attr:
+                raise FormatError(
+                    f"runner {spec.name!r} of {self.name!r}: {spec.ref!r} is not 'module:class'"
+                )
+        if self.serving and self.filename is None:
+            raise FormatError(f"format {self.name!r} has no file, so Triton cannot serve it")
+        if not self.packages:
+            raise FormatError(f"format {self.name!r} names no framework that writes it (packages)")
+        unknown = set(self.preload) - set(self.packages)
+        if unknown:
+            raise FormatError(f"format {self.name!r} preloads for {sorted(unknown)}, which do not write it")
+
+
+class FormatRegistry:
+    """Formats by name, and every runner by name; `register` refuses a contradiction."""
+
+    def __init__(self, formats: Iterable[Format] = ()) -> None:
+        self._formats: dict[str, Format] = {}
+        self._by_runner: dict[str, Format] = {}
+        for fmt in formats:
+            self.register(fmt)
+
+    def register(self, fmt: Format) -> Format:
+        fmt.check()
+        if fmt.name in self._formats:
+            raise FormatError(f"format {fmt.name!r} is registered twice")
+        for spec in fmt.runners:
+            owner = self._by_runner.get(spec.name)
+            if owner is not None:
+                raise FormatError(f"runner {spec.name!r} is claimed by {owner.name!r} and {fmt.name!r}")
+        served = {s.entry for f in self._formats.values() for s in f.serving}
+        clash = served & {s.entry for s in fmt.serving}
+        if clash:
+            raise FormatError(f"format {fmt.name!r}: Triton entry {sorted(clash)} is already filled")
+        self._formats[fmt.name] = fmt
+        for spec in fmt.runners:
+            self._by_runner[spec.name] = fmt
+        return fmt
+
+    def __getitem__(self, name: str) -> Format:
+        try:
+            return self._formats[name]
+        except KeyError:
+            raise FormatError(f"{name!r} is not a registered format ({', '.join(self._formats)})") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._formats
+
+    def __iter__(self) -> Iterator[Format]:
+        return iter(self._formats.values())
+
+    def __len__(self) -> int:
+        return len(self._formats)
+
+    def of_runner(self, runner: str) -> Format | None:
+        """The format `runner` loads, or None for a name no format claims."""
+        return self._by_runner.get(runner)
+
+    def runner_spec(self, runner: str) -> RunnerSpec | None:
+        fmt = self._by_runner.get(runner)
+        return next(r for r in fmt.runners if r.name == runner) if fmt else None
+
+    def runners(self) -> dict[str, str]:
+        """Every runner a manifest may name -> "module:class" (hosted runners are left out)."""
+        return {r.name: r.ref for f in self for r in f.runners if r.role != Role.HOSTED}
+
+
+def _union(groups: Iterable[Iterable[str]]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(name for group in groups for name in group))
+
+
+def packages_for(framework: str, registry: FormatRegistry | None = None) -> tuple[str, ...]:
+    """The packages whose versions decide a `framework` model's results (the manifest's `versions`)."""
+    formats = registry or FORMATS
+    return _union([("numpy",), *(f.packages.get(framework, ()) for f in formats)])
+
+
+def result_packages(registry: FormatRegistry | None = None) -> tuple[str, ...]:
+    """The packages whose versions decide what graphmint measures: every run's, then every format's."""
+    formats = registry or FORMATS
+    return _union([EVERY_RUN_PACKAGES, *(p for f in formats for p in f.packages.values())])
+
+
+def preload_for(registry: FormatRegistry | None = None) -> dict[str, tuple[str, ...]]:
+    """Per framework (its top-level module name): what a child imports to export or load its formats."""
+    formats = registry or FORMATS
+    frameworks = _union(f.preload for f in formats)
+    return {fw: _union(f.preload.get(fw, ()) for f in formats) for fw in frameworks}
+
+
+# --- the formats ------------------------------------------------------------------------------------
+
+_V = "graphmint.validators"
+_TORCH = ("torch",)
+_TF = ("tensorflow", "tensorflow-cpu", "keras")
+
+#: the registry every layer reads (the entries below, registered at import)
+FORMATS = FormatRegistry()
+
+FORMATS.register(
+    Format(
+        name="onnx",
+        description="an ONNX model file",
+        filename="model.onnx",
+        runners=(
+            RunnerSpec("onnxruntime", f"{_V}.onnxruntime:OnnxRuntimeRunner"),
+            RunnerSpec("onnxruntime-noopt", f"{_V}.onnxruntime:OnnxRuntimeNoOptRunner", Role.CROSS_CHECK),
+            RunnerSpec("onnx-reference", f"{_V}.onnx_reference:OnnxReferenceRunner", Role.CROSS_CHECK),
+            RunnerSpec("onnxruntime-cuda", f"{_V}.onnxruntime:OnnxRuntimeCudaRunner", device=Device.CUDA),
+        ),
+        # external data that points outside its folder is refused where the file is loaded
+        executes_code=None,
+        packages={
+            "torch": (*_TORCH, "onnx", "onnxruntime", "onnxscript"),
+            "tensorflow": (*_TF, "onnx", "onnxruntime", "tf2onnx"),
+        },
+        preload={"torch": ("torch", "torch.onnx", "onnxscript"), "tensorflow": ("tensorflow", "tf2onnx")},
+        serving=(Serving("onnx", "onnxruntime_onnx", "model.onnx", ("onnx", "onnx-optimized")),),
+    )
+)
+FORMATS.register(
+    Format(
+        name="torchscript",
+        description="a TorchScript archive (torch.jit.save)",
+        filename="model.pt",
+        runners=(
+            RunnerSpec("torchscript", f"{_V}.torchscript:TorchScriptRunner"),
+            RunnerSpec("torchscript-cuda", f"{_V}.torchscript:TorchScriptCudaRunner", device=Device.CUDA),
+        ),
+        executes_code="a TorchScript archive can run code when loaded "
+        "(a pickle archive and TorchScript code)",
+        packages={"torch": _TORCH},
+        preload={"torch": ("torch",)},
+        serving=(
+            Serving(
+                "torchscript", "pytorch_libtorch", "model.pt", ("torchscript-trace", "torchscript-script")
+            ),
+        ),
+    )
+)
+FORMATS.register(
+    Format(
+        name="torch-export",
+        description="a torch.export ExportedProgram (.pt2)",
+        filename="model.pt2",
+        runners=(
+            RunnerSpec("torch-export", f"{_V}.torch_export:ExportedProgramRunner"),
+            RunnerSpec(
+                "torch-export-cuda", f"{_V}.torch_export:ExportedProgramCudaRunner", device=Device.CUDA
+            ),
+        ),
+        executes_code="a .pt2 can run code when loaded "
+        "(pickles, and Python in its symbolic sizes and guards)",
+        # torchao's PT2E quantizer decides what a pt2e-int8 program holds
+        packages={"torch": (*_TORCH, "torchao")},
+        preload={"torch": ("torch", "torch.export")},
+    )
+)
+FORMATS.register(
+    Format(
+        name="aot-inductor",
+        description="an AOTInductor package (.pt2 holding a compiled shared library)",
+        filename="model.pt2",
+        runners=(RunnerSpec("aot-inductor", f"{_V}.aot_inductor:AOTInductorRunner"),),
+        executes_code="an AOTInductor package runs code when loaded (it holds a compiled shared library)",
+        packages={"torch": _TORCH},
+        preload={"torch": ("torch", "torch.export")},
+    )
+)
+FORMATS.register(
+    Format(
+        name="torch-compile",
+        description="a torch.compile'd module, checked in-process: no file",
+        filename=None,
+        runners=(RunnerSpec("torch-in-process", f"{_V}.torch_in_process:TorchInProcessRunner"),),
+        executes_code=None,
+        packages={"torch": _TORCH},
+        preload={"torch": ("torch", "torch._dynamo")},
+    )
+)
+FORMATS.register(
+    Format(
+        name="saved-model",
+        description="a TensorFlow SavedModel folder",
+        filename="model.savedmodel",
+        runners=(
+            RunnerSpec("saved-model", f"{_V}.saved_model:SavedModelRunner"),
+            RunnerSpec("saved-model-signature", f"{_V}.saved_model:SignatureRunner", Role.HOSTED),
+        ),
+        executes_code="a SavedModel can run code when loaded (its graph ops can read and write files)",
+        packages={"tensorflow": _TF},
+        preload={"tensorflow": ("tensorflow", "keras")},
+        serving=(Serving("savedmodel", "tensorflow_savedmodel", "model.savedmodel", ("saved-model",)),),
+    )
+)
+FORMATS.register(
+    Format(
+        name="tflite",
+        description="a TFLite flatbuffer",
+        filename="model.tflite",
+        runners=(RunnerSpec("tflite", f"{_V}.tflite:TFLiteRunner"),),
+        executes_code=None,
+        packages={"tensorflow": (*_TF, "ai-edge-litert")},
+        preload={"tensorflow": ("tensorflow",)},
+    )
+)
+FORMATS.register(
+    Format(
+        name="tf-function",
+        description="a tf.function's concrete function, checked in-process: no file",
+        filename=None,
+        runners=(RunnerSpec("tf-in-process", f"{_V}.tf_in_process:TfInProcessRunner"),),
+        executes_code=None,
+        packages={"tensorflow": _TF},
+        preload={"tensorflow": ("tensorflow", "keras")},
+    )
+)
