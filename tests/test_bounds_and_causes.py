@@ -14,6 +14,7 @@ import pytest
 from conftest import zoo_specs
 
 from graphmint.pipeline.cli import main
+from graphmint.pipeline.publish.manifest import read_model_manifest
 from graphmint.pipeline.publish.staging import Staging
 from graphmint.pipeline.run.executors import run_models
 from graphmint.pipeline.run.progress import SilentProgress
@@ -130,8 +131,7 @@ def test_a_compile_past_its_budget_is_unsupported_and_the_model_still_publishes(
     assert compiled.seconds < 60
     assert traced.status == Status.PASSED
     assert result.published is not None
-    manifest = json.loads((Path(result.published) / "manifest.json").read_text())
-    statuses = {r["route"]: r["status"] for r in manifest["routes"]}
+    statuses = {r.route: r.status for r in read_model_manifest(Path(result.published)).routes}
     assert statuses == {"torch-compile": "unsupported", "torchscript-trace": "passed"}
 
 

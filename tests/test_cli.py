@@ -12,6 +12,7 @@ from subprocess import CompletedProcess
 import pytest
 
 from graphmint.pipeline.cli import main
+from graphmint.pipeline.publish.manifest import read_model_manifest
 
 Cli = Callable[..., CompletedProcess[str]]
 
@@ -81,11 +82,11 @@ def test_user_model_from_a_temporary_directory(graphmint_cli: Cli, user_dir: Pat
         cwd=user_dir,
     )
     assert proc.returncode == 0, proc.stderr
-    manifest = json.loads((user_dir / "out" / "build" / "manifest.json").read_text())
-    assert manifest["framework"] == "torch"
-    assert [o["name"] for o in manifest["outputs"]] == ["output_0", "output_1"]
-    assert manifest["outputs"][0]["shape"] == ["batch", 3]
-    assert [r["status"] for r in manifest["routes"]] == ["passed"] * 3
+    manifest = read_model_manifest(user_dir / "out" / "build")
+    assert manifest.framework == "torch"
+    assert [o.name for o in manifest.outputs] == ["output_0", "output_1"]
+    assert manifest.outputs[0].shape == ["batch", 3]
+    assert [r.status for r in manifest.routes] == ["passed"] * 3
     assert "onnx" in proc.stdout and "passed" in proc.stdout  # the summary table
     assert "[3/3]" in proc.stderr  # progress
 
@@ -263,8 +264,8 @@ def test_model_named_input_generator(graphmint_cli: Cli, tmp_path: Path) -> None
     assert plain.returncode == 1 and "NaN" in plain.stdout  # random masks leave some rows empty
     structured = graphmint_cli(*args, "--generator", "masked:prefix_masks", cwd=tmp_path)
     assert structured.returncode == 0, structured.stdout + structured.stderr
-    manifest = json.loads((tmp_path / "out" / "build" / "manifest.json").read_text())
-    assert [r["status"] for r in manifest["routes"]] == ["passed"]
+    manifest = read_model_manifest(tmp_path / "out" / "build")
+    assert [r.status for r in manifest.routes] == ["passed"]
 
 
 def test_a_failure_at_one_grid_point_is_named_there(graphmint_cli: Cli, user_dir: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +9,7 @@ import pytest
 from onnx import numpy_helper
 
 from graphmint.pipeline.cli import main
+from graphmint.pipeline.publish.manifest import read_model_manifest
 from graphmint.validators.compare import compare_output
 from graphmint.validators.tolerance import Criterion, Rule, Tolerance
 
@@ -35,19 +35,20 @@ def test_user_samples_are_checked_and_published_beside_the_grid(tmp_path: Path) 
         main(["export", *SIMPLE, "--routes", "torchscript-trace", "--data", str(data), "--out", str(out)])
         == 0
     )
-    manifest = json.loads((out / "simple_net" / "manifest.json").read_text())
-    labels = [g["label"] for g in manifest["golden"]]
+    manifest = read_model_manifest(out / "simple_net")
+    labels = [g.label for g in manifest.golden]
     assert labels[-3:] == ["data:a.npz", "data:b.npz", "data:test_data_set_0"]
-    points = manifest["routes"][0]["checks"][0]["points"]
-    checked = {p["label"]: p for p in points}
+    check = manifest.routes[0].check
+    assert check is not None
+    checked = {p.label: p for p in check.points}
     assert {"data:a.npz", "data:b.npz", "data:test_data_set_0"} <= set(checked)
-    assert checked["data:a.npz"]["sizes"] == {"batch": 5} and checked["data:a.npz"]["status"] == "passed"
+    assert checked["data:a.npz"].sizes == {"batch": 5} and checked["data:a.npz"].status == "passed"
     # the published golden set holds the sample itself
-    golden = next(g for g in manifest["golden"] if g["label"] == "data:a.npz")
+    golden = next(g for g in manifest.golden if g.label == "data:a.npz")
     from onnx import TensorProto
 
     tensor = TensorProto()
-    tensor.ParseFromString((out / "simple_net" / golden["path"] / "input_0.pb").read_bytes())
+    tensor.ParseFromString((out / "simple_net" / golden.path / "input_0.pb").read_bytes())
     np.testing.assert_array_equal(numpy_helper.to_array(tensor), np.load(data / "a.npz")["x"])
 
 

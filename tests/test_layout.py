@@ -14,13 +14,13 @@
 from __future__ import annotations
 
 import ast
-import json
 import os
 import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path, PurePosixPath
 
+from graphmint.pipeline.publish.manifest import read_model_manifest
 from tests.conftest import ROOT
 
 #: each top-level folder's layer: a module may import its own layer and those below it
@@ -198,6 +198,6 @@ def test_a_user_project_with_its_own_packages_of_the_same_names_exports(tmp_path
         [str(graphmint), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    manifest = json.loads((tmp_path / "out" / "build" / "manifest.json").read_text())
-    assert [r["status"] for r in manifest["routes"]] == ["passed"]
-    assert manifest["outputs"][0]["shape"] == ["batch", 3]
+    manifest = read_model_manifest(tmp_path / "out" / "build")
+    assert [r.status for r in manifest.routes] == ["passed"]
+    assert manifest.outputs[0].shape == ["batch", 3]

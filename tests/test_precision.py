@@ -4,18 +4,18 @@ accuracy budget, and the layer diagnosis and retry on models that int8 and fp16 
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 from conftest import zoo_specs
 
 from graphmint.exporters import ROUTE_MODULES, get_route
 from graphmint.exporters.base import Precision
+from graphmint.pipeline.publish.manifest import read_model_manifest
 from graphmint.pipeline.run.results import ModelResult
 from graphmint.pipeline.spec.config import load_config
 from graphmint.pipeline.spec.specs import ModelSpec
+from graphmint.validators.results import RouteResult
 
 #: the model of each framework that takes every reduced-precision route in make test: a zoo model and
 #: a two-input Keras model below (the whole zoo takes them in `make artifacts`)
@@ -91,10 +91,8 @@ def precision_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     return out, {r.name: r for r in results}
 
 
-def _route(out: Path, model: str, route: str) -> dict[str, Any]:
-    manifest = json.loads((out / model / "manifest.json").read_text())
-    entry: dict[str, Any] = next(e for e in manifest["routes"] if e["route"] == route)
-    return entry
+def _route(out: Path, model: str, route: str) -> RouteResult:
+    return read_model_manifest(out / model).route(route)
 
 
 def test_every_zoo_model_takes_every_reduced_route_of_its_framework() -> None:
@@ -115,17 +113,19 @@ def test_reduced_route_meets_its_budget(precision_run: Run, framework: str, rout
     assert result.status == "passed", f"{model} × {route}: {result.reason}"
     entry = _route(out, model, route)
     precision = get_route(framework, route).precision
-    assert entry["precision"] == precision
-    [budget] = entry["budgets"].values()
+    assert entry.precision == precision and entry.budgets is not None
+    [reached] = entry.budgets.values()
+    budget = reached.dump()
     # judged by the precision's budget over the whole grid, never by float32's noise
     assert budget["passed"] and budget["budget"]["snr_db"] == (40.0 if precision == "fp16" else 20.0)
     assert budget["snr_db"] >= budget["budget"]["snr_db"] and budget["cosine"] >= budget["budget"]["cosine"]
     assert budget["max_abs"] <= budget["budget"]["max_abs"]
-    assert {o["rule"] for p in entry["checks"][0]["points"] for o in p["outputs"]} == {"budget"}
+    assert entry.check is not None and {o.rule for o in entry.check.outputs} == {"budget"}
     # and not vacuously: a reduced file is not the float32 one, and holds reduced tensors
     assert budget["max_abs"] > 0 and budget["snr_db"] < 120
-    assert (out / model / entry["artifact"]).is_file()
-    assert entry.get("reduced_tensors") is None if route == "pt2e-int8" else entry["reduced_tensors"] > 0
+    assert entry.artifact is not None and (out / model / entry.artifact).is_file()
+    held = entry.details.reduced_tensors
+    assert held is None if route == "pt2e-int8" else held is not None and held > 0
 
 
 def test_a_reduced_file_with_nothing_reduced_is_not_passed(precision_run: Run) -> None:
@@ -144,12 +144,13 @@ def test_outlier_channel_misses_int8_then_passes_with_its_worst_layer_kept_float
 ) -> None:
     out, _ = precision_run
     entry = _route(out, "OutlierChannel", route)
-    assert entry["status"] == "passed"
+    assert entry.status == "passed"
     # the plain quantization missed the budget against eager, and was rejected for it
-    (first,) = entry["rejected"]
-    assert "+keep-float" not in first["exporter"] and first["stage"] == "compare"
-    assert "below 20 dB" in first["reason"] and "(budget)" in first["reason"]
-    found = entry["reduced_precision"]
+    (first,) = entry.rejected
+    assert "+keep-float" not in first.exporter and first.stage == "compare"
+    assert "below 20 dB" in first.reason and "(budget)" in first.reason
+    assert entry.details.reduced_precision is not None
+    found = entry.details.reduced_precision.dump()
     assert found["snr_db"][0]["output"] < 20 <= found["snr_db"][-1]["output"]
     # the worst layer is fc2, the one that reads the outlier channel (node_linear_1 in the file)
     worst = found["kept_float"][0]
@@ -157,7 +158,8 @@ def test_outlier_channel_misses_int8_then_passes_with_its_worst_layer_kept_float
     assert "worst layer" in found["why"] and worst["layer"] in found["why"]
     assert any(k.endswith("linear_1") for k in found["kept"])
     assert not any(k.endswith("linear_2") for k in found["kept"]), "fc3 stays int8"
-    assert entry["budgets"]["output"]["passed"] and entry["budgets"]["output"]["snr_db"] >= 20
+    assert entry.budgets is not None
+    assert entry.budgets["output"].passed and (entry.budgets["output"].snr_db or 0) >= 20
 
 
 @pytest.mark.parametrize("model", ["OutlierChannel", "TwoEmbeddings"])
@@ -176,7 +178,9 @@ def test_tflite_int8_calibrates_each_input_by_its_name(precision_run: Run) -> No
     out, results = precision_run
     route = next(r for r in results["TwoEmbeddings"].routes if r.route == "tflite-int8")
     assert route.status == "passed", route.reason  # not "gather index out of bounds"
-    budget = _route(out, "TwoEmbeddings", "tflite-int8")["budgets"]["output"]
+    budgets = _route(out, "TwoEmbeddings", "tflite-int8").budgets
+    assert budgets is not None
+    budget = budgets["output"].dump()
     assert budget["passed"] and budget["budget"] == {
         "cosine": 0.99,
         "snr_db": 20.0,
@@ -188,11 +192,12 @@ def test_tflite_int8_calibrates_each_input_by_its_name(precision_run: Run) -> No
 def test_fp16_keeps_the_layers_beyond_its_range_in_float32(precision_run: Run) -> None:
     out, _ = precision_run
     entry = _route(out, "BeyondFp16", "onnx-fp16")
-    assert entry["status"] == "passed", entry["reason"]
-    found = entry["reduced_precision"]
+    assert entry.status == "passed", entry.reason
+    assert entry.details.reduced_precision is not None and entry.budgets is not None
+    found = entry.details.reduced_precision.dump()
     assert found["max_activation"]["max_abs"] > 65504
     assert found["overflow"] and set(found["overflow"]) <= set(found["kept"]), found
-    assert entry["budgets"]["output"]["snr_db"] >= 40
+    assert (entry.budgets["output"].snr_db or 0) >= 40
 
 
 def test_top_k_agreement_gates_a_classifier_output_only_where_set() -> None:

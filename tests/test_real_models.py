@@ -8,7 +8,6 @@ routes that the toolchain cannot export for a model.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
@@ -19,6 +18,7 @@ import pytest
 from conftest import THIRD_PARTY
 
 from graphmint.pipeline.cli import main
+from graphmint.pipeline.publish.manifest import read_model_manifest
 from graphmint.pipeline.run.results import ModelResult, RouteResult
 from graphmint.pipeline.spec.specs import make_model_spec
 
@@ -76,9 +76,9 @@ def test_third_party_models_publish_with_every_route_passing(
     bad = [(r.route, r.status, r.reason) for r in results[model].routes if r.status != "passed"]
     assert not bad, f"{model}: {bad}"
     assert (out / model / "manifest.json").is_file()
-    manifest = json.loads((out / model / "manifest.json").read_text())
-    for entry in manifest["routes"]:
-        assert entry["max_abs_error"] is not None and entry["max_abs_error"] <= entry["atol"]
+    for entry in read_model_manifest(out / model).routes:
+        assert entry.max_abs_error is not None and entry.atol is not None
+        assert entry.max_abs_error <= entry.atol
 
 
 def test_model_output_dicts_are_traced_as_flat_tuples(real_run: tuple[Path, dict[str, ModelResult]]) -> None:
@@ -86,7 +86,7 @@ def test_model_output_dicts_are_traced_as_flat_tuples(real_run: tuple[Path, dict
     import torch
 
     out, _ = real_run
-    names = [o["name"] for o in json.loads((out / "Bert" / "manifest.json").read_text())["outputs"]]
+    names = [o.name for o in read_model_manifest(out / "Bert").outputs]
     assert names == ["last_hidden_state", "pooler_output"]
     traced = torch.jit.load(str(out / "Bert" / "torchscript-trace" / "model.pt"))
     ids = torch.randint(0, 100, (2, 8))
@@ -162,11 +162,11 @@ def test_keras_dict_inputs_keep_their_key_names(real_run: tuple[Path, dict[str, 
     import onnx
 
     out, _ = real_run
-    manifest = json.loads((out / "BertBackbone" / "manifest.json").read_text())
-    assert [i["name"] for i in manifest["inputs"]] == ["token_ids", "segment_ids", "padding_mask"]
+    manifest = read_model_manifest(out / "BertBackbone")
+    assert [i.name for i in manifest.inputs] == ["token_ids", "segment_ids", "padding_mask"]
     graph = onnx.load(str(out / "BertBackbone" / "onnx" / "model.onnx")).graph
     assert sorted(i.name for i in graph.input) == ["padding_mask", "segment_ids", "token_ids"]
-    assert {o["name"] for o in manifest["outputs"]} == {"sequence_output", "pooled_output"}
+    assert {o.name for o in manifest.outputs} == {"sequence_output", "pooled_output"}
 
 
 def test_tf2onnx_extra_graph_inputs_are_pruned(real_run: tuple[Path, dict[str, ModelResult]]) -> None:
@@ -204,14 +204,14 @@ def test_a_default_route_the_toolchain_cannot_export_is_unsupported(
     code = main(["export", *args, "--out", str(tmp_path / "out")])
     stdout = capsys.readouterr().out
     assert code == 0, stdout
-    manifest = json.loads((tmp_path / "out" / "custom_op_net" / "manifest.json").read_text())
-    statuses = {r["route"]: r["status"] for r in manifest["routes"]}
+    manifest = read_model_manifest(tmp_path / "out" / "custom_op_net")
+    statuses = {r.route: r.status for r in manifest.routes}
     assert statuses["torchscript-trace"] == "passed"
     assert statuses["torch-export"] == "unsupported"
-    export_reason = next(r["reason"] for r in manifest["routes"] if r["route"] == "torch-export")
+    export_reason = manifest.route("torch-export").reason
     assert "no fake impl" in export_reason and "scaled_tanh" in export_reason
     assert "[upstream: " in export_reason and "register_fake" in export_reason
-    assert not re.search(r"\x1b\[|\.graphmint-staging", stdout + json.dumps(manifest))
+    assert not re.search(r"\x1b\[|\.graphmint-staging", stdout + manifest.text())
     # the same route, named by the user, must pass: exit 1
     named = main(["export", *args, "--routes", "torch-export", "--out", str(tmp_path / "o2")])
     assert named == 1 and "error" in capsys.readouterr().out
@@ -243,12 +243,10 @@ def test_a_cross_check_runtime_that_fails_is_a_warning(real_run: tuple[Path, dic
     assert route.status == "passed"
     assert any(w.startswith("onnx-reference (cross-check)") for w in route.warnings), route.warnings
     assert route.excused == ["onnx-reference"]
-    entry = next(
-        r for r in json.loads((out / "Bert" / "manifest.json").read_text())["routes"] if r["route"] == "onnx"
-    )
-    assert entry["warnings"] == route.warnings
+    entry = read_model_manifest(out / "Bert").route("onnx")
+    assert entry.warnings == route.warnings and entry.excused == route.excused
     counted = [c.max_abs_error for c in route.checks if c.runner not in route.excused and c.max_abs_error]
-    assert entry["max_abs_error"] == max(counted)
+    assert entry.max_abs_error == max(counted)
 
 
 def test_bench_measures_third_party_models(

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from graphmint.pipeline.cli import main
+from graphmint.pipeline.publish.manifest import read_model_manifest
 
 CONFIG = Path(__file__).resolve().parents[1] / "graphmint.toml"
 RUN = ["run", str(CONFIG), "--models", "SimpleNet,ModelWithCustom", "--routes", "torchscript-trace,onnx"]
@@ -22,13 +23,11 @@ def _published(out: Path) -> dict[str, Any]:
     report = json.loads((out / "report.json").read_text())
     found: dict[str, Any] = {}
     for model in report["models"]:
-        manifest = json.loads((out / model["name"] / "manifest.json").read_text())
+        manifest = read_model_manifest(out / model["name"])
         found[model["name"]] = {
             "ok": model["ok"],
             "routes": {r["route"]: r["status"] for r in model["routes"]},
-            "onnx": {
-                f["path"]: f["sha256"] for r in manifest["routes"] for f in r["files"] if r["route"] == "onnx"
-            },
+            "onnx": {f.path: f.sha256 for r in manifest.routes for f in r.files if r.route == "onnx"},
         }
     return found
 

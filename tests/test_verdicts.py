@@ -3,12 +3,12 @@ element that breaks the rule, and comparisons that prove nothing (vacuous)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from graphmint.pipeline.publish.manifest import read_model_manifest
 from graphmint.pipeline.run.stages import RunOptions, run_model
 from graphmint.pipeline.spec.specs import make_model_spec
 from graphmint.validators.compare import compare_output
@@ -92,9 +92,9 @@ def test_an_output_that_ignores_its_input_is_flagged_vacuous(tmp_path: Path, con
     route = result.routes[0]
     assert route.status == "passed"
     assert any("'output_0' is vacuous" in w for w in route.warnings), route.warnings
-    manifest = json.loads((tmp_path / "Constant" / "manifest.json").read_text())
-    assert set(manifest["vacuous"]) == {"output_0", "output_1"}
-    assert manifest["routes"][0]["warnings"] == route.warnings
+    manifest = read_model_manifest(tmp_path / "Constant")
+    assert set(manifest.vacuous) == {"output_0", "output_1"}
+    assert manifest.routes[0].warnings == route.warnings
 
 
 def test_strict_fails_a_vacuous_comparison(tmp_path: Path, constant_spec: object) -> None:
@@ -121,11 +121,11 @@ def test_a_calibrated_efficientnet_passes_under_the_noise_rule(tmp_path: Path, r
     result = run_model(spec, RunOptions(out=tmp_path, routes=(route,)))
     assert result.ok and result.rule == "noise" and not result.vacuous, [r.reason for r in result.routes]
     assert result.noise["output"] > 1e-5  # eager float32 is this far from float64: beyond the fixed atol
-    entry = json.loads((tmp_path / "EfficientNetB0" / "manifest.json").read_text())["routes"][0]
-    assert entry["status"] == "passed" and entry["rule"] == "noise"
-    assert entry["within_tolerance"] is not None  # the fixed atol/rtol's verdict, recorded beside
-    assert entry["eager_float64_error"] == pytest.approx(result.noise["output"])
-    assert entry["float64_error"] <= 3 * entry["eager_float64_error"]
+    entry = read_model_manifest(tmp_path / "EfficientNetB0").routes[0]
+    assert entry.status == "passed" and entry.rule == "noise"
+    assert entry.within_tolerance is not None  # the fixed atol/rtol's verdict, recorded beside
+    assert entry.eager_float64_error == pytest.approx(result.noise["output"])
+    assert entry.float64_error is not None and entry.float64_error <= 3 * entry.eager_float64_error
 
 
 def test_export_takes_atol_and_rtol_and_they_judge(
@@ -156,8 +156,8 @@ def test_export_takes_atol_and_rtol_and_they_judge(
     )
     assert code == 0, capsys.readouterr()
     assert "judged" in capsys.readouterr().out  # the summary's column says how each route was judged
-    manifest = json.loads((tmp_path / "star_args_net" / "manifest.json").read_text())
-    assert manifest["rule"] == "tolerance"
-    [entry] = manifest["routes"]
-    assert (entry["atol"], entry["rtol"], entry["rule"]) == (1e-3, 0.0, "tolerance")
-    assert entry["float64_error"] is not None  # the noise rule's numbers are recorded all the same
+    manifest = read_model_manifest(tmp_path / "star_args_net")
+    assert manifest.rule == "tolerance"
+    [entry] = manifest.routes
+    assert (entry.atol, entry.rtol, entry.rule) == (1e-3, 0.0, "tolerance")
+    assert entry.float64_error is not None  # the noise rule's numbers are recorded all the same
