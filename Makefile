@@ -79,9 +79,11 @@ test: $(STAMP)
 test-long: $(STAMP)
 	$(PY) -m pytest -m 'corpus or long'
 
+# ruff, then mypy ([tool.mypy] in pyproject.toml: graphmint.* through the links in .typing/graphmint)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
@@ -89,7 +91,7 @@ format: $(STAMP)
 
 clean:
 	find $(OUT) -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
-	rm -rf .pytest_cache .ruff_cache build *.egg-info $(CORPUS_OUT)
+	rm -rf .pytest_cache .ruff_cache .mypy_cache build *.egg-info $(CORPUS_OUT)
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
 
 distclean: clean

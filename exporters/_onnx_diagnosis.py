@@ -44,7 +44,7 @@ class Reader:
     def __iter__(self) -> Any:  # qdq_loss_debug.collect_activations iterates
         return self.items
 
-    def get_next(self) -> dict[str, np.ndarray] | None:
+    def get_next(self) -> Mapping[str, np.ndarray] | None:
         return next(self.items, None)
 
     def rewind(self) -> None:  # part of the reader protocol; calibration reads once
@@ -205,9 +205,11 @@ def fp16_range(model: Any, reference: Mapping[str, list[Any]], diagnosis: Diagno
     beyond = [n for n, v in peaks.items() if not v <= FP16_MAX]
     diagnosis.overflow = sorted({producers[n].name for n in beyond})
     if beyond:
+        peak = diagnosis.max_activation
+        assert peak is not None  # `beyond` are some of `peaks`, so the largest was named above
         diagnosis.why = (
             f"{len(beyond)} tensors leave fp16's range (|x| > {FP16_MAX:g}) in float32, up to "
-            f"{diagnosis.max_activation['max_abs']:.4g} at {diagnosis.max_activation['layer']}: their "
+            f"{peak['max_abs']:.4g} at {peak['layer']}: their "
             "layers and readers stay float32"
         )
     # a tensor beyond the range stays float32 where it is made and where it is read

@@ -231,10 +231,10 @@ def keep_float(
             if not worst:
                 break
             diagnosis.kept_float.extend(worst)
-            layers = [n for r in worst for n in r["keep"]]
+            kept = [n for r in worst for n in r["keep"]]
             if conversion.feeders:
-                layers += feeders(model, layers)
-            keep = list(dict.fromkeys([*keep, *layers]))
+                kept += feeders(model, kept)
+            keep = list(dict.fromkeys([*keep, *kept]))
             if conversion.compute_only:
                 diagnosis.quantized_ops = list(COMPUTE_OPS)
             if not diagnosis.why:

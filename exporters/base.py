@@ -163,8 +163,9 @@ class Exporter(ABC):
     exception, `skipped` for `NotApplicable`. Subclasses set the class attributes and implement `export`.
     """
 
-    #: what made the file, as the manifest's `exporter` names it (the package's version is appended)
-    tool: ClassVar[str]
+    #: what made the file, as the manifest's `exporter` names it (the package's version is appended);
+    #: a class attribute, which a strategy that wraps another's conversion sets per instance (onnx_reduced)
+    tool: str
     #: the distribution whose version labels the artifact ("torch", "tensorflow", "tf2onnx")
     package: ClassVar[str]
     #: the format `export` writes, a name in exporters.formats.FORMATS
@@ -356,7 +357,7 @@ class CapturedLog(io.StringIO):
         return [r.getMessage() for r in self.records if r.name == logger or r.name.startswith(f"{logger}.")]
 
 
-class _Keeping(logging.StreamHandler):  # type: ignore[type-arg]
+class _Keeping(logging.StreamHandler):
     def __init__(self, log: CapturedLog) -> None:
         super().__init__(log)
         self.log = log

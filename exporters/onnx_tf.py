@@ -11,6 +11,7 @@ inlined; every other graph goes through from_function unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ def _erfc(graph: Any, node: Any, name: str, args: list[Any]) -> None:
 
 
 #: TensorFlow ops tf2onnx lacks, as {op: (handler, args)} for its custom_op_handlers
-CUSTOM_OPS = {"Erfc": (_erfc, [])}
+CUSTOM_OPS: dict[str, tuple[Callable[..., None], list[Any]]] = {"Erfc": (_erfc, [])}
 
 
 #: the node attributes for which grappler's function inliner leaves a call alone, even in aggressive

@@ -15,7 +15,7 @@ precision's accuracy budget.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +83,7 @@ class Quantized(Convert):
 
 
 def _outputs(
-    flatbuffer: bytes, feeds: list[Mapping[str, np.ndarray]], names: tuple[str, ...]
+    flatbuffer: bytes, feeds: Sequence[Mapping[str, np.ndarray]], names: tuple[str, ...]
 ) -> list[list[Any]]:
     """The file's outputs on each feed, by output name (a fresh interpreter per feed shape)."""
     import tensorflow as tf
@@ -200,7 +200,7 @@ def _ranked_layers(debugger: Any) -> list[dict[str, Any]]:
     dump = io.StringIO()
     debugger.layer_statistics_dump(dump)
     rows = list(csv.DictReader(io.StringIO(dump.getvalue())))
-    ranked = []
+    ranked: list[dict[str, Any]] = []
     for row in rows:
         scale = float(row.get("scale") or 0)
         if scale > 0:

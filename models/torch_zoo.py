@@ -111,6 +111,7 @@ def _randomize_batchnorm(model: nn.Module) -> nn.Module:
     """Give BatchNorm non-trivial running statistics so exporters that fold them are really tested."""
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
+            assert m.running_mean is not None and m.running_var is not None  # track_running_stats=True
             with torch.no_grad():
                 m.running_mean.uniform_(-0.5, 0.5)
                 m.running_var.uniform_(0.5, 1.5)

@@ -146,7 +146,7 @@ def start_forkserver() -> None:
 def forkserver_gone() -> bool:
     """The forkserver this process started has exited (read from /proc, without reaping it: the pool
     reaps and starts it again for the next child)."""
-    pid = getattr(forkserver._forkserver, "_forkserver_pid", None)  # type: ignore[attr-defined]
+    pid = getattr(forkserver._forkserver, "_forkserver_pid", None)
     if pid is None:
         return False
     try:

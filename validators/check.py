@@ -13,6 +13,7 @@ from graphmint.validators import CROSS_CHECK_RUNTIMES, get_runner, runtimes_for
 from graphmint.validators.base import Runner, RuntimeUnavailable
 from graphmint.validators.budget import pooled_budget_values
 from graphmint.validators.compare import compare_output
+from graphmint.validators.details import RuntimeFacts
 from graphmint.validators.isolated import IsolatedRunner, Live, Overrun
 from graphmint.validators.localize import first_divergence
 from graphmint.validators.results import ArtifactCheck, BudgetReached, Diagnosis, PointCheck, Stage, Status
@@ -221,7 +222,7 @@ def check_artifact(
             _rerun(runner, cases[0], check)
     finally:
         runner.deactivate()
-        check.facts, check.log = dict(runner.facts), runner.log
+        check.facts, check.log = RuntimeFacts.model_validate(runner.facts), runner.log
     examples = dict(cases[0].sizes) if cases else {}
     check.reason, check.diagnosis = _diagnose(check.points, cases, examples)
     missed = _judge_budgets(check, pooled, tolerance_for)

@@ -135,7 +135,7 @@ class ChildPool:
     @staticmethod
     def _stop_forkserver() -> bool:
         """Stop the running forkserver (no child of it runs); False where this Python cannot."""
-        server = forkserver._forkserver  # type: ignore[attr-defined]
+        server = forkserver._forkserver
         stop = getattr(server, "_stop", None)
         if stop is None:
             return False

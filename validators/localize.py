@@ -98,7 +98,7 @@ def failing_node(exc: BaseException) -> str | None:
     tb = exc.__traceback__
     while tb is not None:
         frame = tb.tb_frame
-        node = frame.f_locals.get("node") if frame.f_code.co_name == "run" else None
+        node: Any = frame.f_locals.get("node") if frame.f_code.co_name == "run" else None
         if found is None and "reference_evaluator" in frame.f_code.co_filename and hasattr(node, "onnx_node"):
             found = node.onnx_node
         tb = tb.tb_next
@@ -148,6 +148,7 @@ class ReferenceTrace(Runner):
             raise RuntimeError(
                 f"raised at {where}: {first_line(exc)}" if where else first_line(exc)
             ) from None
+        assert isinstance(results, dict)  # with intermediate=True, every tensor by name
         return [np.asarray(results.get(t, np.float64("nan"))) for t in self.tensors]
 
 

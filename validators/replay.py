@@ -115,9 +115,9 @@ def replay_onnx_folder(path: Path, policy: TolerancePolicy, timeout_s: float | N
         why = "is empty (0 bytes)" if size == 0 else f"holds no graph ({size} bytes)"
         reason = f"{model_path.name} {why}: the file is damaged or was never written; export it again"
         return RouteResult(route="onnx", status=Status.ERROR, stage=Stage.LOAD, reason=reason)
-    why = _unsupported(model)
-    if why:
-        return RouteResult(route="onnx", status=Status.SKIPPED, stage=Stage.LOAD, reason=why)
+    unsupported = _unsupported(model)
+    if unsupported:
+        return RouteResult(route="onnx", status=Status.SKIPPED, stage=Stage.LOAD, reason=unsupported)
     initializers = {i.name for i in model.graph.initializer}
     inputs = tuple(i.name for i in model.graph.input if i.name not in initializers)
     outputs = tuple(o.name for o in model.graph.output)

@@ -59,7 +59,7 @@ def cross_check_warnings(checks: Sequence[ArtifactCheck], strict: bool = False) 
     ]
 
 
-def combine_checks(checks: Sequence[ArtifactCheck], strict: bool = False) -> tuple[str, str, str]:
+def combine_checks(checks: Sequence[ArtifactCheck], strict: bool = False) -> tuple[Status, Stage, str]:
     """(status, stage, reason) of an artifact over its runtimes: passed if every runtime that ran passed,
     or only cross-check runtimes did not (they give warnings instead, unless `strict`).
 
@@ -70,9 +70,10 @@ def combine_checks(checks: Sequence[ArtifactCheck], strict: bool = False) -> tup
     ran = [c for c in checks if c.status != Status.SKIPPED]
     failing = [c for c in ran if c.status != Status.PASSED and c.runner not in excused]
     if not ran:
-        return Status.ERROR, "load", "; ".join(f"{c.runner}: {c.reason}" for c in checks) or "no runtime ran"
+        why = "; ".join(f"{c.runner}: {c.reason}" for c in checks) or "no runtime ran"
+        return Status.ERROR, Stage.LOAD, why
     if not failing:
-        return Status.PASSED, "", ""
+        return Status.PASSED, Stage.NONE, ""
     reasons = []
     for c in failing:
         text = f"{c.runner}: {c.reason}"
@@ -195,7 +196,7 @@ class Verdict:
     runtimes excused, the strategies rejected, and the upstream issue its reason matches."""
 
     status: Status = Status.ERROR
-    stage: str = Stage.EXPORT
+    stage: Stage = Stage.EXPORT
     diagnosis: Diagnosis = Diagnosis.NONE
     reason: str = ""
     warnings: list[str] = field(default_factory=list)
@@ -238,7 +239,7 @@ def _outcome(attempts: Sequence[Attempt], judging: Judging) -> Verdict:
                 f"float32, the file holds no {judging.precision} tensor{why}"
             )
         elif attempt.checks_pass(strict):
-            verdict.status, verdict.stage, verdict.diagnosis = Status.PASSED, "", Diagnosis.NONE
+            verdict.status, verdict.stage, verdict.diagnosis = Status.PASSED, Stage.NONE, Diagnosis.NONE
             verdict.warnings = cross_check_warnings(attempt.checks, strict)
             verdict.excused = sorted(excused_cross_checks(attempt.checks, strict))
         else:

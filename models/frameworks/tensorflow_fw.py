@@ -51,7 +51,8 @@ def call_model(model: Any, names: Sequence[str], args: Sequence[Any], training: 
 
     if not isinstance(model, keras.Model):
         return model(*args)
-    by_name = dict(zip(names, args, strict=True))
+    # looked up by the structure's names too, which are None where Keras made one up
+    by_name: dict[str | None, Any] = dict(zip(names, args, strict=True))
     structure = _input_structure(model)
     if isinstance(structure, Mapping):
         missing = sorted(set(structure) - set(by_name))
@@ -141,8 +142,8 @@ def _as_float64(config: Any) -> Any:
     if not isinstance(config, dict):
         return config
     inner = config.get("config")
-    policy = "DTypePolicy" in str(config.get("class_name")) and isinstance(inner, dict)
-    if policy and inner.get("name") in _LOW_PRECISION:
+    policy = "DTypePolicy" in str(config.get("class_name"))
+    if policy and isinstance(inner, dict) and inner.get("name") in _LOW_PRECISION:
         return {**config, "config": {**inner, "name": "float64"}}
     return {
         k: "float64" if k == "dtype" and isinstance(v, str) and v in _LOW_PRECISION else _as_float64(v)
@@ -210,7 +211,8 @@ class TensorFlowFramework(Framework):
 
     def weights(self, model: Any) -> dict[str, np.ndarray]:
         named: dict[str, np.ndarray] = {}
-        for index, variable in enumerate(getattr(model, "weights", None) or getattr(model, "variables", ())):
+        weights: Any = getattr(model, "weights", None)
+        for index, variable in enumerate(weights or getattr(model, "variables", ())):
             name = getattr(variable, "path", None) or getattr(variable, "name", None) or f"weight_{index}"
             named[name if name not in named else f"{name}_{index}"] = np.asarray(variable)
         return named

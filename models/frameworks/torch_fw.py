@@ -170,7 +170,9 @@ class TorchFramework(Framework):
                 empty = args[0].new_zeros((0,), dtype=torch.float32)
                 return (*outputs, *(captured.get(p, empty) for p in paths))
 
-        probe = Probe().eval()
+        # Any: a Module given two plain attributes, not declared on the class (TorchScript reads a
+        # module's class annotations as its attributes' types when a route traces the probe)
+        probe: Any = Probe().eval()
         probe.fired = captured  # after an eager call: the modules that ran, in the order they finished
         probe.release = lambda: [handle.remove() for handle in handles]  # the model as it was
         return probe, layers

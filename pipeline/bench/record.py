@@ -167,7 +167,7 @@ def bench_json(benches: Sequence[ModelBench], options: BenchOptions) -> dict[str
 
 
 def _rows(bench: ModelBench) -> list[tuple[str, ...]]:
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for s in bench.subjects:
         size = "" if s.size_bytes is None else f"{s.size_bytes / 2**20:.2f}"
         rss = s.memory.get("added_rss_mb")

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from graphmint.pipeline.publish.manifest import GoldenEntry
 from graphmint.pipeline.publish.staging import hash_files
 from graphmint.validators.check import Case
 from graphmint.validators.golden import GoldenSet, read_golden_sets
@@ -34,11 +34,11 @@ def write_golden_set(
     return target
 
 
-def write_golden(folder: Path, cases: Sequence[Case]) -> list[dict[str, Any]]:
+def write_golden(folder: Path, cases: Sequence[Case]) -> list[GoldenEntry]:
     """Every grid point's inputs and eager outputs as test_data_set_N folders, each file hashed."""
     sets = []
     for index, case in enumerate(cases):
         path = write_golden_set(folder, index, case.feeds, case.expected)
         files = hash_files(folder, path)
-        sets.append({"path": path.name, "label": case.label, "sizes": dict(case.sizes), "files": files})
+        sets.append(GoldenEntry(path=path.name, label=case.label, sizes=dict(case.sizes), files=files))
     return sets

@@ -29,7 +29,7 @@ def _point_numbers(point: PointCheck) -> str:
 def _add_check(suite: ET.Element, classname: str, route: RouteResult, check: ArtifactCheck) -> None:
     if check.status == Status.SKIPPED or (check.status == Status.ERROR and not check.points):
         case = _case(suite, classname, f"{check.runner}[load]")
-        tag = "skipped" if check.status == "skipped" else "error"
+        tag = "skipped" if check.status == Status.SKIPPED else "error"
         ET.SubElement(case, tag, message=check.reason)
         return
     for point in check.points:

@@ -251,10 +251,13 @@ def refresh(published: str, folder: Path) -> bool:
 
 
 class CacheOptions(Protocol):
-    """What of a run's options the cache reads (pipeline.run.stages.RunOptions)."""
+    """What of a run's options the cache reads (pipeline.run.stages.RunOptions, frozen: read-only)."""
 
-    cache: bool
-    explain: bool
+    @property
+    def cache(self) -> bool: ...
+
+    @property
+    def explain(self) -> bool: ...
 
     def cache_key_options(self) -> dict[str, Any]: ...
 

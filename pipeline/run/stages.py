@@ -40,7 +40,7 @@ from graphmint.pipeline.spec.loader import build_model, resolve_callable
 from graphmint.pipeline.spec.specs import ModelSpec
 from graphmint.validators.check import Case, check_runtimes
 from graphmint.validators.content import reduced_tensors
-from graphmint.validators.results import RouteDetails, Stage, Status
+from graphmint.validators.results import DivergenceRecord, RouteDetails, Stage, Status
 from graphmint.validators.verdict import Attempt, Judging, Verdict, route_verdict
 
 __all__ = ["Cell", "Prepared", "RunOptions", "finish_model", "prepare_model", "resolve_routes", "run_model"]
@@ -192,7 +192,7 @@ def run_route(
         )
         found = explain(job, failed=verdict.status == Status.FAILED)
         if isinstance(found, Divergence):
-            result.details.divergence = found.to_json()
+            result.details.divergence = DivergenceRecord.model_validate(found.to_json())
         return found.line() if isinstance(found, Divergence) else found
 
     if not passed or not any(workdir.iterdir()):

@@ -67,7 +67,7 @@ def _classes(signatures: Mapping[str, Signature]) -> tuple[type, type]:
     from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
     from kserve.utils.numpy_codec import from_np_dtype
 
-    class OnnxModel(kserve.Model):  # type: ignore[misc]
+    class OnnxModel(kserve.Model):
         """One bundle entry: checks a request against the model's signature, then runs ORT."""
 
         def __init__(self, name: str, path: Path) -> None:
@@ -102,7 +102,7 @@ def _classes(signatures: Mapping[str, Signature]) -> tuple[type, type]:
                 outputs.append(out)
             return InferResponse(response_id=payload.id or "", model_name=self.name, infer_outputs=outputs)
 
-    class CheckedDataPlane(DataPlane):  # type: ignore[misc]
+    class CheckedDataPlane(DataPlane):
         """kserve's data plane, checking a binary request before kserve reshapes its bytes (which
         it does while parsing the body, before any model sees it)."""
 

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from graphmint.exporters.base import Precision
 from graphmint.pipeline.errors import ConfigError, UsageError
 from graphmint.pipeline.spec.specs import MAX_SEED, ModelSpec, make_model_spec
 from graphmint.validators.budget import DEFAULT_BUDGETS, BudgetPolicy
@@ -62,7 +63,7 @@ class _Budget(_Table):
     topk: Annotated[int, Field(ge=1)] | None = None
     topk_agreement: Annotated[float, Field(ge=0, le=1)] | None = None
 
-    def values(self) -> dict[str, float]:
+    def values(self) -> dict[str, Any]:
         return {k: v for k, v in self.model_dump(exclude={"routes", "outputs"}).items() if v is not None}
 
 
@@ -136,14 +137,19 @@ def _where(loc: tuple[int | str, ...], data: Any) -> str:
             parts[-1] += f"[{key}]"
         else:
             parts.append(str(key))
-        node = node[key] if isinstance(node, (dict, list)) and _has(node, key) else None
+        node = _child(node, key)
         if isinstance(key, int) and isinstance(node, dict) and isinstance(node.get("name"), str):
             parts[-1] += f" ({node['name']!r})"
     return ".".join(parts) or "the top level"
 
 
-def _has(node: dict[str, Any] | list[Any], key: int | str) -> bool:
-    return key in node if isinstance(node, dict) else isinstance(key, int) and 0 <= key < len(node)
+def _child(node: Any, key: int | str) -> Any:
+    """node[key] where `node` is a table that holds `key` or a list that holds index `key`, else None."""
+    if isinstance(node, dict):
+        return node.get(key)
+    if isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node):
+        return node[key]
+    return None
 
 
 def _table_in(annotation: Any) -> type[BaseModel] | None:
@@ -240,10 +246,10 @@ def load_config(path: Path = DEFAULT_CONFIG) -> list[ModelSpec]:
     for dtype, table in config.defaults.tolerances.items():
         merged = {**dtype_tols.get(dtype, Tolerance(0.0, 0.0)).to_json(), **table.values()}
         dtype_tols[dtype] = Tolerance(**merged)
-    budget_defaults = {
-        p: replace(b, **config.defaults.budgets[p].values()) if p in config.defaults.budgets else b
-        for p, b in DEFAULT_BUDGETS.items()
-    }
+    budget_defaults = dict(DEFAULT_BUDGETS)
+    for precision, budget_table in config.defaults.budgets.items():
+        key = Precision(precision)
+        budget_defaults[key] = replace(budget_defaults[key], **budget_table.values())
     specs = []
     for entry in config.models:
         tolerance, budget = entry.tolerance, entry.budget

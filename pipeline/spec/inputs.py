@@ -70,7 +70,9 @@ def check_grid_budget(spec: ModelSpec, budget: int = GRID_BUDGET_BYTES) -> None:
         )
 
 
-def _generate(spec: InputSpec, shape: tuple[int, ...], low_high: tuple[int, int], rng: np.random.Generator):
+def _generate(
+    spec: InputSpec, shape: tuple[int, ...], low_high: tuple[int, int], rng: np.random.Generator
+) -> np.ndarray:
     if spec.dtype == "bool":
         return rng.random(shape) < 0.5
     if spec.dtype.startswith(("int", "uint")):

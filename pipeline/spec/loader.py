@@ -16,7 +16,7 @@ from graphmint.pipeline.errors import ModelLoadError
 __all__ = ["build_model", "resolve_callable"]
 
 
-def resolve_callable(ref: str) -> Callable[[], Any]:
+def resolve_callable(ref: str) -> Callable[..., Any]:
     """Import `module:callable` (module from the current directory or PYTHONPATH)."""
     module_name, sep, attr = ref.partition(":")
     if not sep or not module_name or not attr:

@@ -193,10 +193,7 @@ def _train(
         out = torch_model(*[torch.from_numpy(a) for a in batch.inputs.values()])
         loss = torch_loss(out, torch.from_numpy(batch.target))
         loss.backward()
-        gradients = [
-            (m, m.gradient(*(params[s].grad.numpy() for s in m.torch)))  # type: ignore[union-attr]
-            for m in trained
-        ]
+        gradients = [(m, m.gradient(*(params[s].grad.numpy() for s in m.torch))) for m in trained]
         torch_opt.step()
         _, arrays = keras_inputs(keras_model, batch.inputs)
         with tf.GradientTape() as tape:

@@ -72,7 +72,7 @@ def _torch_trace(
         model.get_submodule(name).eval()
     params = dict(model.named_parameters())
     if recipe.optimizer == "adam":
-        eps = {} if recipe.epsilon is None else {"eps": recipe.epsilon}
+        eps: dict[str, Any] = {} if recipe.epsilon is None else {"eps": recipe.epsilon}
         optimizer: Any = torch.optim.Adam(params.values(), lr=recipe.lr, **eps)
     else:
         optimizer = torch.optim.SGD(params.values(), lr=recipe.lr)

@@ -69,9 +69,13 @@ def _summed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return a + b
 
 
+#: (Keras weight name, torch tensor names, conversion)
+_Pair = tuple[str, tuple[str, ...], Callable[..., np.ndarray]]
+
+
 def weighted_torch_layers(model: Any) -> list[tuple[str, Any]]:
     """Modules that hold parameters or float buffers of their own, in registration order."""
-    found = []
+    found: list[tuple[str, Any]] = []
     for name, module in model.named_modules():
         own = list(module.named_parameters(recurse=False)) + [
             b for b in module.named_buffers(recurse=False) if b[1].is_floating_point()
@@ -92,20 +96,14 @@ def _walk(layer: Any) -> list[Any]:
     return [leaf for child in inner for leaf in _walk(child)]
 
 
-def _pairs(
-    name: str, module: Any, layer: Any
-) -> list[tuple[str, tuple[str, ...], Callable[..., np.ndarray]]]:
+def _pairs(name: str, module: Any, layer: Any) -> list[_Pair]:
     """(Keras weight name, torch tensor names, conversion) for one pair of layers."""
     kind, other = type(module).__name__, type(layer).__name__
     p = f"{name}." if name else ""
     if kind == "Linear" and other == "Dense":
-        return [("kernel", (f"{p}weight",), _t), ("bias", (f"{p}bias",), _same)][
-            : 1 + (module.bias is not None)
-        ]
+        return _kernel_bias(p, module, _t)
     if kind == "Conv2d" and other == "Conv2D":
-        return [("kernel", (f"{p}weight",), _conv), ("bias", (f"{p}bias",), _same)][
-            : 1 + (module.bias is not None)
-        ]
+        return _kernel_bias(p, module, _conv)
     if kind.startswith("BatchNorm") and other == "BatchNormalization":
         return [
             ("gamma", (f"{p}weight",), _same),
@@ -135,9 +133,13 @@ def _pairs(
     raise BridgeError(f"torch {name or 'model'} ({kind}) has no known Keras twin in {layer.name} ({other})")
 
 
-def _attention(
-    p: str, module: Any, layer: Any
-) -> list[tuple[str, tuple[str, ...], Callable[..., np.ndarray]]]:
+def _kernel_bias(p: str, module: Any, convert: Callable[..., np.ndarray]) -> list[_Pair]:
+    """The kernel from `weight` through `convert`, and the bias where the module has one."""
+    pairs: list[_Pair] = [("kernel", (f"{p}weight",), convert), ("bias", (f"{p}bias",), _same)]
+    return pairs[: 1 + (module.bias is not None)]
+
+
+def _attention(p: str, module: Any, layer: Any) -> list[_Pair]:
     d, heads = module.embed_dim, module.num_heads
     head = d // heads
 
@@ -156,7 +158,7 @@ def _attention(
     def output(w: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(w.T.reshape(heads, head, d))
 
-    pairs = []
+    pairs: list[_Pair] = []
     for index, part in enumerate(("query", "key", "value")):
         pairs.append((f"{part}/kernel", (f"{p}in_proj_weight",), projection(index)))
         pairs.append((f"{part}/bias", (f"{p}in_proj_bias",), projection_bias(index)))
