@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from test_precision import CASES as PRECISION_CASES
 
 from graphmint.exporters import ROUTE_MODULES, default_routes
 from graphmint.exporters.base import Artifact
@@ -24,6 +23,7 @@ from graphmint.pipeline.run.results import ModelResult
 from graphmint.validators.base import Runner, RuntimeUnavailable
 from graphmint.validators.isolated import IsolatedRunner
 from tests.conftest import zoo_specs
+from tests.test_precision import CASES as PRECISION_CASES
 
 SPECS = zoo_specs("tensorflow")
 CASES = [(s.name, r) for s in SPECS for r in (s.routes or default_routes("tensorflow"))]

@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-from test_precision import CASES as PRECISION_CASES
 
 from graphmint.exporters import ROUTE_MODULES, default_routes
 from graphmint.pipeline.run.results import ModelResult
 from tests.conftest import zoo_specs
+from tests.test_precision import CASES as PRECISION_CASES
 
 SPECS = zoo_specs("torch")
 CASES = [(s.name, r) for s in SPECS for r in (s.routes or default_routes("torch"))]
