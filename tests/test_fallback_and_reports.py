@@ -179,8 +179,8 @@ def test_error_plot_has_a_row_per_route_and_runtime_farthest_first(
 
 
 def test_error_plot_lists_routes_without_numbers_with_their_status(tmp_path: Path) -> None:
-    """SeqClassifier's torch-export is a known limitation and its torch-compile does not apply: both
-    skipped, drawn below the routes with numbers with their status and reason."""
+    """SeqClassifier's torch-export and torch-compile are known limitations (an LSTM): skipped, drawn
+    below the routes with numbers with their status and reason."""
     from dataclasses import replace
 
     from graphmint.pipeline.reports.plot import error_figure, error_rows
@@ -199,12 +199,12 @@ def test_error_plot_lists_routes_without_numbers_with_their_status(tmp_path: Pat
         ("torch-compile", "skipped"),
     ]
     assert rows[0].numbered and not rows[1].numbered and rows[1].worst is None
-    assert rows[1].reason.startswith("known limitation") and "Dynamo" in rows[2].reason
+    assert rows[1].reason.startswith("known limitation") and "captured no graph" in rows[2].reason
     fig = error_figure(model)
     assert [value for _, value in _drawn_rows(fig)][1:] == ["skipped", "skipped"]
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert any(t.startswith("skipped: known limitation: torch.export") for t in texts)
-    assert any(t.startswith("skipped: torch.compile captured no graph") for t in texts)
+    assert any(t.startswith("skipped: known limitation: Dynamo does not wrap nn.LSTM") for t in texts)
 
 
 def test_junit_parses_and_names_each_check(failing_run: tuple[Path, CompletedProcess[str]]) -> None:
