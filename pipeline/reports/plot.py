@@ -16,7 +16,7 @@ from graphmint.validators.tolerance import Rule
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["ErrorRow", "error_figure", "error_plot_png", "error_rows", "layer_plot_png"]
+__all__ = ["ErrorRow", "error_figure", "error_plot_png", "error_rows", "layer_plot_png", "skipped_runtimes"]
 
 #: a route's colour is its precision's
 PRECISION_COLORS = {"fp32": "tab:blue", "fp16": "tab:orange", "int8": "tab:purple"}
