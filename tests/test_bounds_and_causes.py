@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import zoo_specs
 
 from graphmint.pipeline.cli import main
 from graphmint.pipeline.publish.manifest import read_model_manifest
@@ -22,6 +21,7 @@ from graphmint.pipeline.run.stages import Prepared, RunOptions, finish_model, pr
 from graphmint.pipeline.spec.specs import make_model_spec
 from graphmint.pipeline.validate import validate_path
 from graphmint.validators.results import Diagnosis, Status
+from tests.conftest import zoo_specs
 
 KERAS_MODELS = textwrap.dedent(
     """

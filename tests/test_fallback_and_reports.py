@@ -7,11 +7,13 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from subprocess import CompletedProcess
+from typing import Any
 
 import pytest
 from junitparser import Error, Failure, JUnitXml, Skipped
 
 from graphmint.pipeline.publish.manifest import read_model_manifest
+from graphmint.validators.results import ERROR_BINS
 
 Cli = Callable[..., CompletedProcess[str]]
 
@@ -130,6 +132,80 @@ def test_reports_carry_the_numbers(failing_run: tuple[Path, CompletedProcess[str
     assert "### build × torch-export: failed at compare" in markdown and "Try next:" in markdown
     png = (reports / "plots" / "build.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 5000
+
+
+def _drawn_rows(fig: Any) -> list[tuple[str, str]]:
+    """The row labels a plot drew, top first: (route / runtime on the left, value and status on the
+    right)."""
+    left, right = fig.axes
+
+    def top_first(ax: Any) -> list[str]:
+        ticks = sorted(ax.get_yticklabels(), key=lambda t: -t.get_position()[1])
+        return [t.get_text() for t in ticks]
+
+    return list(zip(top_first(left), top_first(right), strict=True))
+
+
+def test_error_plot_has_a_row_per_route_and_runtime_farthest_first(
+    failing_run: tuple[Path, CompletedProcess[str]],
+) -> None:
+    from graphmint.pipeline.reports.plot import error_figure, error_rows, skipped_runtimes
+    from graphmint.pipeline.run.results import ModelResult
+
+    folder, _ = failing_run
+    [data] = json.loads((folder / "reports" / "report.json").read_text())["models"]
+    model = ModelResult.from_json(data)
+    rows = error_rows(model)
+    # every runtime that checked an artifact is one row; the runtimes that cannot run here are named
+    ran = {(r.route, c.runner) for r in model.routes for c in r.checks if c.status != "skipped"}
+    assert {(row.route, row.runner) for row in rows} == ran and len(rows) == len(ran)
+    assert set(skipped_runtimes(model)) == {
+        c.runner for r in model.routes for c in r.checks if c.status == "skipped"
+    }
+    assert all("cuda" in runner for runner in skipped_runtimes(model))
+    worst = [row.worst for row in rows]
+    assert None not in worst and worst == sorted(worst, reverse=True)
+    # torch-export's tanh GELU is the farthest from eager, failed against the noise limit it was judged by
+    assert (rows[0].route, rows[0].status, rows[0].rule) == ("torch-export", "failed", "noise")
+    assert rows[0].limit is not None and rows[0].worst > rows[0].limit
+    trace = next(row for row in rows if row.route == "torchscript-trace")
+    assert trace.exact and trace.precision == "fp32" and rows[-1].exact
+    for row in rows:
+        assert len(row.fractions) == len(ERROR_BINS) - 1 and abs(sum(row.fractions) - 1) < 1e-9
+    # what is drawn: the same rows, top first, each with its value and status on the right
+    drawn = _drawn_rows(error_figure(model))
+    assert [label for label, _ in drawn] == [row.label for row in rows]
+    assert drawn[0][1].endswith("failed") and "limit" in drawn[0][1]
+    assert all(value.startswith("0 (exact)") for label, value in drawn if label.startswith("torchscript"))
+
+
+def test_error_plot_lists_routes_without_numbers_with_their_status(tmp_path: Path) -> None:
+    """SeqClassifier's torch-export and torch-compile are known limitations (an LSTM): skipped, drawn
+    below the routes with numbers with their status and reason."""
+    from dataclasses import replace
+
+    from graphmint.pipeline.reports.plot import error_figure, error_rows
+    from graphmint.pipeline.run.executors import run_models
+    from graphmint.pipeline.run.stages import RunOptions
+    from graphmint.pipeline.spec.config import load_config
+    from tests.conftest import ZOO_CONFIG
+
+    spec = next(s for s in load_config(ZOO_CONFIG) if s.name == "SeqClassifier")
+    spec = replace(spec, routes=["torchscript-trace", "torch-export", "torch-compile"])
+    [model] = run_models([spec], RunOptions(out=tmp_path, jobs=1))
+    rows = error_rows(model)
+    assert [(row.route, row.status) for row in rows] == [
+        ("torchscript-trace", "passed"),
+        ("torch-export", "skipped"),
+        ("torch-compile", "skipped"),
+    ]
+    assert rows[0].numbered and not rows[1].numbered and rows[1].worst is None
+    assert rows[1].reason.startswith("known limitation") and "captured no graph" in rows[2].reason
+    fig = error_figure(model)
+    assert [value for _, value in _drawn_rows(fig)][1:] == ["skipped", "skipped"]
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert any(t.startswith("skipped: known limitation: torch.export") for t in texts)
+    assert any(t.startswith("skipped: known limitation: Dynamo does not wrap nn.LSTM") for t in texts)
 
 
 def test_junit_parses_and_names_each_check(failing_run: tuple[Path, CompletedProcess[str]]) -> None:

@@ -201,3 +201,33 @@ def test_a_user_project_with_its_own_packages_of_the_same_names_exports(tmp_path
     manifest = read_model_manifest(tmp_path / "out" / "build")
     assert [r.status for r in manifest.routes] == ["passed"]
     assert manifest.outputs[0].shape == ["batch", 3]
+
+
+def _imported(path: Path) -> list[tuple[int, str]]:
+    """(line, module) for every absolute import in `path`."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.append((node.lineno, node.module))
+    return found
+
+
+def test_the_tests_import_each_other_as_the_tests_package() -> None:
+    """tests/ is a package: its modules import conftest and each other as `tests.<name>`, the name
+    pytest gives them, so no module of it is loaded (and its fixtures defined) a second time under
+    its bare file name."""
+    tests = ROOT / "tests"
+    bare = {p.stem for p in tests.glob("*.py")}
+    for path in sorted(tests.glob("*.py")):
+        for line, name in _imported(path):
+            assert name.partition(".")[0] not in bare, f"{path.name}:{line} imports {name}: use tests.{name}"
+    loaded: dict[str, list[str]] = {}
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if file and Path(file).resolve().parent == tests:
+            loaded.setdefault(Path(file).stem, []).append(name)
+    assert loaded["conftest"] == ["tests.conftest"]
+    assert loaded["__init__"] == ["tests"]
+    assert all(names == [f"tests.{stem}"] for stem, names in loaded.items() if stem != "__init__"), loaded

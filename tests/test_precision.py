@@ -7,7 +7,6 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from conftest import zoo_specs
 
 from graphmint.exporters import ROUTE_MODULES, get_route
 from graphmint.exporters.base import Precision
@@ -16,6 +15,7 @@ from graphmint.pipeline.run.results import ModelResult
 from graphmint.pipeline.spec.config import load_config
 from graphmint.pipeline.spec.specs import ModelSpec
 from graphmint.validators.results import RouteResult
+from tests.conftest import zoo_specs
 
 #: the model of each framework that takes every reduced-precision route in make test: a zoo model and
 #: a two-input Keras model below (the whole zoo takes them in `make artifacts`)

@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import THIRD_PARTY
 
 from graphmint.pipeline.run.results import ModelResult
 from graphmint.pipeline.spec.specs import make_model_spec
+from tests.conftest import THIRD_PARTY
 
 pytest.importorskip(
     "transformers", reason="the corpus extra (transformers) is not installed: make installs it"

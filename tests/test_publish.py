@@ -24,13 +24,19 @@ Cli = Callable[..., CompletedProcess[str]]
 
 MODELS = textwrap.dedent(
     """
+    import os
     import time
+    from pathlib import Path
+
     import torch
     from torch import nn
 
     class Slow(nn.Linear):
+        # inside the route's export (torch.jit.trace calls it), it says so and waits to be stopped
         def forward(self, x):
-            time.sleep(0.4)
+            if torch.jit.is_tracing():
+                Path(os.environ["PUBMODELS_TRACING"]).touch()
+                time.sleep(120)
             return super().forward(x)
 
     def fast():
@@ -89,7 +95,8 @@ def published(tmp_path: Path, graphmint_cli: Cli) -> tuple[Path, dict[str, str]]
 
 
 def _start_slow(workdir: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    """Export `pubmodels:slow`, whose trace blocks once it has touched workdir/tracing."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PUBMODELS_TRACING": str(workdir / "tracing")}
     return subprocess.Popen(
         [
             sys.executable,
@@ -113,15 +120,15 @@ def _start_slow(workdir: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def _wait_for_route_work(out: Path, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+def _wait_for_route_work(workdir: Path, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    """Until the slow model is being traced: the run is inside its route's export, where it stays
+    until it is stopped, with the route's folder in staging."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if list(out.glob(f"{STAGING_PREFIX}m-*/torchscript-trace")):
-            time.sleep(0.3)  # well inside the route: the model sleeps at every call
-            return
+    while not (workdir / "tracing").exists():
         assert proc.poll() is None, "the run ended before it could be interrupted"
+        assert time.monotonic() < deadline, "the run never started its route"
         time.sleep(0.05)
-    raise AssertionError("the run never started its route")
+    assert list((workdir / "out").glob(f"{STAGING_PREFIX}m-*/torchscript-trace")), "no route in staging"
 
 
 def test_failing_run_keeps_previous(published: tuple[Path, dict[str, str]], graphmint_cli: Cli) -> None:
@@ -141,7 +148,7 @@ def test_killed_run_keeps_previous(
     out = workdir / "out"
     proc = _start_slow(workdir)
     try:
-        _wait_for_route_work(out, proc)
+        _wait_for_route_work(workdir, proc)
         proc.send_signal(sig)
         proc.wait(timeout=60)
     finally:

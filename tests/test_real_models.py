@@ -15,12 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import THIRD_PARTY
 
 from graphmint.pipeline.cli import main
 from graphmint.pipeline.publish.manifest import read_model_manifest
 from graphmint.pipeline.run.results import ModelResult, RouteResult
 from graphmint.pipeline.spec.specs import make_model_spec
+from tests.conftest import THIRD_PARTY
 
 pytest.importorskip(
     "transformers", reason="the corpus extra (transformers) is not installed: make installs it"

@@ -10,29 +10,37 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from graphmint.exporters import get_route
 from graphmint.pipeline.run.results import ModelResult
 from graphmint.pipeline.validate import validate_path
+from graphmint.validators import get_runner, runtimes_for
 from graphmint.validators.check import combine_checks, diagnosis_of
 from graphmint.validators.results import ArtifactCheck, Diagnosis, Stage
 
-ONNX_RUNTIMES = ("onnxruntime", "onnxruntime-noopt", "onnx-reference", "onnxruntime-cuda")
+#: the runtimes every ONNX file is checked on, its route's runner first
+ONNX_RUNTIMES = runtimes_for(get_route("torch", "onnx").runner)
+#: those that need a CUDA device (skipped, saying so, where there is none)
+CUDA_RUNTIMES = {
+    r for r in ONNX_RUNTIMES if "CUDAExecutionProvider" in getattr(get_runner(r), "providers", ())
+}
 
 
 def test_zoo_onnx_checked_on_every_runtime(torch_zoo: tuple[Path, dict[str, ModelResult]]) -> None:
     _, results = torch_zoo
+    assert CUDA_RUNTIMES and set(ONNX_RUNTIMES) > CUDA_RUNTIMES
     for name, result in results.items():
         route = next(r for r in result.routes if r.route == "onnx")
         checks = {c.runner: c for c in route.checks}
         assert tuple(checks) == ONNX_RUNTIMES, name
-        for runner in ("onnxruntime", "onnxruntime-noopt", "onnx-reference"):
+        for runner in (r for r in ONNX_RUNTIMES if r not in CUDA_RUNTIMES):
             assert checks[runner].status == "passed", (name, runner, checks[runner].reason)
             assert checks[runner].max_abs_error is not None
             assert checks[runner].deterministic is not None
         assert "ORT_DISABLE_ALL" in checks["onnxruntime-noopt"].runtime
         assert "ORT_ENABLE_ALL" in checks["onnxruntime"].runtime
-        cuda = checks["onnxruntime-cuda"]
-        if cuda.status == "skipped":
-            assert "CUDAExecutionProvider" in cuda.reason
+        for runner in CUDA_RUNTIMES:
+            if checks[runner].status == "skipped":
+                assert "CUDAExecutionProvider" in checks[runner].reason
 
 
 def test_torch_files_have_a_cuda_check_or_its_reason(torch_zoo: tuple[Path, dict[str, ModelResult]]) -> None:

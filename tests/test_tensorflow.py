@@ -16,19 +16,20 @@ from typing import Any
 
 import numpy as np
 import pytest
-from test_precision import CASES as PRECISION_CASES
 
-from graphmint.exporters import ROUTE_MODULES, default_routes
+from graphmint.exporters import ROUTE_MODULES, default_routes, routes_for
 from graphmint.exporters.base import Artifact
 from graphmint.pipeline.run.results import ModelResult
+from graphmint.pipeline.spec.config import twin_tables
 from graphmint.validators.base import Runner, RuntimeUnavailable
 from graphmint.validators.isolated import IsolatedRunner
-from tests.conftest import zoo_specs
+from tests.conftest import ZOO_CONFIG, assert_as_declared, zoo_specs
+from tests.test_precision import CASES as PRECISION_CASES
 
 SPECS = zoo_specs("tensorflow")
 CASES = [(s.name, r) for s in SPECS for r in (s.routes or default_routes("tensorflow"))]
-#: routes whose artifact is a file (or folder) on disk
-FILE_ROUTES = {"saved-model", "tflite", "onnx"}
+#: routes whose artifact is a file (or folder) on disk: all but those checked on the object they made
+FILE_ROUTES = {r.name for r in routes_for("tensorflow") if not r.in_process}
 
 Zoo = tuple[Path, dict[str, ModelResult]]
 Cli = Callable[..., CompletedProcess[str]]
@@ -47,16 +48,17 @@ def test_every_registered_tensorflow_route_runs_on_some_zoo_model() -> None:
 
 
 def test_zoo_has_the_keras_twins() -> None:
-    assert {"KerasSimpleNet", "KerasCustom", "KerasCNN", "KerasSeq", "KerasTransformer"} <= {
-        s.name for s in SPECS
-    }
+    """Every PyTorch zoo model has its Keras twin in the zoo ([[twins]]), and every Keras one is a twin."""
+    twins = twin_tables(ZOO_CONFIG)
+    assert {t["torch"] for t in twins} == {s.name for s in zoo_specs("torch")}
+    assert {t["keras"] for t in twins} == {s.name for s in SPECS}
 
 
 @pytest.mark.parametrize(("model", "route"), CASES, ids=[f"{m}-{r}" for m, r in CASES])
 def test_zoo_route(keras_zoo: Zoo, model: str, route: str) -> None:
     out, results = keras_zoo
     result = next(r for r in results[model].routes if r.route == route)
-    assert result.status in ("passed", "skipped"), f"{model} × {route}: {result.status}: {result.reason}"
+    assert_as_declared(next(s for s in SPECS if s.name == model), result)
     manifest = _manifest(out, model)
     assert manifest["framework"] == "tensorflow"
     entry = next(e for e in manifest["routes"] if e["route"] == route)
