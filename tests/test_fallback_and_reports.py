@@ -154,7 +154,7 @@ def test_error_plot_has_a_row_per_route_and_runtime_farthest_first(
 
     folder, _ = failing_run
     [data] = json.loads((folder / "reports" / "report.json").read_text())["models"]
-    model = ModelResult.from_json(data)
+    model = ModelResult.read(data)
     rows = error_rows(model)
     # every runtime that checked an artifact is one row; the runtimes that cannot run here are named
     ran = {(r.route, c.runner) for r in model.routes for c in r.checks if c.status != "skipped"}

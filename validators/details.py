@@ -116,10 +116,11 @@ class RouteDetails(Record):
     """What a route's exporter and runtime say about its artifact, by format; the manifest holds each
     beside the route's other keys, where it is known."""
 
-    # ONNX: the opset, graph inputs the converter pruned, XLA-compiled calls it inlined, an upgrade
+    # ONNX: the opset, graph inputs the converter pruned, how many XLA-compiled calls it inlined,
+    # an upgrade
     opset: int | None = None
     pruned_inputs: list[str] | None = None
-    inlined_xla_calls: list[str] | None = None
+    inlined_xla_calls: int | None = None
     opset_upgrade: OpsetUpgrade | None = None
     # SavedModel: the serving signature
     signature: str | None = None
