@@ -178,7 +178,24 @@ def _worst(values: list[float | None]) -> float | None:
     return max(found) if found else None
 
 
-class ArtifactCheck(Record):
+class _WorstErrors(Record):
+    """A record whose worst absolute and relative errors are derived from what it holds (`worst`)."""
+
+    def worst(self, attr: str) -> float | None:
+        raise NotImplementedError
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def max_abs_error(self) -> float | None:
+        return self.worst("max_abs_error")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def max_rel_error(self) -> float | None:
+        return self.worst("max_rel_error")
+
+
+class ArtifactCheck(_WorstErrors):
     """An artifact loaded by one runner and checked on the whole grid."""
 
     runner: str
@@ -202,16 +219,6 @@ class ArtifactCheck(Record):
 
     def worst(self, attr: str) -> float | None:
         return _worst([getattr(o, attr) for p in self.points for o in p.outputs])
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def max_abs_error(self) -> float | None:
-        return self.worst("max_abs_error")
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def max_rel_error(self) -> float | None:
-        return self.worst("max_rel_error")
 
     @property
     def outputs(self) -> list[OutputComparison]:
@@ -268,7 +275,7 @@ _ROUTE_ORDER = (
 )
 
 
-class RouteResult(Record):
+class RouteResult(_WorstErrors):
     """How one route went. `stage` names the step that decided a non-passing status."""
 
     route: str
@@ -318,16 +325,6 @@ class RouteResult(Record):
     def worst(self, attr: str) -> float | None:
         """The worst of `attr` over the checks whose errors are the route's (not the excused ones)."""
         return _worst([c.worst(attr) for c in self.checks if c.runner not in self.excused])
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def max_abs_error(self) -> float | None:
-        return self.worst("max_abs_error")
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def max_rel_error(self) -> float | None:
-        return self.worst("max_rel_error")
 
     @computed_field  # type: ignore[prop-decorator]
     @property
