@@ -49,7 +49,7 @@ def test_third_party_models_meet_their_budgets_on_every_reduced_route(
     bad = [(r.route, r.status, r.reason) for r in results[model].routes if r.status != "passed"]
     assert not bad, bad
     for route in results[model].routes:
-        assert route.check is not None and all(b["passed"] for b in route.check.budgets.values())
+        assert route.check is not None and all(b.passed for b in route.check.budgets.values())
 
 
 def test_vit_static_int8_passes_after_the_retry(results: dict[str, ModelResult]) -> None:
