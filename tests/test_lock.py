@@ -90,6 +90,31 @@ def locked_versions(lock: Path = LOCK) -> dict[str, str]:
     return {_canonical(name): version for name, version in pins}
 
 
+#: a constraints.txt comment pairing a package with the release of another its native code was built
+#: against: `# built-against: executorch==1.5.1 torch==2.13.0`
+BUILT_AGAINST = re.compile(r"^#\s*built-against:\s*(\S+)==(\S+)\s+(\S+)==(\S+)\s*$", re.MULTILINE)
+
+
+def built_against_problems(lock: Path = LOCK, constraints: Path = CONSTRAINTS) -> list[str]:
+    """Where the lock pins a package that constraints.txt says was built against another release of
+    a second package than the lock's (a native extension that would fail to load, or load and
+    misbehave). A local version (`+cpu`) is the same release."""
+    locked = locked_versions(lock)
+    problems = []
+    for name, version, base, base_version in BUILT_AGAINST.findall(constraints.read_text()):
+        pinned = locked.get(_canonical(name), "").split("+")[0]
+        if pinned != version.split("+")[0]:
+            continue  # another release of it (or none) is locked: the pairing says nothing about it
+        have = locked.get(_canonical(base), "")
+        if have.split("+")[0] != base_version.split("+")[0]:
+            problems.append(
+                f"{name}=={version} is built against {base}=={base_version}, the lock has "
+                f"{base}=={have or '(none)'}: pin {base} back, or move {name} to a release built "
+                f"against it and update the built-against line in {constraints.name}"
+            )
+    return problems
+
+
 def stamp(lock: Path = LOCK) -> None:
     """Put the header and the inputs' digest on top of the resolver's output (idempotent)."""
     lines = lock.read_text().splitlines(keepends=True)
@@ -163,6 +188,18 @@ def test_pyproject_ranges_admit_the_locked_versions() -> None:
     assert not problems, "pyproject.toml and requirements.lock disagree:\n" + "\n".join(problems)
 
 
+def test_native_builds_match_the_locked_release_they_were_built_against(tmp_path: Path) -> None:
+    assert BUILT_AGAINST.search(CONSTRAINTS.read_text()), "constraints.txt pairs executorch with torch"
+    assert built_against_problems() == []
+    lock = tmp_path / "requirements.lock"
+    lock.write_text(LOCK.read_text().replace("\ntorch==2.13.0+cpu", "\ntorch==2.14.1+cpu"))
+    (refused,) = built_against_problems(lock)
+    assert refused.startswith("executorch==1.5.1 is built against torch==2.13.0, the lock has torch==2.14.1+cpu")
+    # a lock that moved executorch on as well is not judged by the old release's pairing
+    lock.write_text(lock.read_text().replace("\nexecutorch==1.5.1", "\nexecutorch==1.6.0"))
+    assert built_against_problems(lock) == []
+
+
 def test_environment_is_the_lock() -> None:
     """What `make` installed is the lock, and the manifest's "versions" (the packages of the formats)
     are versions of the lock."""
@@ -192,6 +229,8 @@ def test_environment_is_the_lock() -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["--stamp"]:
+        if refused := built_against_problems():
+            sys.exit("make lock refuses this lock: " + "; ".join(refused))
         stamp()
     elif sys.argv[1:] == ["--check"]:
         if recorded_digest() != inputs_digest():
