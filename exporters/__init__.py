@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import importlib
 
-from graphmint.exporters.base import Artifact, ExportContext, ExportResult, Route, Strategy
+from graphmint.exporters.base import Artifact, ExportContext, ExportResult, Precision, Route, Strategy
+from graphmint.exporters.formats import FORMATS
 
 __all__ = [
+    "ROUTE_GROUPS",
     "ROUTE_MODULES",
     "Artifact",
     "ExportContext",
@@ -14,6 +16,7 @@ __all__ = [
     "Route",
     "Strategy",
     "default_routes",
+    "expand_routes",
     "get_route",
     "routes_for",
 ]
@@ -57,3 +60,32 @@ def routes_for(framework: str) -> list[Route]:
 
 def default_routes(framework: str) -> list[str]:
     return [r.name for r in routes_for(framework) if r.default]
+
+
+#: names that stand for several routes of a model's framework wherever routes are named (`--routes`,
+#: a config's `routes`), each with what it holds
+ROUTE_GROUPS: dict[str, str] = {
+    "default": "the framework's default routes",
+    "edge": "the float32 routes to device formats (ExecuTorch, LiteRT/TFLite)",
+    "all": "every route of the framework",
+}
+
+
+def _in_group(route: Route, group: str) -> bool:
+    if group == "default":
+        return route.default
+    if group == "edge":
+        return FORMATS[route.format].edge and route.precision == Precision.FP32
+    return group == "all"
+
+
+def expand_routes(framework: str, names: list[str]) -> list[str]:
+    """`names` with each group replaced by its routes for `framework`, in the order routes run; a
+    name that is no group is kept as it is. No name comes twice."""
+    expanded: list[str] = []
+    for name in names:
+        if name in ROUTE_GROUPS:
+            expanded += [r.name for r in routes_for(framework) if _in_group(r, name)]
+        else:
+            expanded.append(name)
+    return list(dict.fromkeys(expanded))

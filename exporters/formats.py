@@ -71,6 +71,14 @@ class RunnerSpec:
     ref: str
     role: Role = Role.DEPLOY
     device: Device = Device.CPU
+    #: a cross-check runtime that people also deploy the format on (OpenVINO for an ONNX file): where
+    #: it verified an artifact, `graphmint bench` measures it there too and may recommend it
+    deployable: bool = False
+
+    @property
+    def deploys(self) -> bool:
+        """Whether an artifact may be deployed on it: its format's deploying runtime, or one named so."""
+        return self.role == Role.DEPLOY or self.deployable
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,8 @@ class Format:
     #: per framework whose routes write it: modules a child imports before it exports or loads one
     preload: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     serving: tuple[Serving, ...] = ()
+    #: a format for phones and embedded devices: its float32 routes form the `edge` route group
+    edge: bool = False
 
     @property
     def runner(self) -> str:
@@ -141,6 +151,10 @@ class Format:
         if len(set(names)) != len(names):
             raise FormatError(f"format {self.name!r} names a runner twice: {names}")
         for spec in self.runners:
+            if spec.deployable and spec.role != Role.CROSS_CHECK:
+                raise FormatError(
+                    f"runner {spec.name!r} of {self.name!r}: only a cross-check is marked deployable"
+                )
             module, _, attr = spec.ref.partition(":")
             if not module or not attr:
                 raise FormatError(
@@ -346,6 +360,7 @@ FORMATS.register(
         executes_code=None,
         packages={"tensorflow": (*_TF, "ai-edge-litert")},
         preload={"tensorflow": ("tensorflow",)},
+        edge=True,
     )
 )
 FORMATS.register(

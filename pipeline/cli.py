@@ -299,7 +299,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from graphmint.exporters import ROUTE_MODULES, get_route
+    from graphmint.exporters import ROUTE_GROUPS, ROUTE_MODULES, get_route
     from graphmint.pipeline.spec.config import load_config
 
     print("routes:")
@@ -307,6 +307,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         route = get_route(framework, name)
         flag = "" if route.default else " (opt-in)"
         print(f"  {framework:<10} {name:<20} {route.description}{flag}")
+    print("route groups (wherever routes are named):")
+    for group, what in ROUTE_GROUPS.items():
+        print(f"  {group:<31} {what}")
     if args.config.exists():
         print(f"models ({args.config}):")
         for spec in load_config(args.config):

@@ -195,3 +195,27 @@ def test_torchao_decides_the_cache_key(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     assert installed_versions()["torchao"] == "0.0.1"
     assert model_key(spec, {}) != before
+
+
+def test_route_groups_expand_per_framework_where_routes_are_named() -> None:
+    from graphmint.exporters import ROUTE_GROUPS, expand_routes
+    from graphmint.exporters.base import Precision
+    from graphmint.models.frameworks import FRAMEWORKS
+    from graphmint.pipeline.run.stages import resolve_routes
+
+    assert not set(ROUTE_GROUPS) & {name for _, name in ROUTE_MODULES}, "a route named like a group"
+    for framework in ("torch", "tensorflow"):
+        every = [r for fw, r in ROUTE_MODULES if fw == framework]
+        assert expand_routes(framework, ["all"]) == every
+        assert expand_routes(framework, ["default"]) == [r for r in every if get_route(framework, r).default]
+        edge = expand_routes(framework, ["edge"])
+        assert edge, f"{framework} has no route to a device format"
+        for name in edge:
+            route = get_route(framework, name)
+            assert FORMATS[route.format].edge and route.precision == Precision.FP32, name
+        # a group beside a route it holds names that route once, in the order routes run
+        assert expand_routes(framework, [edge[0], "edge"]) == edge
+    spec = make_model_spec(name="m", ref="m:f", inputs=["x:float32[batch,4]"], dims=["batch=1..2"])
+    routes, elsewhere = resolve_routes(spec, FRAMEWORKS["tensorflow"], ["default", "edge"])
+    assert [r.name for r in routes] == expand_routes("tensorflow", ["default", "edge"])
+    assert elsewhere == []

@@ -194,7 +194,9 @@ def test_native_builds_match_the_locked_release_they_were_built_against(tmp_path
     lock = tmp_path / "requirements.lock"
     lock.write_text(LOCK.read_text().replace("\ntorch==2.13.0+cpu", "\ntorch==2.14.1+cpu"))
     (refused,) = built_against_problems(lock)
-    assert refused.startswith("executorch==1.5.1 is built against torch==2.13.0, the lock has torch==2.14.1+cpu")
+    assert refused.startswith(
+        "executorch==1.5.1 is built against torch==2.13.0, the lock has torch==2.14.1+cpu"
+    )
     # a lock that moved executorch on as well is not judged by the old release's pairing
     lock.write_text(lock.read_text().replace("\nexecutorch==1.5.1", "\nexecutorch==1.6.0"))
     assert built_against_problems(lock) == []

@@ -65,7 +65,10 @@ def recommend(bench: ModelBench, options: BenchOptions) -> tuple[Subject | None,
     best = max(_speed(s, batch) for s in timed)
     ties = [s for s in timed if _speed(s, batch) >= best * (1 - options.rule.tolerance)]
     # the optimized copy is derived from the onnx route, whether made now or recorded by an earlier bench
-    chosen = min(ties, key=lambda s: (s.name == OPTIMIZED, s.size_bytes or 0, -_speed(s, batch)))
+    # ... and a route on its own runtime before the same file on another
+    chosen = min(
+        ties, key=lambda s: (s.name == OPTIMIZED, s.name != s.route, s.size_bytes or 0, -_speed(s, batch))
+    )
     return chosen, [s.name for s in ties if s is not chosen]
 
 
@@ -73,7 +76,7 @@ def _recommendation(subject: Subject, ties: list[str], options: BenchOptions) ->
     batch = options.batches[0]
     timing = subject.timings[batch]
     return Recommended(
-        route=subject.name,
+        route=subject.route,
         artifact=subject.artifact,
         runner=subject.runner,
         batch=batch,
@@ -212,7 +215,7 @@ def console_lines(bench: ModelBench) -> list[str]:
     if best:
         ratio = f", {best['speedup']:.1f}x eager" if best.get("speedup") else ""
         figures = f"{best['p50_us']:.0f} µs at batch {best['batch']}{ratio}"
-        lines.append(f"  recommended: {best['route']} ({figures}); {bench.recorded}")
+        lines.append(f"  recommended: {best['route']} on {best['runner']} ({figures}); {bench.recorded}")
     else:
         lines.append(f"  {bench.recorded}")
     return lines
@@ -238,7 +241,15 @@ def bench_markdown(benches: Sequence[ModelBench], options: BenchOptions) -> str:
         ]
         out += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in _rows(bench)]
         best = bench.recommended
-        out += ["", f"Recommended: `{best['route']}` ({bench.recorded})." if best else bench.recorded, ""]
+        out += [
+            "",
+            f"Recommended: `{best['route']}` on `{best['runner']}` ({bench.recorded})."
+            if best
+            else bench.recorded,
+            "",
+        ]
+        # what each ran on, as the runtime reported itself (OpenVINO: the precision hint in effect)
+        out += [f"- `{s.name}`: {s.runtime}" for s in bench.subjects if s.runtime] + [""]
     return "\n".join(out)
 
 

@@ -25,8 +25,9 @@ class BenchOptions:
 
 @dataclass
 class Subject:
-    """One thing measured for a model: the eager model, or one route's artifact."""
+    """One thing measured for a model: the eager model, or one route's artifact on one runtime."""
 
+    #: the route, or `route@runner` for an artifact measured on a runtime other than its route's
     name: str
     #: "eager", "artifact" (a published file), "in-process" (a route without a file), "optimized"
     kind: str
@@ -51,6 +52,11 @@ class Subject:
     #: of its outputs against eager over the grid
     precision: str = "fp32"
     snr_db: float | None = None
+    #: the route whose artifact it is (the name, unless the name says the runtime too)
+    route: str = ""
+
+    def __post_init__(self) -> None:
+        self.route = self.route or self.name
 
     @property
     def deployable(self) -> bool:
@@ -60,6 +66,7 @@ class Subject:
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "subject": self.name,
+            "route": self.route,
             "kind": self.kind,
             "runner": self.runner,
             "runtime": self.runtime,

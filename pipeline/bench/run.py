@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from graphmint.exporters.base import Artifact
+from graphmint.exporters.formats import FORMATS
 from graphmint.pipeline.bench.measure import BenchHost, StabilityRule, p50, spread, stable, timing
 from graphmint.pipeline.bench.results import BenchOptions, ModelBench, Subject
 from graphmint.pipeline.errors import UsageError
@@ -252,6 +253,24 @@ def _plan(
             yield subject, "", ()
             continue
         yield subject, "load_artifact", (entry.runner, _artifact(folder, manifest, entry))
+        # the same file on every other runtime it deploys on that verified it (OpenVINO for ONNX)
+        for runner in _other_deployments(entry):
+            other = Subject(
+                f"{entry.route}@{runner}",
+                "artifact",
+                runner=runner,
+                artifact=entry.artifact,
+                size_bytes=subject.size_bytes,
+                precision=entry.precision,
+                snr_db=subject.snr_db,
+                route=entry.route,
+            )
+            refusal = decision.refusal(entry.artifact, runner)
+            if refusal:
+                other.reason = refusal
+                yield other, "", ()
+            else:
+                yield other, "load_artifact", (runner, _artifact(folder, manifest, entry))
         if (
             entry.route == "onnx"
             and entry.runner == "onnxruntime"
@@ -263,6 +282,16 @@ def _plan(
             else:
                 artifact = replace(_artifact(folder, manifest, entry), route=OPTIMIZED, path=optimized.path)
                 yield optimized, "load_artifact", ("onnxruntime", artifact)
+
+
+def _other_deployments(entry: RouteEntry) -> list[str]:
+    """The runtimes besides the route's own that an artifact may be deployed on and that passed it."""
+    others = []
+    for check in entry.checks:
+        spec = FORMATS.runner_spec(check.runner)
+        if check.runner != entry.runner and check.status == Status.PASSED and spec and spec.deploys:
+            others.append(check.runner)
+    return others
 
 
 def _load(

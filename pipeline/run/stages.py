@@ -10,7 +10,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from graphmint.exporters import ROUTE_MODULES, ExportContext, Route, default_routes, get_route
+from graphmint.exporters import (
+    ROUTE_GROUPS,
+    ROUTE_MODULES,
+    ExportContext,
+    Route,
+    default_routes,
+    expand_routes,
+    get_route,
+)
 from graphmint.exporters.base import ExportState, Precision, clean_text
 from graphmint.exporters.formats import packages_for
 from graphmint.models.frameworks import Framework, package_versions
@@ -93,13 +101,13 @@ def resolve_routes(
 ) -> tuple[list[Route], list[str]]:
     """The routes to run for this model, and the requested ones that belong to another framework."""
     names = list(requested) if requested is not None else list(spec.routes or default_routes(framework.name))
+    names = expand_routes(framework.name, names)
     known = [name for fw, name in ROUTE_MODULES if fw == framework.name]
     anywhere = {name for _, name in ROUTE_MODULES}
     unknown = [n for n in names if n not in anywhere]
     if unknown:
-        raise SpecError(
-            f"unknown route {', '.join(map(repr, unknown))}; choose from: {', '.join(sorted(anywhere))}"
-        )
+        choices = ", ".join([*sorted(anywhere), *(f"{g} (group)" for g in ROUTE_GROUPS)])
+        raise SpecError(f"unknown route {', '.join(map(repr, unknown))}; choose from: {choices}")
     elsewhere = [n for n in names if n not in known]
     if elsewhere and len(elsewhere) == len(names):
         raise SpecError(
