@@ -41,6 +41,7 @@ ROUTE_MODULES: dict[tuple[str, str], str] = {
     ("tensorflow", "tflite-int8-dynamic"): "graphmint.exporters.tflite_reduced:ROUTES",
     ("tensorflow", "tflite-int8"): "graphmint.exporters.tflite_reduced:ROUTES",
     ("tensorflow", "onnx"): "graphmint.exporters.onnx_tf",
+    ("tensorflow", "keras-torch"): "graphmint.exporters.keras_torch",
     ("tensorflow", "onnx-fp16"): "graphmint.exporters.onnx_reduced:ROUTES",
     ("tensorflow", "onnx-int8-dynamic"): "graphmint.exporters.onnx_reduced:ROUTES",
     ("tensorflow", "onnx-int8-static"): "graphmint.exporters.onnx_reduced:ROUTES",

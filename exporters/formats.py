@@ -309,8 +309,9 @@ FORMATS.register(
         ),
         executes_code="a .pt2 can run code when loaded "
         "(pickles, and Python in its symbolic sizes and guards)",
-        # torchao's PT2E quantizer decides what a pt2e-int8 program holds
-        packages={"torch": (*_TORCH, "torchao")},
+        # torchao's PT2E quantizer decides what a pt2e-int8 program holds; a Keras model's .pt2 is
+        # made under Keras's torch backend (keras-torch)
+        packages={"torch": (*_TORCH, "torchao"), "tensorflow": (*_TF, *_TORCH)},
         preload={"torch": ("torch", "torch.export")},
     )
 )

@@ -405,3 +405,19 @@ def test_seeded_builds_are_reproducible_and_leave_global_rngs_alone() -> None:
     with fw.seeded(0):
         random.random(), np.random.random()
     assert (random.random(), np.random.random()) == expected
+
+
+def test_a_model_keras_cannot_save_is_no_keras_torch_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """keras-torch rebuilds a model from its .keras file: a plain tf.Module has none, and the route
+    says so as a skip (it does not apply), not as a failure."""
+    from graphmint.pipeline.run.stages import RunOptions, run_model
+    from graphmint.pipeline.spec.specs import make_model_spec
+
+    (tmp_path / "tfmodule_kt.py").write_text(TF_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = make_model_spec(name="Project", ref="tfmodule_kt:build", inputs=[], routes=["keras-torch"])
+    [route] = run_model(spec, RunOptions(out=tmp_path / "out")).routes
+    assert route.status == "skipped", route.reason
+    assert route.reason.startswith("the model does not save to a .keras file: "), route.reason

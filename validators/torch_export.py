@@ -51,7 +51,9 @@ __all__ = ["ExportedProgramCudaRunner", "ExportedProgramRunner", "check_program"
 
 #: a name, attribute path or operator path, as the serializer writes them: no quotes, brackets, spaces,
 #: so that codegen, which embeds them unquoted or in double quotes, can only fail on them, never run them
-_PLAIN_TEXT = re.compile(r"[A-Za-z0-9_.\-]*")
+#: ("/" and "-" at worst make an arithmetic expression of names; Keras's torch backend names its
+#: parameters by variable path, "dense/kernel")
+_PLAIN_TEXT = re.compile(r"[A-Za-z0-9_./\-]*")
 #: JSON fields torch never turns into code: node metadata, pytree specs (resolved through a registry of
 #: types), string constants (repr'd by codegen), versions
 _INERT_FIELDS = frozenset({"metadata", "in_spec", "out_spec", "as_string", "as_strings", "torch_version"})
