@@ -27,7 +27,7 @@ def _interpreter_class() -> tuple[Any, str]:
     interpreter = getattr(getattr(tf, "lite", None), "Interpreter", None)
     if interpreter is not None:
         return interpreter, f"tf.lite {tf.__version__}"
-    from ai_edge_litert import interpreter as litert  # type: ignore[import-not-found]
+    from ai_edge_litert import interpreter as litert
 
     return litert.Interpreter, "ai_edge_litert"
 
