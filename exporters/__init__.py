@@ -34,6 +34,8 @@ ROUTE_MODULES: dict[tuple[str, str], str] = {
     ("torch", "onnx-fp16"): "graphmint.exporters.onnx_reduced:ROUTES",
     ("torch", "onnx-int8-dynamic"): "graphmint.exporters.onnx_reduced:ROUTES",
     ("torch", "onnx-int8-static"): "graphmint.exporters.onnx_reduced:ROUTES",
+    ("torch", "openvino"): "graphmint.exporters.openvino:ROUTES",
+    ("torch", "openvino-bf16"): "graphmint.exporters.openvino:ROUTES",
     ("tensorflow", "tf-function"): "graphmint.exporters.tf_function",
     ("tensorflow", "saved-model"): "graphmint.exporters.saved_model",
     ("tensorflow", "tflite"): "graphmint.exporters.tflite",
@@ -45,6 +47,8 @@ ROUTE_MODULES: dict[tuple[str, str], str] = {
     ("tensorflow", "onnx-fp16"): "graphmint.exporters.onnx_reduced:ROUTES",
     ("tensorflow", "onnx-int8-dynamic"): "graphmint.exporters.onnx_reduced:ROUTES",
     ("tensorflow", "onnx-int8-static"): "graphmint.exporters.onnx_reduced:ROUTES",
+    ("tensorflow", "openvino"): "graphmint.exporters.openvino:ROUTES",
+    ("tensorflow", "openvino-bf16"): "graphmint.exporters.openvino:ROUTES",
 }
 
 

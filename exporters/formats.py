@@ -26,6 +26,7 @@ from enum import StrEnum
 __all__ = [
     "EVERY_RUN_PACKAGES",
     "FORMATS",
+    "IR_XML",
     "Device",
     "Format",
     "FormatError",
@@ -265,12 +266,13 @@ FORMATS.register(
             RunnerSpec("onnxruntime-noopt", f"{_V}.onnxruntime:OnnxRuntimeNoOptRunner", Role.CROSS_CHECK),
             RunnerSpec("onnx-reference", f"{_V}.onnx_reference:OnnxReferenceRunner", Role.CROSS_CHECK),
             RunnerSpec("onnxruntime-cuda", f"{_V}.onnxruntime:OnnxRuntimeCudaRunner", device=Device.CUDA),
+            RunnerSpec("openvino-onnx", f"{_V}.openvino:OpenVinoOnnxRunner", Role.CROSS_CHECK),
         ),
         # external data that points outside its folder is refused where the file is loaded
         executes_code=None,
         packages={
-            "torch": (*_TORCH, "onnx", "onnxruntime", "onnxscript"),
-            "tensorflow": (*_TF, "onnx", "onnxruntime", "tf2onnx"),
+            "torch": (*_TORCH, "onnx", "onnxruntime", "onnxscript", "openvino"),
+            "tensorflow": (*_TF, "onnx", "onnxruntime", "tf2onnx", "openvino"),
         },
         preload={"torch": ("torch", "torch.onnx", "onnxscript"), "tensorflow": ("tensorflow", "tf2onnx")},
         serving=(Serving("onnx", "onnxruntime_onnx", "model.onnx", ("onnx", "onnx-optimized")),),
@@ -373,5 +375,37 @@ FORMATS.register(
         executes_code=None,
         packages={"tensorflow": _TF},
         preload={"tensorflow": ("tensorflow", "keras")},
+    )
+)
+
+#: an IR is an XML graph of OpenVINO opset operations and a .bin of their constants: reading one loads
+#: no library and runs no Python (custom operations need an extension the caller adds to the Core)
+#: the graph file inside an IR folder (its constants are in model.bin beside it)
+IR_XML = "model.xml"
+_OPENVINO = {"torch": (*_TORCH, "openvino"), "tensorflow": (*_TF, "openvino")}
+_OPENVINO_PRELOAD = {"torch": ("torch", "torch.export", "openvino"), "tensorflow": ("tensorflow", "openvino")}
+FORMATS.register(
+    Format(
+        name="openvino",
+        description="an OpenVINO IR: a folder holding model.xml and model.bin, float32 constants",
+        filename="model.openvino",
+        runners=(RunnerSpec("openvino", f"{_V}.openvino:OpenVinoRunner"),),
+        executes_code=None,
+        packages=_OPENVINO,
+        preload=_OPENVINO_PRELOAD,
+    )
+)
+# the same IR, compiled with a bf16 inference precision hint. A format of its own because every runner
+# of a format checks every artifact of it: as a second runner of `openvino` it would judge the float32
+# route in bf16 on a CPU that computes in bf16
+FORMATS.register(
+    Format(
+        name="openvino-bf16",
+        description="an OpenVINO IR (model.xml, model.bin) compiled to compute in bf16 on the CPU",
+        filename="model.openvino",
+        runners=(RunnerSpec("openvino-bf16", f"{_V}.openvino:OpenVinoBf16Runner"),),
+        executes_code=None,
+        packages=_OPENVINO,
+        preload=_OPENVINO_PRELOAD,
     )
 )

@@ -64,8 +64,9 @@ def test_every_runner_is_reachable() -> None:
         "onnxruntime-noopt",
         "onnx-reference",
         "onnxruntime-cuda",
+        "openvino-onnx",
     )
-    assert {"onnxruntime-noopt", "onnx-reference"} == validators.CROSS_CHECK_RUNTIMES
+    assert {"onnxruntime-noopt", "onnx-reference", "openvino-onnx"} == validators.CROSS_CHECK_RUNTIMES
 
 
 def _format(name: str, *runners: RunnerSpec, **changes: Any) -> Format:

@@ -9,7 +9,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-__all__ = ["flex_ops", "reduced_tensors"]
+from graphmint.exporters.formats import IR_XML
+
+__all__ = ["flex_ops", "openvino_constants", "reduced_tensors"]
+
+#: OpenVINO element types of reduced precision (floats and integers a quantizer writes)
+_OPENVINO_REDUCED = frozenset({"f16", "bf16", "f8e4m3", "f8e5m2", "i8", "u8", "i4", "u4", "nf4", "i16"})
 
 
 def _onnx(path: Path) -> int:
@@ -53,6 +58,25 @@ def _tflite(path: Path) -> int:
     return count
 
 
+def openvino_constants(path: Path, types: frozenset[str] = _OPENVINO_REDUCED) -> list[str]:
+    """The names of the constants of an OpenVINO IR (its folder, or its .xml) whose element type is
+    one of `types` (`ov.save_model`'s default compress_to_fp16=True stores float weights as f16)."""
+    import xml.etree.ElementTree as ET
+
+    xml = path / IR_XML if path.is_dir() else path
+    root = ET.parse(xml).getroot()
+    return [
+        layer.get("name", "?")
+        for layer in root.iter("layer")
+        if layer.get("type") == "Const" and (data := layer.find("data")) is not None
+        if data.get("element_type") in types
+    ]
+
+
+def _openvino(path: Path) -> int:
+    return len(openvino_constants(path))
+
+
 def flex_ops(path: str | Path) -> Counter[str]:
     """The Select TF ops a TFLite file uses (its `Flex…` custom operators), counted by TF op name."""
     _, model = _tflite_model(Path(path))
@@ -68,7 +92,7 @@ def flex_ops(path: str | Path) -> Counter[str]:
 
 
 #: file suffix -> counter; other formats (a .pt2 is loaded only by code it may run) are not counted
-_COUNTERS = {".onnx": _onnx, ".tflite": _tflite}
+_COUNTERS = {".onnx": _onnx, ".tflite": _tflite, ".openvino": _openvino}
 
 
 def reduced_tensors(path: Path) -> int | None:

@@ -53,7 +53,10 @@ class RuntimeFacts(Record):
     recompiles: int | None = None
     #: dynamic dims the loaded graph holds fixed, one line each
     frozen_dims: list[str] | None = None
-    omitted_when_none: ClassVar[tuple[str, ...]] = ("recompiles", "frozen_dims")
+    #: the precision the runtime reports it computes in (OpenVINO's INFERENCE_PRECISION_HINT, read back
+    #: from the compiled model), as exporters.base.Precision names it
+    inference_precision: str | None = None
+    omitted_when_none: ClassVar[tuple[str, ...]] = ("recompiles", "frozen_dims", "inference_precision")
 
 
 class OpsetUpgrade(Record):
@@ -139,6 +142,10 @@ class RouteDetails(Record):
     dynamic_dims: str | None = None
     recompiles: int | None = None
     frozen_dims: list[str] | None = None
+    # OpenVINO: whether the IR was saved with float constants compressed to f16 (never, here), and the
+    # precision the compiled model reports it computes in
+    compress_to_fp16: bool | None = None
+    inference_precision: str | None = None
     # the first diverging layer (pipeline.run.explain), and the upstream issue a known failure names
     divergence: DivergenceRecord | None = None
     upstream: str | None = None
@@ -159,6 +166,8 @@ class RouteDetails(Record):
         "dynamic_dims",
         "recompiles",
         "frozen_dims",
+        "compress_to_fp16",
+        "inference_precision",
         "divergence",
         "upstream",
     )

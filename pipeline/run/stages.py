@@ -178,8 +178,12 @@ def run_route(
         made = {k: v for k, v in artifact.details.items() if v is not None}
         result.details = RouteDetails(**made, **facts)
         attempt = Attempt(label, ExportState.EXPORTED, checks=result.checks, wrote=any(workdir.iterdir()))
-        if attempt.checks_pass(strict_runtimes) and route.precision != Precision.FP32 and artifact.path:
-            held = reduced_tensors(artifact.path)  # counted from disk: none reduced is unsupported
+        # counted from disk: none reduced is unsupported, unless the runtime itself reports computing in
+        # the route's precision (OpenVINO's bf16 hint applies to a float32 IR)
+        applied = result.checks[0].facts.inference_precision if result.checks else None
+        reduced = route.precision != Precision.FP32 and applied != route.precision
+        if attempt.checks_pass(strict_runtimes) and reduced and artifact.path:
+            held = reduced_tensors(artifact.path)
             result.details.reduced_tensors = held
             attempt = replace(attempt, reduced_tensors=held)
         attempts.append(attempt)
