@@ -266,7 +266,9 @@ FORMATS.register(
             RunnerSpec("onnxruntime-noopt", f"{_V}.onnxruntime:OnnxRuntimeNoOptRunner", Role.CROSS_CHECK),
             RunnerSpec("onnx-reference", f"{_V}.onnx_reference:OnnxReferenceRunner", Role.CROSS_CHECK),
             RunnerSpec("onnxruntime-cuda", f"{_V}.onnxruntime:OnnxRuntimeCudaRunner", device=Device.CUDA),
-            RunnerSpec("openvino-onnx", f"{_V}.openvino:OpenVinoOnnxRunner", Role.CROSS_CHECK),
+            RunnerSpec(
+                "openvino-onnx", f"{_V}.openvino:OpenVinoOnnxRunner", Role.CROSS_CHECK, deployable=True
+            ),
         ),
         # external data that points outside its folder is refused where the file is loaded
         executes_code=None,
