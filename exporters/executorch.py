@@ -19,7 +19,7 @@ from typing import Any
 from graphmint.exporters._torch import TorchExporter, export_program, flat_module
 from graphmint.exporters.base import ExportContext, Made, NotApplicable, Route
 
-__all__ = ["BUNDLE", "ROUTE", "dim_bounds", "lowered_ops"]
+__all__ = ["BUNDLE", "ROUTE", "dim_bounds", "lowered_ops", "narrowed"]
 
 #: the bundled program the route writes beside its .pte
 BUNDLE = "model.bpte"
@@ -28,21 +28,28 @@ _PLUMBING = frozenset({"getitem", "executorch_call_delegate"})
 
 
 def dim_bounds(ctx: ExportContext, program: Any) -> dict[str, int]:
-    """Per dim name, the upper bound the program holds for it (what memory planning sizes buffers
-    for): the range torch.export kept for its symbol, or the size it specialized the dim to."""
+    """Per dim name, the upper bound the lowered program holds for it: what ExecuTorch's memory
+    planning sizes the input buffers for (`eval_upper_bound`, or the size a dim was specialized to)."""
+    from executorch.exir.sym_util import eval_upper_bound
+
     placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
     users = [placeholders[name] for name in program.graph_signature.user_inputs]
     bounds: dict[str, int] = {}
     for node, name in zip(users, ctx.input_names, strict=True):
         shape = node.meta["val"].shape
         for axis, (dim, _, _) in ctx.dynamic_axes.get(name, {}).items():
-            size = shape[axis]
-            if isinstance(size, int):
-                bounds.setdefault(dim, size)
-                continue
-            upper = program.range_constraints[size.node.expr].upper
-            bounds.setdefault(dim, int(upper))
+            bounds.setdefault(dim, eval_upper_bound(shape[axis]))
     return bounds
+
+
+def narrowed(ctx: ExportContext, bounds: dict[str, int]) -> list[str]:
+    """The dims whose bound in the file is below the declared maximum, one phrase each."""
+    declared = {dim: high for axes in ctx.dynamic_axes.values() for dim, _, high in axes.values()}
+    return [
+        f"{dim} to ..{bounds[dim]} (declared ..{high})"
+        for dim, high in declared.items()
+        if bounds[dim] < high
+    ]
 
 
 def lowered_ops(program: Any) -> tuple[int, int, list[str]]:
@@ -95,10 +102,16 @@ class ExecuTorchXnnpack(TorchExporter):
                 f"the executorch route needs executorch (pip install executorch): {exc}"
             ) from exc
 
-        program = export_program(ctx)
-        bounds = dim_bounds(ctx, program)
-        edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
-        delegates, inside, left = lowered_ops(edge.exported_program())
+        edge = to_edge_transform_and_lower(export_program(ctx), partitioner=[XnnpackPartitioner()])
+        lowered = edge.exported_program()
+        bounds = dim_bounds(ctx, lowered)
+        short = narrowed(ctx, bounds)
+        if short:  # its buffers would refuse inputs the spec declares, and the grid would run them
+            raise ValueError(
+                f"lowering to XNNPACK narrowed dim {', '.join(short)}: the .pte's buffers are planned "
+                "for that bound and refuse the declared maximum (torch.export kept the declared range)"
+            )
+        delegates, inside, left = lowered_ops(lowered)
         manager = edge.to_executorch()
         path.write_bytes(manager.buffer)
         _bundle(ctx, manager, path.with_name(BUNDLE))
