@@ -29,6 +29,7 @@ ROUTE_MODULES: dict[tuple[str, str], str] = {
     ("torch", "torch-export"): "graphmint.exporters.torch_export",
     ("torch", "torch-compile"): "graphmint.exporters.torch_compile",
     ("torch", "aot-inductor"): "graphmint.exporters.aot_inductor",
+    ("torch", "executorch"): "graphmint.exporters.executorch",
     ("torch", "pt2e-int8"): "graphmint.exporters.torch_pt2e",
     ("torch", "onnx"): "graphmint.exporters.onnx_torch",
     ("torch", "onnx-fp16"): "graphmint.exporters.onnx_reduced:ROUTES",

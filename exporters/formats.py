@@ -1,11 +1,12 @@
 """Artifact formats: one entry per format, holding everything graphmint must know about it.
 
 A `Format` is what a route writes and a runner loads: an ONNX file, a TorchScript archive, a
-torch.export .pt2, an AOTInductor package, a SavedModel, a TFLite flatbuffer, or one of the in-process
-forms with no file (torch.compile, tf.function). Its entry says which runners check it (each with its
-role: the runtime it deploys on, a cross-check's second opinion, or one hosted inside another runner's
-child) and on which device, whether loading a file of it can run code, where Triton serves it, the
-packages whose versions decide its results, and what a child process imports before it loads one.
+torch.export .pt2, an AOTInductor package, an ExecuTorch program, a SavedModel, a TFLite flatbuffer,
+or one of the in-process forms with no file (torch.compile, tf.function). Its entry says which runners
+check it (each with its role: the runtime it deploys on, a cross-check's second opinion, or one hosted
+inside another runner's child) and on which device, whether loading a file of it can run code, where
+Triton serves it, the packages whose versions decide its results, and what a child process imports
+before it loads one.
 
 Every table that used to be kept per name is a view of `FORMATS`: the validators' runner table and
 runtimes (`validators.RUNNERS`, `RUNTIMES`, `CROSS_CHECK_RUNTIMES`), the trust answer
@@ -328,6 +329,24 @@ FORMATS.register(
         executes_code="an AOTInductor package runs code when loaded (it holds a compiled shared library)",
         packages={"torch": _TORCH},
         preload={"torch": ("torch", "torch.export")},
+    )
+)
+FORMATS.register(
+    Format(
+        name="executorch",
+        description="an ExecuTorch program (.pte), its ops lowered to XNNPACK where it takes them",
+        filename="model.pte",
+        runners=(RunnerSpec("executorch", f"{_V}.executorch:ExecuTorchRunner"),),
+        # a .pte is a flatbuffer of calls to the kernels and backends the runtime links in: loading it
+        # (Program::load, Method::load, with InternalConsistency verification) parses tables and
+        # hands each delegate blob (a serialized XNNPACK graph) to its backend's init; it holds no
+        # Python, no pickles and no native library, and the linked kernels do no file I/O
+        executes_code=None,
+        packages={"torch": (*_TORCH, "executorch")},
+        # executorch itself is imported by its own children, not preloaded: a preload is per framework,
+        # and every torch child would pay its 11 s import for a route few runs take
+        preload={"torch": ("torch", "torch.export")},
+        edge=True,
     )
 )
 FORMATS.register(

@@ -10,8 +10,10 @@ from pydantic import ConfigDict, Field
 from graphmint.validators.records import Record, RelPath
 
 __all__ = [
+    "BoundProbe",
     "BudgetLimits",
     "BudgetReached",
+    "BundledCheck",
     "DivergenceRecord",
     "FileEntry",
     "LayerError",
@@ -46,6 +48,32 @@ class BudgetReached(Record):
     omitted_when_none: ClassVar[tuple[str, ...]] = ("cosine", "snr_db", "max_abs", "topk_agreement")
 
 
+class BoundProbe(Record):
+    """One dynamic dim run one past the upper bound its file holds (the others at theirs): whether the
+    runtime refused it, and what it said."""
+
+    dim: str
+    bound: int
+    size: int
+    refused: bool
+    error: str = ""
+
+
+class BundledCheck(Record):
+    """The golden cases a bundled program carries, verified by its runtime's own bundled-program API
+    at graphmint's tolerances: how many held, and the largest difference it saw."""
+
+    file: str
+    cases: int
+    passed: int
+    rtol: float
+    atol: float
+    max_abs_diff: float | None = None
+    #: per case that did not hold, the runtime's error
+    failures: list[str] = []
+    omitted_when_none: ClassVar[tuple[str, ...]] = ("max_abs_diff",)
+
+
 class RuntimeFacts(Record):
     """What a runtime measured while it served (a runner's `facts`)."""
 
@@ -56,7 +84,17 @@ class RuntimeFacts(Record):
     #: the precision the runtime reports it computes in (OpenVINO's INFERENCE_PRECISION_HINT, read back
     #: from the compiled model), as exporters.base.Precision names it
     inference_precision: str | None = None
-    omitted_when_none: ClassVar[tuple[str, ...]] = ("recompiles", "frozen_dims", "inference_precision")
+    #: ExecuTorch: each dim one past its bound in the file, which the runtime must refuse
+    bound_probes: list[BoundProbe] | None = None
+    #: ExecuTorch: the bundled program's golden cases, verified by the runtime
+    bundled_check: BundledCheck | None = None
+    omitted_when_none: ClassVar[tuple[str, ...]] = (
+        "recompiles",
+        "frozen_dims",
+        "inference_precision",
+        "bound_probes",
+        "bundled_check",
+    )
 
 
 class OpsetUpgrade(Record):
@@ -146,6 +184,16 @@ class RouteDetails(Record):
     # precision the compiled model reports it computes in
     compress_to_fp16: bool | None = None
     inference_precision: str | None = None
+    # ExecuTorch: each dim's upper bound the .pte holds, what XNNPACK took (its delegates, the nodes in
+    # them, the ops left to portable kernels), the bundled program beside it; the bound probes and the
+    # bundled check its runtime ran
+    dim_bounds: dict[str, int] | None = None
+    xnnpack_delegates: int | None = None
+    delegated_nodes: int | None = None
+    undelegated_ops: list[str] | None = None
+    bundled_program: str | None = None
+    bound_probes: list[BoundProbe] | None = None
+    bundled_check: BundledCheck | None = None
     # the first diverging layer (pipeline.run.explain), and the upstream issue a known failure names
     divergence: DivergenceRecord | None = None
     upstream: str | None = None
@@ -168,6 +216,13 @@ class RouteDetails(Record):
         "frozen_dims",
         "compress_to_fp16",
         "inference_precision",
+        "dim_bounds",
+        "xnnpack_delegates",
+        "delegated_nodes",
+        "undelegated_ops",
+        "bundled_program",
+        "bound_probes",
+        "bundled_check",
         "divergence",
         "upstream",
     )
