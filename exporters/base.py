@@ -41,6 +41,7 @@ __all__ = [
     "Precision",
     "Route",
     "Strategy",
+    "Unsupported",
     "captured_output",
     "clean_text",
     "first_line",
@@ -117,6 +118,9 @@ class ExportState(StrEnum):
     FAILED = "failed"
     #: the strategy does not apply to this model (not "broke"): the route is skipped with the reason
     SKIPPED = "skipped"
+    #: the toolchain cannot produce this form of this model (a known upstream limit, named in the
+    #: reason): the route is unsupported, whether or not the user named it
+    UNSUPPORTED = "unsupported"
 
 
 @dataclass
@@ -140,6 +144,12 @@ Strategy = Callable[[ExportContext], ExportResult]
 
 class NotApplicable(Exception):
     """Raised by `Exporter.export`: the strategy does not apply to this model; the message says why."""
+
+
+class Unsupported(Exception):
+    """Raised by `Exporter.export`: the toolchain cannot produce this form of this model, for a reason
+    it is known to have (a converter that cannot keep a dim dynamic); the message says which. Never a
+    file that silently holds less than was asked for."""
 
 
 @dataclass(frozen=True)
@@ -220,6 +230,8 @@ class Exporter(ABC):
                 made = self.export(ctx, path) or Made()
             except NotApplicable as exc:
                 return ExportResult(ExportState.SKIPPED, reason=str(exc), log=log.getvalue())
+            except Unsupported as exc:
+                return ExportResult(ExportState.UNSUPPORTED, reason=str(exc), log=log.getvalue())
             except Exception as exc:  # the whole message goes to the log: the reason is its first line
                 log.write(f"{type(exc).__name__}: {clean_text(str(exc))}\n")
                 return ExportResult.failed(self.reason(exc), log.getvalue())

@@ -65,7 +65,8 @@ def test_every_runner_is_reachable() -> None:
         "onnx-reference",
         "onnxruntime-cuda",
     )
-    assert {"onnxruntime-noopt", "onnx-reference"} == validators.CROSS_CHECK_RUNTIMES
+    assert {"onnxruntime-noopt", "onnx-reference", "litert-compiled"} == validators.CROSS_CHECK_RUNTIMES
+    assert validators.runtimes_for("tflite") == ("tflite", "litert-compiled")
 
 
 def _format(name: str, *runners: RunnerSpec, **changes: Any) -> Format:
