@@ -19,6 +19,7 @@ from typing import Any
 
 from graphmint.exporters._torch import TorchExporter, example_args, export_dynamic_shapes, flat_module
 from graphmint.exporters.base import ExportContext, Made, NotApplicable, Route, Unsupported, first_line
+from graphmint.exporters.tflite_file import input_shape_signatures
 
 #: what litert-torch raises where its JAX lowering meets a dim it cannot keep dynamic
 _LOST_DIM = re.compile(
@@ -67,8 +68,6 @@ class Convert(TorchExporter):
             import litert_torch
         except ImportError as exc:
             raise NotApplicable(f"litert-torch is not installed ({first_line(exc)})") from exc
-        from graphmint.validators.content import input_shape_signatures
-
         assert path is not None
         kwargs = dict(zip(ctx.input_names, example_args(ctx), strict=True))
         (per_input,) = export_dynamic_shapes(ctx)

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
-__all__ = ["flex_ops", "input_shape_signatures", "reduced_tensors"]
+from graphmint.exporters.tflite_file import tflite_model as _tflite_model
+
+__all__ = ["flex_ops", "reduced_tensors"]
 
 
 def _onnx(path: Path) -> int:
@@ -33,37 +34,6 @@ def _onnx(path: Path) -> int:
                 graphs.extend([attr.g] if attr.HasField("g") else [])
                 graphs.extend(attr.graphs)
     return count
-
-
-def _tflite_model(path: Path) -> tuple[Any, Any]:
-    """The TFLite flatbuffer's schema module and its root Model table: LiteRT's reader, so that a
-    file a torch route wrote is read without TensorFlow, else TensorFlow's."""
-    try:
-        from ai_edge_litert import schema_py_generated as schema  # type: ignore[import-not-found]
-    except ImportError:
-        from tensorflow.lite.python import schema_py_generated as schema
-
-    return schema, schema.Model.GetRootAs(path.read_bytes(), 0)
-
-
-def input_shape_signatures(path: str | Path) -> dict[str, tuple[int, ...]]:
-    """Per input tensor of the file's first signature (by its signature name): the shape signature it
-    holds, -1 for a dynamic dim (the plain shape where the file holds no signature shape)."""
-    _, model = _tflite_model(Path(path))
-    graph = model.Subgraphs(0)
-    names: dict[int, str] = {}
-    if model.SignatureDefsLength():
-        signature = model.SignatureDefs(0)
-        for i in range(signature.InputsLength()):
-            entry = signature.Inputs(i)
-            names[entry.TensorIndex()] = entry.Name().decode()
-    shapes = {}
-    for i in range(graph.InputsLength()):
-        index = graph.Inputs(i)
-        tensor = graph.Tensors(index)
-        dims = tensor.ShapeSignatureAsNumpy() if tensor.ShapeSignatureLength() else tensor.ShapeAsNumpy()
-        shapes[names.get(index, tensor.Name().decode())] = tuple(int(d) for d in dims)
-    return shapes
 
 
 def _tflite(path: Path) -> int:
