@@ -13,6 +13,7 @@ its outputs, so that the file's signature carries the names every other route's 
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,12 @@ def _named_module(ctx: ExportContext) -> Any:
         def forward(self, **kw: Any) -> dict[str, Any]:
             return dict(zip(outputs, self.flat(*(kw[n] for n in inputs)), strict=True))
 
+    # torch.export binds keyword inputs (and their dynamic_shapes) by the forward's parameter names
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    Named.forward.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [*params, *(inspect.Parameter(n, keyword) for n in inputs)]
+    )
     return Named().eval()
 
 
@@ -71,7 +78,7 @@ class Convert(TorchExporter):
         assert path is not None
         kwargs = dict(zip(ctx.input_names, example_args(ctx), strict=True))
         (per_input,) = export_dynamic_shapes(ctx)
-        dynamic = {"kw": dict(zip(ctx.input_names, per_input, strict=True))} if ctx.dynamic_axes else None
+        dynamic = dict(zip(ctx.input_names, per_input, strict=True)) if ctx.dynamic_axes else None
         dims = sorted({d for axes in ctx.dynamic_axes.values() for d, _, _ in axes.values()})
         try:
             converted = litert_torch.convert(_named_module(ctx), (), kwargs, dynamic_shapes=dynamic)
