@@ -13,7 +13,7 @@ def tflite_model(path: Path) -> tuple[Any, Any]:
     """The TFLite flatbuffer's schema module and its root Model table: LiteRT's reader, so that a
     file a torch route wrote is read without TensorFlow, else TensorFlow's."""
     try:
-        from ai_edge_litert import schema_py_generated as schema  # type: ignore[import-not-found]
+        from ai_edge_litert import schema_py_generated as schema
     except ImportError:
         from tensorflow.lite.python import schema_py_generated as schema
 

@@ -38,7 +38,7 @@ class CompiledModelRunner(Runner):
         if flex:
             raise RuntimeUnavailable(flex)
         try:
-            from ai_edge_litert import compiled_model  # type: ignore[import-not-found]
+            from ai_edge_litert import compiled_model
         except ImportError as exc:
             raise RuntimeUnavailable(f"ai-edge-litert is not installed: {exc}") from None
         from importlib.metadata import version

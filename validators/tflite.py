@@ -24,7 +24,7 @@ def _interpreter_class() -> tuple[Any, str]:
     """LiteRT's interpreter (ai_edge_litert), else tf.lite's where only TensorFlow is installed
     (TensorFlow announces tf.lite.Interpreter's deprecation in favour of LiteRT's)."""
     try:
-        from ai_edge_litert import interpreter as litert  # type: ignore[import-not-found]
+        from ai_edge_litert import interpreter as litert
     except ImportError:
         import tensorflow as tf
 
