@@ -32,6 +32,7 @@ ROUTE_MODULES: dict[tuple[str, str], str] = {
     ("torch", "executorch"): "graphmint.exporters.executorch",
     ("torch", "pt2e-int8"): "graphmint.exporters.torch_pt2e",
     ("torch", "onnx"): "graphmint.exporters.onnx_torch",
+    ("torch", "litert-torch"): "graphmint.exporters.litert_torch",
     ("torch", "onnx-fp16"): "graphmint.exporters.onnx_reduced:ROUTES",
     ("torch", "onnx-int8-dynamic"): "graphmint.exporters.onnx_reduced:ROUTES",
     ("torch", "onnx-int8-static"): "graphmint.exporters.onnx_reduced:ROUTES",

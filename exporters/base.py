@@ -14,12 +14,9 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import importlib
-import io
-import logging
 import re
-import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -27,6 +24,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from graphmint.exporters.capture import CapturedLog, captured_output
 from graphmint.exporters.formats import FORMATS, FormatError
 
 __all__ = [
@@ -41,6 +39,7 @@ __all__ = [
     "Precision",
     "Route",
     "Strategy",
+    "Unsupported",
     "captured_output",
     "clean_text",
     "first_line",
@@ -117,6 +116,8 @@ class ExportState(StrEnum):
     FAILED = "failed"
     #: the strategy does not apply to this model (not "broke"): the route is skipped with the reason
     SKIPPED = "skipped"
+    #: a known limit of the toolchain (exporters.base.Unsupported): unsupported, even when named
+    UNSUPPORTED = "unsupported"
 
 
 @dataclass
@@ -140,6 +141,10 @@ Strategy = Callable[[ExportContext], ExportResult]
 
 class NotApplicable(Exception):
     """Raised by `Exporter.export`: the strategy does not apply to this model; the message says why."""
+
+
+class Unsupported(Exception):
+    """Raised by `Exporter.export`: a known limit of the toolchain keeps this form from this model."""
 
 
 @dataclass(frozen=True)
@@ -218,8 +223,9 @@ class Exporter(ABC):
             token = _CAPTURE.set(log)
             try:
                 made = self.export(ctx, path) or Made()
-            except NotApplicable as exc:
-                return ExportResult(ExportState.SKIPPED, reason=str(exc), log=log.getvalue())
+            except (NotApplicable, Unsupported) as exc:
+                state = ExportState.SKIPPED if isinstance(exc, NotApplicable) else ExportState.UNSUPPORTED
+                return ExportResult(state, reason=str(exc), log=log.getvalue())
             except Exception as exc:  # the whole message goes to the log: the reason is its first line
                 log.write(f"{type(exc).__name__}: {clean_text(str(exc))}\n")
                 return ExportResult.failed(self.reason(exc), log.getvalue())
@@ -344,55 +350,3 @@ def first_line(exc: BaseException | str, limit: int = 300) -> str:
     else:
         text = _message_line(exc)
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-class CapturedLog(io.StringIO):
-    """What an exporter printed, warned and logged; the log records themselves in `records`."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-
-    def messages(self, logger: str) -> list[str]:
-        """The messages `logger` and its children logged."""
-        return [r.getMessage() for r in self.records if r.name == logger or r.name.startswith(f"{logger}.")]
-
-
-class _Keeping(logging.StreamHandler):
-    def __init__(self, log: CapturedLog) -> None:
-        super().__init__(log)
-        self.log = log
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.log.records.append(record)
-        super().emit(record)
-
-
-@contextlib.contextmanager
-def captured_output(loggers: tuple[str, ...] = ()) -> Iterator[CapturedLog]:
-    """Collect what an exporter prints, warns and logs, for the report instead of the console.
-
-    Local to the block: warning filters, stdout/stderr and logger levels are restored on exit.
-    """
-    buffer = CapturedLog()
-    handler = _Keeping(buffer)
-    saved = []
-    for name in loggers:
-        logger = logging.getLogger(name)
-        saved.append((logger, logger.propagate, logger.handlers[:]))
-        logger.handlers = [handler]
-        logger.propagate = False
-    try:
-        with (
-            warnings.catch_warnings(record=True) as caught,
-            contextlib.redirect_stdout(buffer),
-            contextlib.redirect_stderr(buffer),
-        ):
-            warnings.simplefilter("always")
-            yield buffer
-        for w in caught:
-            buffer.write(f"{w.category.__name__}: {w.message} ({w.filename}:{w.lineno})\n")
-    finally:
-        for logger, propagate, handlers in saved:
-            logger.handlers = handlers
-            logger.propagate = propagate

@@ -380,10 +380,23 @@ FORMATS.register(
         name="tflite",
         description="a TFLite flatbuffer",
         filename="model.tflite",
-        runners=(RunnerSpec("tflite", f"{_V}.tflite:TFLiteRunner"),),
+        runners=(
+            RunnerSpec("tflite", f"{_V}.tflite:TFLiteRunner"),
+            # LiteRT's CompiledModel: where it cannot run a shape (LiteRT#5774), a warning
+            RunnerSpec(
+                "litert-compiled",
+                f"{_V}.litert_compiled:CompiledModelRunner",
+                Role.CROSS_CHECK,
+                deployable=True,
+            ),
+        ),
         executes_code=None,
-        packages={"tensorflow": (*_TF, "ai-edge-litert")},
-        preload={"tensorflow": ("tensorflow",)},
+        packages={
+            "tensorflow": (*_TF, "ai-edge-litert"),
+            "torch": (*_TORCH, "litert-torch", "ai-edge-litert"),
+        },
+        # a torch child loads a .tflite with ai_edge_litert alone (validators.tflite), never TensorFlow
+        preload={"tensorflow": ("tensorflow",), "torch": ("torch",)},
         edge=True,
     )
 )

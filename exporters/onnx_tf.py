@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from graphmint.exporters._tf import TfExporter, input_signature, serving_function
-from graphmint.exporters.base import ExportContext, Made, Route
+from graphmint.exporters.base import ExportContext, Made, NotApplicable, Route, Unsupported
 
 OPSET = 17
 
@@ -194,9 +194,51 @@ class Convert(TfExporter):
         return Made(details=details)
 
 
+class KerasExport(TfExporter):
+    """keras.Model.export(format="onnx"), the fallback: Keras's own call of tf2onnx. It reports
+    success where tf2onnx left a TensorFlow op it has no conversion for in the graph (Erfc, which
+    exact GELU lowers to): such a file is unsupported with its upstream cause, never checked."""
+
+    tool = "keras.Model.export(format='onnx')"
+    package = "keras"
+    format = "onnx"
+
+    def export(self, ctx: ExportContext, path: Path | None) -> Made:
+        import keras
+        import onnx
+
+        if not isinstance(ctx.model, keras.Model):
+            raise NotApplicable("keras.Model.export needs a keras.Model")
+        ctx.model.export(str(path), format="onnx", input_signature=input_signature(ctx), verbose=False)
+        model = onnx.load(str(path))
+        left = sorted({n.op_type for n in model.graph.node if n.op_type in _NOT_ONNX})
+        if left:
+            raise Unsupported(f"Keras's ONNX export wrote an Erfc node, which is no ONNX operator: {left}")
+        if len(model.graph.output) != len(ctx.output_names):
+            raise ValueError(
+                f"Keras wrote {len(model.graph.output)} outputs, the model has {ctx.output_names}"
+            )
+        for output, name in zip(model.graph.output, ctx.output_names, strict=True):
+            for node in model.graph.node:
+                node.input[:] = [name if o == output.name else o for o in node.input]
+                node.output[:] = [name if o == output.name else o for o in node.output]
+            output.name = name
+        _name_interface(model, ctx)
+        onnx.save(model, str(path))
+        return Made(
+            details={
+                "opset": next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+            }
+        )
+
+
+#: TensorFlow ops tf2onnx may leave in a graph as they are: no ONNX operator has their name
+_NOT_ONNX = frozenset({"Erfc"})
+
+
 ROUTE = Route(
     name="onnx",
     framework="tensorflow",
-    strategies=(("tf2onnx", Convert()),),
+    strategies=(("tf2onnx", Convert()), ("keras-export", KerasExport())),
     description="ONNX via tf2onnx.convert.from_function, run in ONNX Runtime",
 )

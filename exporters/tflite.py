@@ -77,12 +77,32 @@ class Convert(TfExporter):
         return Made(details={"ops": "+".join(self.ops), **details})
 
 
+class KerasExport(TfExporter):
+    """keras.Model.export(format="litert"): Keras's own converter call, which always enables Select TF
+    ops; a file that then holds Flex ops cannot run here (LiteRT#6458), as the runner reports."""
+
+    tool = "keras.Model.export(format='litert')"
+    package = "keras"
+    format = "tflite"
+
+    def export(self, ctx: ExportContext, path: Path | None) -> Made:
+        import keras
+
+        from graphmint.exporters._tf import input_signature
+
+        if not isinstance(ctx.model, keras.Model):
+            raise NotApplicable("keras.Model.export needs a keras.Model")
+        ctx.model.export(str(path), format="litert", input_signature=input_signature(ctx), verbose=False)
+        return Made(details={"ops": "+".join(WITH_SELECT_TF_OPS)})
+
+
 ROUTE = Route(
     name="tflite",
     framework="tensorflow",
     strategies=(
         ("builtins", Convert(BUILTINS, skip_unsupported=False)),
         ("builtins+select-tf-ops", Convert(WITH_SELECT_TF_OPS, skip_unsupported=True)),
+        ("keras-export", KerasExport()),
     ),
     description="TFLite flatbuffer (builtin ops, else with Select TF ops), run in the TFLite interpreter",
 )

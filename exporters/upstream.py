@@ -21,6 +21,21 @@ KNOWN_UPSTREAM: tuple[tuple[str, str], ...] = (
         "custom operators need a fake kernel for torch.export/compile: torch.library.register_fake",
     ),
     (
+        r"litert-torch cannot keep .*-9223372036854775808",
+        "google-ai-edge/litert-torch#685 (a dynamic dim reaches its JAX lowering as INT64_MIN, "
+        "-9223372036854775808: a plain Linear MLP with a dynamic batch does not convert)",
+    ),
+    (
+        r"litert-torch cannot keep",
+        "google-ai-edge/litert-torch#870 (litert-torch lowers each aten op through jax.jit, which needs "
+        "concrete shapes: dynamic shapes are unsupported)",
+    ),
+    (
+        r"Keras's ONNX export wrote an Erfc node",
+        "onnx/tensorflow-onnx#2463 (tf2onnx, which keras.Model.export(format='onnx') calls, has no "
+        "conversion for TensorFlow's Erfc, which exact GELU lowers to, and leaves the node as it is)",
+    ),
+    (
         r"Select TF op(\(s\))? \(the Flex delegate\)",
         "google-ai-edge/LiteRT#6458 (no TFLite interpreter on PyPI links the Flex delegate that "
         "'Select TF ops' need)",

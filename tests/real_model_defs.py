@@ -139,3 +139,18 @@ def deep_divergent() -> nn.Module:
         for p in model.parameters():  # weights large enough that the GELUs see |x| of a few units
             p.data.mul_(3.0)
     return model
+
+
+class ConvReLU(nn.Module):
+    """Conv2d then ReLU: no reshape and no matmul, so litert-torch keeps its batch dim dynamic."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.conv(x))
+
+
+def conv_relu() -> nn.Module:
+    return ConvReLU()

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any
+
+from graphmint.exporters.tflite_file import tflite_model as _tflite_model
 
 from graphmint.exporters.formats import IR_XML
 
@@ -38,13 +39,6 @@ def _onnx(path: Path) -> int:
                 graphs.extend([attr.g] if attr.HasField("g") else [])
                 graphs.extend(attr.graphs)
     return count
-
-
-def _tflite_model(path: Path) -> tuple[Any, Any]:
-    """The TFLite flatbuffer's schema module and its root Model table."""
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    return schema, schema.Model.GetRootAs(path.read_bytes(), 0)
 
 
 def _tflite(path: Path) -> int:

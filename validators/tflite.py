@@ -21,15 +21,17 @@ from graphmint.validators.content import flex_ops
 
 
 def _interpreter_class() -> tuple[Any, str]:
-    """tf.lite's interpreter while TensorFlow still ships it, else LiteRT's (ai_edge_litert)."""
-    import tensorflow as tf
+    """LiteRT's interpreter (ai_edge_litert), else tf.lite's where only TensorFlow is installed
+    (TensorFlow announces tf.lite.Interpreter's deprecation in favour of LiteRT's)."""
+    try:
+        from ai_edge_litert import interpreter as litert
+    except ImportError:
+        import tensorflow as tf
 
-    interpreter = getattr(getattr(tf, "lite", None), "Interpreter", None)
-    if interpreter is not None:
-        return interpreter, f"tf.lite {tf.__version__}"
-    from ai_edge_litert import interpreter as litert
+        return tf.lite.Interpreter, f"tf.lite {tf.__version__}"
+    from importlib.metadata import version
 
-    return litert.Interpreter, "ai_edge_litert"
+    return litert.Interpreter, f"ai_edge_litert {version('ai-edge-litert')}"
 
 
 def needs_flex(path: str | Path) -> str | None:
@@ -61,7 +63,7 @@ class TFLiteRunner(Runner):
             raise RuntimeUnavailable(flex)
         cls, label = _interpreter_class()
         with warnings.catch_warnings():
-            # tf.lite.Interpreter announces its move to LiteRT on every construction
+            # tf.lite.Interpreter (the fallback) announces its move to LiteRT on every construction
             warnings.simplefilter("ignore", UserWarning)
             self.interpreter = cls(model_path=str(self.artifact.path), num_threads=self.threads)
         self.interpreter.allocate_tensors()

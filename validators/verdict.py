@@ -187,7 +187,9 @@ class Attempt:
 
     def ends(self, strict_runtimes: bool) -> bool:
         """The chain stops here: the strategy does not apply, or its artifact passed its checks."""
-        return self.state == ExportState.SKIPPED or self.checks_pass(strict_runtimes)
+        return self.state in (ExportState.SKIPPED, ExportState.UNSUPPORTED) or self.checks_pass(
+            strict_runtimes
+        )
 
 
 @dataclass
@@ -221,6 +223,16 @@ def _outcome(attempts: Sequence[Attempt], judging: Judging) -> Verdict:
     for attempt in attempts:
         if attempt.state == ExportState.SKIPPED:
             verdict.status, verdict.stage, verdict.reason = Status.SKIPPED, Stage.EXPORT, attempt.reason
+        elif attempt.state == ExportState.UNSUPPORTED:
+            verdict.status, verdict.stage, verdict.diagnosis = (
+                Status.UNSUPPORTED,
+                Stage.EXPORT,
+                Diagnosis.EXPORT,
+            )
+            verdict.reason = f"{judging.route} cannot be produced for this model here: {attempt.reason}"
+            verdict.upstream = upstream_reference(attempt.reason)
+            if verdict.upstream:
+                verdict.reason += f" [upstream: {verdict.upstream}]"
         elif attempt.checks is None:
             verdict.rejected.append(
                 Rejected(exporter=attempt.exporter, stage=Stage.EXPORT, reason=attempt.reason)

@@ -51,6 +51,9 @@ from graphmint.validators.content import reduced_tensors
 from graphmint.validators.results import DivergenceRecord, RouteDetails, Stage, Status
 from graphmint.validators.verdict import Attempt, Judging, Verdict, route_verdict
 
+#: how a strategy ends the chain without an artifact: it does not apply, or it cannot be produced
+_ENDS_CHAIN = (ExportState.SKIPPED, ExportState.UNSUPPORTED)
+
 __all__ = ["Cell", "Prepared", "RunOptions", "finish_model", "prepare_model", "resolve_routes", "run_model"]
 
 
@@ -161,10 +164,10 @@ def run_route(
         _fresh(workdir)
         exported = export_isolated(route, index, ctx, spec.ref, spec.seed, export_timeout_s)
         result.log += _log_section(f"export: {label}", exported.log)
-        if exported.state is ExportState.SKIPPED or exported.artifact is None:
-            state = ExportState.SKIPPED if exported.state is ExportState.SKIPPED else ExportState.FAILED
+        if exported.state in _ENDS_CHAIN or exported.artifact is None:
+            state = exported.state if exported.state in _ENDS_CHAIN else ExportState.FAILED
             attempts.append(Attempt(label, state, exported.reason, exported.overran))
-            if state is ExportState.SKIPPED:
+            if state in _ENDS_CHAIN:
                 break
             continue
         artifact = replace(exported.artifact, imports=(spec.ref.partition(":")[0],))
