@@ -8,9 +8,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from graphmint.exporters.tflite_file import tflite_model as _tflite_model
-
 from graphmint.exporters.formats import IR_XML
+from graphmint.exporters.tflite_file import tflite_model as _tflite_model
 
 __all__ = ["flex_ops", "openvino_constants", "reduced_tensors"]
 
