@@ -204,7 +204,7 @@ def test_torchao_decides_the_cache_key(tmp_path: Path, monkeypatch: pytest.Monke
 def test_route_groups_expand_per_framework_where_routes_are_named() -> None:
     from graphmint.exporters import ROUTE_GROUPS, expand_routes
     from graphmint.exporters.base import Precision
-    from graphmint.models.frameworks import FRAMEWORKS
+    from graphmint.models.frameworks import get_framework
     from graphmint.pipeline.run.stages import resolve_routes
 
     assert not set(ROUTE_GROUPS) & {name for _, name in ROUTE_MODULES}, "a route named like a group"
@@ -220,6 +220,6 @@ def test_route_groups_expand_per_framework_where_routes_are_named() -> None:
         # a group beside a route it holds names that route once, in the order routes run
         assert expand_routes(framework, [edge[0], "edge"]) == edge
     spec = make_model_spec(name="m", ref="m:f", inputs=["x:float32[batch,4]"], dims=["batch=1..2"])
-    routes, elsewhere = resolve_routes(spec, FRAMEWORKS["tensorflow"], ["default", "edge"])
+    routes, elsewhere = resolve_routes(spec, get_framework("tensorflow"), ["default", "edge"])
     assert [r.name for r in routes] == expand_routes("tensorflow", ["default", "edge"])
     assert elsewhere == []
