@@ -66,9 +66,11 @@ bench-pipeline: $(STAMP)
 
 # third-party architectures (transformers, keras.applications, keras-hub, plain code): every model ×
 # default route must pass or be unsupported/skipped with its upstream reason
+# (the default routes, and the opt-in deployment targets: ExecuTorch, LiteRT, OpenVINO, Keras on torch)
 CORPUS_OUT ?= corpus-artifacts
+CORPUS_ROUTES ?= default,edge,openvino,keras-torch
 corpus: $(STAMP)
-	$(VENV)/bin/graphmint run corpus.toml --out $(CORPUS_OUT)
+	$(VENV)/bin/graphmint run corpus.toml --routes $(CORPUS_ROUTES) --out $(CORPUS_OUT)
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -179,6 +179,9 @@ def _routes(framework: str) -> dict[tuple[str, str], Route]:
             name="openvino",
             framework=framework,
             strategies=((fp32.tool, fp32()),),
+            # opt-in, like every deployment target beyond the frameworks' own forms: a default route
+            # runs on every user's model, and OpenVINO cross-checks every ONNX file already
+            default=False,
             description="OpenVINO IR (float32 constants) on OpenVINO's CPU plugin, f32 precision hint",
         ),
         (framework, "openvino-bf16"): Route(

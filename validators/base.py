@@ -16,7 +16,7 @@ import numpy as np
 
 from graphmint.exporters.base import Artifact
 
-__all__ = ["Runner", "RuntimeUnavailable", "UnsafeArtifactError"]
+__all__ = ["Runner", "RuntimeUnavailable", "UnrunnableContent", "UnsafeArtifactError"]
 
 
 class RuntimeUnavailable(Exception):
@@ -24,6 +24,12 @@ class RuntimeUnavailable(Exception):
 
     The check is reported as skipped with this message, never silently left out.
     """
+
+
+class UnrunnableContent(RuntimeUnavailable):
+    """Raised by `activate` when the file holds what no runtime here can run (a TFLite file's Select TF
+    ops, which need the Flex delegate): judged by what the file holds, the route is `unsupported` on
+    every path, named by the user or not, whichever stage an interpreter would have failed at."""
 
 
 class UnsafeArtifactError(Exception):

@@ -10,7 +10,7 @@ import numpy as np
 
 from graphmint.exporters.base import Artifact, first_line
 from graphmint.validators import CROSS_CHECK_RUNTIMES, get_runner, runtimes_for
-from graphmint.validators.base import Runner, RuntimeUnavailable
+from graphmint.validators.base import Runner, RuntimeUnavailable, UnrunnableContent
 from graphmint.validators.budget import pooled_budget_values
 from graphmint.validators.compare import compare_output
 from graphmint.validators.details import RuntimeFacts
@@ -206,6 +206,8 @@ def check_artifact(
         runner.activate()
     except RuntimeUnavailable as exc:
         check.status, check.reason = Status.SKIPPED, str(exc)
+        if isinstance(exc, UnrunnableContent):
+            check.diagnosis = Diagnosis.UNRUNNABLE
         return check
     except Exception as exc:
         where = f"{artifact.route}/{artifact.path.name}" if artifact.path else artifact.route

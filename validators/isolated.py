@@ -26,7 +26,7 @@ import numpy as np
 
 from graphmint.exporters.base import Artifact
 from graphmint.validators._lifeline import sweep_stale_temp
-from graphmint.validators.base import Runner, RuntimeUnavailable
+from graphmint.validators.base import Runner, RuntimeUnavailable, UnrunnableContent
 from graphmint.validators.children import Child, ChildError, ChildPool, default_pool, import_ref
 
 __all__ = ["IsolatedRunner", "Live", "Overrun", "RunnerHost", "sweep_stale_temp"]
@@ -153,6 +153,8 @@ class IsolatedRunner(Runner):
         try:
             return self.child.request(method, *args, timeout_s=self.timeout)
         except ChildError as exc:
+            if exc.exc_type == "UnrunnableContent":
+                raise UnrunnableContent(exc.text) from None
             if exc.exc_type == "RuntimeUnavailable":
                 raise RuntimeUnavailable(exc.text) from None
             if exc.kind == "timeout":

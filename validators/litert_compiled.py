@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from graphmint.validators._tf import outputs_in_order
-from graphmint.validators.base import Runner, RuntimeUnavailable
+from graphmint.validators.base import Runner, RuntimeUnavailable, UnrunnableContent
 from graphmint.validators.tflite import needs_flex
 
 #: the resize bug a failure to run a resized shape most likely is
@@ -36,7 +36,7 @@ class CompiledModelRunner(Runner):
     def activate_impl(self) -> None:
         flex = needs_flex(self.artifact.path)  # type: ignore[arg-type]
         if flex:
-            raise RuntimeUnavailable(flex)
+            raise UnrunnableContent(flex)
         try:
             from ai_edge_litert import compiled_model
         except ImportError as exc:

@@ -107,6 +107,8 @@ class Diagnosis(StrEnum):
     DATA_DEPENDENT = "data-dependent-control-flow"
     #: it ran and the numbers are off
     NUMBERS = "numbers"
+    #: the file holds what no runtime here runs (a TFLite file's Select TF ops): unsupported wherever
+    UNRUNNABLE = "unrunnable-content"
 
 
 #: edges (log10 of abs error) of the histogram every comparison keeps; exact matches fall below the

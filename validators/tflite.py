@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from graphmint.validators._tf import outputs_in_order
-from graphmint.validators.base import Runner, RuntimeUnavailable
+from graphmint.validators.base import Runner, UnrunnableContent
 from graphmint.validators.content import flex_ops
 
 
@@ -60,7 +60,7 @@ class TFLiteRunner(Runner):
     def activate_impl(self) -> None:
         flex = needs_flex(self.artifact.path)  # type: ignore[arg-type]
         if flex:
-            raise RuntimeUnavailable(flex)
+            raise UnrunnableContent(flex)
         cls, label = _interpreter_class()
         with warnings.catch_warnings():
             # tf.lite.Interpreter (the fallback) announces its move to LiteRT on every construction

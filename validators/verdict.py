@@ -100,7 +100,10 @@ def diagnosis_of(checks: Sequence[ArtifactCheck], strict: bool = False) -> Diagn
         c for c in checks if c.status not in (Status.PASSED, Status.SKIPPED) and c.runner not in excused
     ]
     if not failing:
-        return Diagnosis.LOAD if all(c.status == Status.SKIPPED for c in checks) else Diagnosis.NONE
+        if not all(c.status == Status.SKIPPED for c in checks):
+            return Diagnosis.NONE
+        unrunnable = any(c.diagnosis == Diagnosis.UNRUNNABLE for c in checks)
+        return Diagnosis.UNRUNNABLE if unrunnable else Diagnosis.LOAD
     if _fused(failing[0], checks):
         return Diagnosis.RUNTIME_FUSION
     return failing[0].diagnosis or Diagnosis.NUMBERS
@@ -319,14 +322,19 @@ def _unsupported(verdict: Verdict, judging: Judging, checks: Sequence[ArtifactCh
     """A default route that the toolchain cannot produce for this model is `unsupported`, not an error.
 
     That is: the user did not name it, and every exporter of its chain raised, overran its time (at any
-    stage), or no runtime here can load what they wrote. A route whose artifact loads and computes
-    wrong numbers always fails.
+    stage), or no runtime here can load what they wrote. A file that holds what no runtime here runs
+    (UnrunnableContent) is unsupported whether the user named the route or not. A route whose artifact
+    loads and computes wrong numbers always fails.
     """
-    if judging.required or verdict.status != Status.ERROR:
+    if verdict.status != Status.ERROR:
         return
     unloadable = (
         verdict.stage == Stage.LOAD and bool(checks) and all(c.status == Status.SKIPPED for c in checks)
     )
+    # judged by what the file holds, not by whether the user named the route (validators.base)
+    unrunnable = unloadable and any(c.diagnosis == Diagnosis.UNRUNNABLE for c in checks)
+    if judging.required and not unrunnable:
+        return
     overran = verdict.diagnosis == Diagnosis.TIMEOUT  # at any stage: a bound, not a wrong answer
     if verdict.stage == Stage.EXPORT or unloadable or overran:
         verdict.status = Status.UNSUPPORTED

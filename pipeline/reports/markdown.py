@@ -58,6 +58,11 @@ ADVICE: dict[Diagnosis, str] = {
         "torch.export cannot decide it: express the branch as a tensor op (torch.where, torch.cond), or "
         "move the decision out of forward."
     ),
+    Diagnosis.UNRUNNABLE: (
+        "The file holds ops that no runtime here can run (a TFLite file's Select TF ops need the Flex "
+        "delegate, which no interpreter pip offers links): deploy it where that runtime exists, or "
+        "change the model so the converter needs no such op (a builtin-only layer, a static dim)."
+    ),
     Diagnosis.NUMBERS: (
         "The artifact runs but its numbers differ from the eager model by more than the eager model's own "
         'float32 error against a float64 copy allows (or, with rule = "tolerance", by more than '
