@@ -48,11 +48,23 @@ THIRD_PARTY: dict[str, dict[str, Any]] = {
 }
 
 
-def zoo_specs(framework: str, reduced: bool = False) -> list[ModelSpec]:
+#: the opt-in deployment targets, each run by the zoo fixtures only on the models named here: the
+#: others have a test module of their own that runs them on the zoo models the issue of each names
+#: (tests/test_executorch.py, test_litert.py, test_openvino.py); `make artifacts` runs them all
+TARGET_MODELS: dict[str, tuple[str, ...]] = {
+    "executorch": (),
+    "litert-torch": (),
+    "openvino": (),
+    "keras-torch": ("KerasSimpleNet", "KerasCustom"),
+}
+
+
+def zoo_specs(framework: str, reduced: bool = False, targets: bool = False) -> list[ModelSpec]:
     """Zoo models of one framework, told apart by their factory module (no framework is imported).
 
     Without `reduced`, their reduced-precision routes are left out: tests/test_precision.py runs
-    those on one model of each framework (`make artifacts` on all)."""
+    those on one model of each framework (`make artifacts` on all). Without `targets`, the deployment
+    targets are left out but where TARGET_MODELS keeps them."""
     from graphmint.exporters import get_route
     from graphmint.exporters.base import Precision
 
@@ -60,12 +72,13 @@ def zoo_specs(framework: str, reduced: bool = False) -> list[ModelSpec]:
     specs = [s for s in load_config(ZOO_CONFIG) if s.ref.partition(":")[0] == module]
     if reduced:
         return specs
-    return [
-        replace(s, routes=[r for r in s.routes if get_route(framework, r).precision == Precision.FP32])
-        if s.routes
-        else s
-        for s in specs
-    ]
+
+    def kept(spec: ModelSpec, route: str) -> bool:
+        if not targets and spec.name not in TARGET_MODELS.get(route, (spec.name,)):
+            return False
+        return get_route(framework, route).precision == Precision.FP32
+
+    return [replace(s, routes=[r for r in s.routes if kept(s, r)]) if s.routes else s for s in specs]
 
 
 def assert_as_declared(spec: ModelSpec, result: RouteResult) -> None:

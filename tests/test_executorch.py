@@ -24,7 +24,7 @@ ROUTE = "executorch"
 MODELS = ("SimpleNet", "SmallCNN", "TransformerBlock")
 #: SmallCNN is a declared known failure (graphmint.toml): XNNPACK's lowering narrows its batch bound
 PASSING = ("SimpleNet", "TransformerBlock")
-SPECS = {s.name: replace(s, routes=(ROUTE,)) for s in zoo_specs("torch") if s.name in MODELS}
+SPECS = {s.name: replace(s, routes=(ROUTE,)) for s in zoo_specs("torch", targets=True) if s.name in MODELS}
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def test_the_route_is_registered_opt_in_and_loads_no_code() -> None:
     assert fmt.filename == "model.pte" and fmt.executes_code is None
     assert "executorch" in fmt.packages["torch"]
     assert SPECS.keys() == set(MODELS)
-    assert all(ROUTE in (s.routes or ()) for s in zoo_specs("torch") if s.name in MODELS)
+    assert all(ROUTE in (s.routes or ()) for s in zoo_specs("torch", targets=True) if s.name in MODELS)
 
 
 @pytest.mark.parametrize("model", MODELS)
