@@ -245,7 +245,9 @@ FORMATS.register(
 #: the graph file inside an IR folder (its constants are in model.bin beside it)
 IR_XML = "model.xml"
 _OPENVINO = {"torch": (*_TORCH, "openvino"), "tensorflow": (*_TF, "openvino")}
-_OPENVINO_PRELOAD = {"torch": ("torch", "torch.export", "openvino"), "tensorflow": ("tensorflow", "openvino")}
+# openvino itself is never preloaded: importing it starts its thread pool, and a child forked from a
+# forkserver holding those threads can deadlock on their locks (seen: an export child stuck in a futex)
+_OPENVINO_PRELOAD = {"torch": ("torch", "torch.export"), "tensorflow": ("tensorflow",)}
 FORMATS.register(
     Format(
         name="openvino",
