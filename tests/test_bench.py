@@ -140,8 +140,8 @@ def test_without_trust_only_data_formats_are_loaded(
     assert "runs the model's code" in subjects["eager"]["reason"] and "--trust" in subjects["eager"]["reason"]
     assert subjects["torchscript-trace"]["reason"].startswith("refusing to load torchscript-trace/model.pt")
     measured = {name for name, s in subjects.items() if s["batches"]}
-    # the data formats: ONNX (on ONNX Runtime and OpenVINO) and the OpenVINO IR
-    assert measured == {"onnx", OPTIMIZED, "onnx@openvino-onnx", "openvino"}
+    # the data format: ONNX, on ONNX Runtime and on OpenVINO
+    assert measured == {"onnx", OPTIMIZED, "onnx@openvino-onnx"}
     assert all(s["batches"]["1"]["speedup"] is None for s in subjects.values() if s["batches"])
     best = model["recommended"]
     assert best["route"] in ("onnx", OPTIMIZED, "openvino")
