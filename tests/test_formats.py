@@ -66,10 +66,8 @@ def test_every_runner_is_reachable() -> None:
         "onnxruntime-cuda",
         "openvino-onnx",
     )
-    assert {"onnxruntime-noopt", "onnx-reference", "openvino-onnx", "litert-compiled"} == (
-        validators.CROSS_CHECK_RUNTIMES
-    )
-    assert validators.runtimes_for("tflite") == ("tflite", "litert-compiled")
+    assert {"onnxruntime-noopt", "onnx-reference", "openvino-onnx"} == validators.CROSS_CHECK_RUNTIMES
+    assert validators.runtimes_for("tflite") == ("tflite",)
 
 
 def _format(name: str, *runners: RunnerSpec, **changes: Any) -> Format:
