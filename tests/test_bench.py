@@ -77,7 +77,7 @@ def test_every_verified_artifact_is_measured_against_eager_and_the_fastest_recor
         "openvino-onnx",
         "onnx/model.onnx",
     )
-    assert "INFERENCE_PRECISION_HINT f32" in on_openvino.runtime, on_openvino.runtime
+    assert "INFERENCE_PRECISION_HINT=f32" in on_openvino.runtime, on_openvino.runtime
     assert subjects["torch-compile"].kind == "in-process" and subjects["eager"].kind == "eager"
     _assert_figures(bench, {1})
     assert all("outside batch's range 1..64" in s.skipped[1000] for s in bench.subjects)
