@@ -176,7 +176,8 @@ def test_keras_routes_are_measured_in_their_own_children(
     keras_zoo: tuple[Path, dict[str, ModelResult]], tmp_path: Path
 ) -> None:
     """tf.function rebuilt from the code, the SavedModel loaded by the runner its isolated runner hosts,
-    TFLite with its thread count, ONNX from tf2onnx and its optimized copy."""
+    TFLite with its thread count, ONNX from tf2onnx (on ONNX Runtime and OpenVINO) and its optimized
+    copy, and the model's torch-backend .pt2 (keras-torch)."""
     artifacts = _copy(keras_zoo, "KerasSimpleNet", tmp_path)
     bench = _bench(artifacts, batches=(2,), trust=True)
     assert {s.name for s in bench.subjects} == {
@@ -185,6 +186,8 @@ def test_keras_routes_are_measured_in_their_own_children(
         "saved-model",
         "tflite",
         "onnx",
+        "onnx@openvino-onnx",
+        "keras-torch",
         OPTIMIZED,
     }
     _assert_figures(bench, {2})
@@ -193,6 +196,7 @@ def test_keras_routes_are_measured_in_their_own_children(
         "onnx",
         OPTIMIZED,
         "saved-model",
+        "keras-torch",
     )
 
 
