@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import io
-import os
-import sys
-import tempfile
 from collections.abc import Iterator
 from typing import Any
 
 from graphmint.exporters.base import CapturedLog, ExportContext, Exporter, captured_output
+from graphmint.exporters.capture import native_output
 
 __all__ = [
     "TF_LOGGERS",
@@ -25,38 +22,9 @@ TF_LOGGERS = ("tensorflow", "absl", "tf2onnx", "keras")
 
 
 @contextlib.contextmanager
-def _native_output(buffer: io.StringIO) -> Iterator[None]:
-    """Send what native code writes to file descriptors 1 and 2 into `buffer`, for the block only.
-
-    TensorFlow's C++ logging and the TFLite converter's MLIR diagnostics bypass sys.stdout/stderr.
-    Where the descriptors cannot be duplicated (closed), output is left where it goes.
-    """
-    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
-        if stream is not None:
-            stream.flush()
-    try:
-        saved = os.dup(1), os.dup(2)
-    except OSError:
-        yield
-        return
-    with tempfile.TemporaryFile() as sink:
-        try:
-            os.dup2(sink.fileno(), 1)
-            os.dup2(sink.fileno(), 2)
-            yield
-        finally:
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
-            sink.seek(0)
-            buffer.write(sink.read().decode(errors="replace"))
-
-
-@contextlib.contextmanager
 def captured_tf_output() -> Iterator[CapturedLog]:
     """captured_output for TensorFlow's loggers, plus what its native code prints."""
-    with captured_output(TF_LOGGERS) as log, _native_output(log):
+    with captured_output(TF_LOGGERS) as log, native_output(log):
         yield log
 
 

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from graphmint.exporters.capture import CapturedLog, captured_output
+from graphmint.exporters.capture import CapturedLog, captured_output, not_installed
 from graphmint.exporters.formats import FORMATS, FormatError
 
 __all__ = [
@@ -180,6 +180,9 @@ class Exporter(ABC):
     #: the file (or folder) `export` writes in the work folder: the format's, unless the class names
     #: another; None for a format that leaves no file
     filename: ClassVar[str | None] = None
+    #: the modules `export` imports beyond the framework: without one, the strategy does not apply
+    #: here (skipped, naming what is missing)
+    requires: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -218,6 +221,9 @@ class Exporter(ABC):
         return self.tool
 
     def __call__(self, ctx: ExportContext) -> ExportResult:
+        missing = not_installed(self.requires)
+        if missing:
+            return ExportResult(ExportState.SKIPPED, reason=f"{self.label()} needs {missing}")
         path = ctx.workdir / self.filename if self.filename else None
         with self.capture() as log:
             token = _CAPTURE.set(log)

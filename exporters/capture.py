@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import logging
+import os
+import sys
+import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
-__all__ = ["CapturedLog", "captured_output"]
+__all__ = ["CapturedLog", "captured_output", "native_output", "not_installed"]
 
 
 class CapturedLog(io.StringIO):
@@ -61,3 +65,40 @@ def captured_output(loggers: tuple[str, ...] = ()) -> Iterator[CapturedLog]:
         for logger, propagate, handlers in saved:
             logger.handlers = handlers
             logger.propagate = propagate
+
+
+def not_installed(modules: Iterable[str]) -> str:
+    """Why a strategy or runtime cannot run here for want of a package ('' where every one of
+    `modules` can be imported): each missing one, with what installs it."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if not missing:
+        return ""
+    hint = " ".join(m.split(".")[0].replace("_", "-") for m in missing)
+    return f"{', '.join(missing)} is not installed here (pip install {hint})"
+
+
+@contextlib.contextmanager
+def native_output(buffer: io.StringIO, fds: tuple[int, ...] = (1, 2)) -> Iterator[None]:
+    """Send what native code writes to the file descriptors `fds` (stdout and stderr) into `buffer`,
+    for the block only: TensorFlow's C++ logging, the TFLite converter's MLIR diagnostics and
+    ExecuTorch's runtime log bypass sys.stdout/stderr. Where the descriptors cannot be duplicated
+    (closed), output is left where it goes."""
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        if stream is not None:
+            stream.flush()
+    try:
+        saved = [os.dup(fd) for fd in fds]
+    except OSError:
+        yield
+        return
+    with tempfile.TemporaryFile() as sink:
+        try:
+            for fd in fds:
+                os.dup2(sink.fileno(), fd)
+            yield
+        finally:
+            for fd, copy in zip(fds, saved, strict=True):
+                os.dup2(copy, fd)
+                os.close(copy)
+            sink.seek(0)
+            buffer.write(sink.read().decode(errors="replace"))

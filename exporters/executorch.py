@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from graphmint.exporters._torch import TorchExporter, export_program, flat_module
-from graphmint.exporters.base import ExportContext, Made, NotApplicable, Route
+from graphmint.exporters.base import ExportContext, Made, Route
 
 __all__ = ["BUNDLE", "ROUTE", "dim_bounds", "lowered_ops", "narrowed"]
 
@@ -91,17 +91,13 @@ def _bundle(ctx: ExportContext, manager: Any, path: Path) -> None:
 class ExecuTorchXnnpack(TorchExporter):
     tool = "executorch.exir.to_edge_transform_and_lower(XnnpackPartitioner)"
     format = "executorch"
+    requires = ("executorch",)
 
     def export(self, ctx: ExportContext, path: Path | None) -> Made:
-        assert path is not None
-        try:
-            from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-            from executorch.exir import to_edge_transform_and_lower
-        except ImportError as exc:
-            raise NotApplicable(
-                f"the executorch route needs executorch (pip install executorch): {exc}"
-            ) from exc
+        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+        from executorch.exir import to_edge_transform_and_lower
 
+        assert path is not None
         edge = to_edge_transform_and_lower(export_program(ctx), partitioner=[XnnpackPartitioner()])
         lowered = edge.exported_program()
         bounds = dim_bounds(ctx, lowered)

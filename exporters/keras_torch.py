@@ -46,6 +46,7 @@ class RebuildUnderTorch(TfExporter):
     tool = "keras (torch backend) + torch.export.export"
     package = "keras"
     format = "torch-export"
+    requires = ("torch",)
 
     def export(self, ctx: ExportContext, path: Path | None) -> Made:
         assert path is not None

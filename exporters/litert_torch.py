@@ -1,5 +1,5 @@
 """Route `litert-torch`: a PyTorch model to a TFLite flatbuffer with litert-torch's own converter (no
-TensorFlow), run on LiteRT's interpreter and cross-checked on its CompiledModel.
+TensorFlow), run on LiteRT's interpreter.
 
 litert-torch lowers each aten op through jax.jit, which needs concrete shapes, so a dim declared
 dynamic often cannot stay dynamic: the conversion raises (a dim that reached JAX as INT64_MIN,
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from graphmint.exporters._torch import TorchExporter, example_args, export_dynamic_shapes, flat_module
-from graphmint.exporters.base import ExportContext, Made, NotApplicable, Route, Unsupported, first_line
+from graphmint.exporters.base import ExportContext, Made, Route, Unsupported, first_line
 from graphmint.exporters.tflite_file import input_shape_signatures
 
 #: what litert-torch raises where its JAX lowering meets a dim it cannot keep dynamic
@@ -69,12 +69,11 @@ class Convert(TorchExporter):
     tool = "litert_torch.convert"
     package = "litert_torch"
     format = "tflite"
+    requires = ("litert_torch",)
 
     def export(self, ctx: ExportContext, path: Path | None) -> Made:
-        try:
-            import litert_torch
-        except ImportError as exc:
-            raise NotApplicable(f"litert-torch is not installed ({first_line(exc)})") from exc
+        import litert_torch
+
         assert path is not None
         kwargs = dict(zip(ctx.input_names, example_args(ctx), strict=True))
         (per_input,) = export_dynamic_shapes(ctx)

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
 
-from graphmint.exporters._tf import captured_tf_output, serving_function, trackable
+from graphmint.exporters._tf import captured_tf_output
 from graphmint.exporters._torch import TORCH_LOGGERS, export_program
 from graphmint.exporters.base import (
     CapturedLog,
@@ -34,7 +34,7 @@ from graphmint.exporters.base import (
     captured_output,
 )
 from graphmint.exporters.formats import IR_XML
-from graphmint.exporters.saved_model import SIGNATURE
+from graphmint.exporters.saved_model import Save
 
 __all__ = ["CAPABILITY", "ROUTES", "cannot_compute", "name_ports"]
 
@@ -96,6 +96,7 @@ class OpenVinoExporter(Exporter):
 
     package = "openvino"
     format = "openvino"
+    requires = ("openvino",)
     #: whether the converted model's ports are in the spec's order, unnamed (torch) or named (tf)
     by_position: ClassVar[bool]
 
@@ -137,12 +138,9 @@ class FromSavedModel(OpenVinoExporter):
 
     def convert(self, ctx: ExportContext, scratch: Path) -> Any:
         import openvino as ov
-        import tensorflow as tf
 
-        function = serving_function(ctx)
         saved = scratch / "model.savedmodel"
-        signatures = {SIGNATURE: function.get_concrete_function()}
-        tf.saved_model.save(trackable(function), str(saved), signatures=signatures)
+        Save().export(ctx, saved)  # the saved-model route's own SavedModel
         return ov.convert_model(str(saved))
 
 

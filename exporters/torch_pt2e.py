@@ -14,21 +14,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from graphmint.exporters._torch import TorchExporter, example_args, export_dynamic_shapes, export_program
-from graphmint.exporters.base import ExportContext, Made, NotApplicable, Precision, Route
+from graphmint.exporters.base import ExportContext, Made, Precision, Route
 
 
 class Pt2eInt8(TorchExporter):
     tool = "torchao.quantization.pt2e(X86InductorQuantizer)"
     format = "torch-export"
+    requires = ("torchao",)
 
     def export(self, ctx: ExportContext, path: Path | None) -> Made:
         import torch
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+        from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as x86
 
-        try:
-            from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-            from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as x86
-        except ImportError as exc:
-            raise NotApplicable(f"PT2E quantization needs torchao (pip install torchao): {exc}") from exc
         from graphmint.models.frameworks.torch_fw import to_torch
 
         quantizer = x86.X86InductorQuantizer()

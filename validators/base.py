@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from graphmint.exporters.base import Artifact
+from graphmint.exporters.capture import not_installed
 
 __all__ = ["Runner", "RuntimeUnavailable", "UnrunnableContent", "UnsafeArtifactError"]
 
@@ -43,6 +44,8 @@ class Runner(ABC):
     #: threads the runtime may use for one inference, where it takes a number (None: its default);
     #: set before `activate`
     threads: int | None = None
+    #: the modules the runtime is (without one, `activate` says it is unavailable, naming what is missing)
+    requires: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, artifact: Artifact) -> None:
         self.artifact = artifact
@@ -65,6 +68,9 @@ class Runner(ABC):
         """Release what `activate_impl` loaded."""
 
     def activate(self) -> None:
+        missing = not_installed(self.requires)
+        if missing:
+            raise RuntimeUnavailable(f"{self.name}: {missing}")
         self.activate_impl()
         self.active = True
 

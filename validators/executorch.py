@@ -11,42 +11,29 @@ tolerances for the outputs' dtype. Both go to the manifest (`bound_probes`, `bun
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
-from collections.abc import Iterator, Mapping
+import io
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from graphmint.exporters.base import first_line
+from graphmint.exporters.capture import native_output
 from graphmint.exporters.executorch import BUNDLE
-from graphmint.validators.base import Runner, RuntimeUnavailable
+from graphmint.validators.base import Runner
 from graphmint.validators.details import BoundProbe, BundledCheck
 from graphmint.validators.tolerance import DEFAULT_TOLERANCES, EXACT, Tolerance
 
-__all__ = ["ExecuTorchRunner", "native_stderr"]
+__all__ = ["ExecuTorchRunner"]
 
 #: what ExecuTorch's log says when a bundled case index is past the last one
 _PAST_LAST_CASE = "is out of range"
 
 
-@contextlib.contextmanager
-def native_stderr() -> Iterator[list[str]]:
-    """Inside the block, what native code writes to file descriptor 2 (where ExecuTorch logs why it
-    refused something) goes to the list it yields, one line each, filled when the block ends."""
-    lines: list[str] = []
-    with tempfile.TemporaryFile() as sink:
-        saved = os.dup(2)
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield lines
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            lines.extend(ln.strip() for ln in sink.read().decode(errors="replace").splitlines() if ln.strip())
+def _stderr_lines(buffer: io.StringIO) -> list[str]:
+    """What ExecuTorch logged on file descriptor 2 (where it says why it refused something)."""
+    return [line.strip() for line in buffer.getvalue().splitlines() if line.strip()]
 
 
 def _reason(exc: Exception, logged: list[str]) -> str:
@@ -56,6 +43,7 @@ def _reason(exc: Exception, logged: list[str]) -> str:
 
 class ExecuTorchRunner(Runner):
     name = "executorch"
+    requires = ("executorch",)
 
     def __init__(self, artifact: Any) -> None:
         super().__init__(artifact)
@@ -63,13 +51,9 @@ class ExecuTorchRunner(Runner):
         self.method: Any = None
 
     def activate_impl(self) -> None:
-        try:
-            from executorch.runtime import Runtime
-            from executorch.version import __version__
-        except ImportError as exc:
-            raise RuntimeUnavailable(
-                f"executorch is not installed here (pip install executorch): {exc}"
-            ) from exc
+        from executorch.runtime import Runtime
+        from executorch.version import __version__
+
         runtime = Runtime.get()
         self.program = runtime.load_program(Path(str(self.artifact.path)))
         self.method = self.program.load_method("forward")
@@ -127,14 +111,15 @@ class ExecuTorchRunner(Runner):
                 shapes[i][a] = bound + 1
             args = [torch.zeros(shape, dtype=dtype) for shape, (_, dtype) in zip(shapes, metas, strict=True)]
             probe = BoundProbe(dim=dim, bound=bound, size=bound + 1, refused=False)
-            with native_stderr() as logged:
+            logged = io.StringIO()
+            with native_output(logged, fds=(2,)):
                 try:
                     self.method.execute(args)
                 except Exception as exc:
                     probe.refused = True
                     refusal = exc
             if probe.refused:
-                probe.error = _reason(refusal, logged)
+                probe.error = _reason(refusal, _stderr_lines(logged))
             probes.append(probe)
         return probes
 
@@ -161,7 +146,8 @@ class ExecuTorchRunner(Runner):
         bundle = _load_bundled_program_from_buffer(path.read_bytes())
         check = BundledCheck(file=path.name, cases=0, passed=0, rtol=tol.rtol, atol=tol.atol)
         while True:
-            with native_stderr() as logged:
+            logged = io.StringIO()
+            with native_output(logged, fds=(2,)):
                 try:
                     bundle.verify_result_with_bundled_expected_output(
                         "forward", check.cases, tol.rtol, tol.atol
@@ -171,8 +157,9 @@ class ExecuTorchRunner(Runner):
                     failure = exc
             if failure is None:
                 check.passed += 1
-            elif any(_PAST_LAST_CASE in line for line in logged):
+            elif _PAST_LAST_CASE in logged.getvalue():
                 return check
             else:
-                check.failures = [*check.failures, f"case {check.cases}: {_reason(failure, logged)}"]
+                reason = _reason(failure, _stderr_lines(logged))
+                check.failures = [*check.failures, f"case {check.cases}: {reason}"]
             check.cases += 1

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from graphmint.validators._tf import outputs_in_order
-from graphmint.validators.base import Runner, RuntimeUnavailable, UnrunnableContent
+from graphmint.validators.base import Runner, UnrunnableContent
 from graphmint.validators.tflite import needs_flex
 
 #: the resize bug a failure to run a resized shape most likely is
@@ -24,6 +24,7 @@ RESIZE_BUG = "LiteRT#5774 (CompiledModel's resize of dynamic inputs)"
 
 class CompiledModelRunner(Runner):
     name = "litert-compiled"
+    requires = ("ai_edge_litert",)
 
     def __init__(self, artifact: Any) -> None:
         super().__init__(artifact)
@@ -37,11 +38,9 @@ class CompiledModelRunner(Runner):
         flex = needs_flex(self.artifact.path)  # type: ignore[arg-type]
         if flex:
             raise UnrunnableContent(flex)
-        try:
-            from ai_edge_litert import compiled_model
-        except ImportError as exc:
-            raise RuntimeUnavailable(f"ai-edge-litert is not installed: {exc}") from None
         from importlib.metadata import version
+
+        from ai_edge_litert import compiled_model
 
         options = compiled_model.Options(
             hardware_accelerators=compiled_model.HardwareAccelerator.CPU,

@@ -58,6 +58,7 @@ class OpenVinoRunner(Runner):
     """An OpenVINO IR on the CPU plugin, compiled with a float32 inference precision hint."""
 
     name = "openvino"
+    requires = ("openvino",)
     #: the INFERENCE_PRECISION_HINT asked for (an OpenVINO element type name)
     hint: ClassVar[str] = "f32"
 
