@@ -31,6 +31,22 @@ def test_a_fallback_that_passes_names_the_strategy_rejected_before_it(tmp_path: 
     assert result.status == Status.PASSED and [r.exporter for r in result.rejected] == ["dynamo"]
 
 
+def test_a_fallback_that_does_not_apply_leaves_the_earlier_failure_standing() -> None:
+    """tf2onnx fails, and Keras's own exporter does not apply to a plain tf.Module: the route is the
+    failure, not a skip; a chain whose first strategy does not apply is skipped."""
+    failed = Attempt("tf2onnx", ExportState.FAILED, "no conversion for Lgamma")
+    keras = Attempt("keras-export", ExportState.SKIPPED, "not a Keras model")
+    verdict = route_verdict([failed, keras], Judging(route="onnx"))
+    assert (verdict.status, verdict.stage, verdict.reason) == (
+        Status.ERROR,
+        Stage.EXPORT,
+        "no conversion for Lgamma",
+    )
+    assert [r.exporter for r in verdict.rejected] == ["tf2onnx"]
+    skipped = route_verdict([keras], Judging(route="onnx"))
+    assert (skipped.status, skipped.reason) == (Status.SKIPPED, "not a Keras model")
+
+
 def test_a_cross_check_that_disagrees_is_a_warning_unless_strict() -> None:
     checks = [_check("onnxruntime", Status.PASSED), _check("onnxruntime-noopt", Status.FAILED, "off by 1")]
     attempt = Attempt("dynamo", ExportState.EXPORTED, checks=checks)

@@ -225,6 +225,8 @@ def _outcome(attempts: Sequence[Attempt], judging: Judging) -> Verdict:
     verdict, strict = Verdict(), judging.strict_runtimes
     for attempt in attempts:
         if attempt.state == ExportState.SKIPPED:
+            if verdict.rejected:  # a fallback that does not apply leaves the earlier failure standing
+                continue
             verdict.status, verdict.stage, verdict.reason = Status.SKIPPED, Stage.EXPORT, attempt.reason
         elif attempt.state == ExportState.UNSUPPORTED:
             verdict.status, verdict.stage, verdict.diagnosis = (
