@@ -21,6 +21,11 @@ from graphmint.pipeline.spec.config import load_config
 from graphmint.pipeline.spec.specs import ModelSpec
 from graphmint.validators.results import Status
 
+#: the environment the session started with, for the processes tests start: importing a framework
+#: here changes this process's own (TensorFlow imports JAX, which sets TF_CPP_MIN_LOG_LEVEL=1), and a
+#: child that inherited that would not log as a user's run does
+START_ENV = dict(os.environ)
+
 ROOT = Path(__file__).resolve().parent.parent
 ZOO_CONFIG = ROOT / "graphmint.toml"
 
@@ -137,7 +142,7 @@ def graphmint_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[s
     folder)."""
 
     def run(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+        env = {**START_ENV, "PYTHONPATH": os.pathsep.join([str(ROOT), START_ENV.get("PYTHONPATH", "")])}
         return subprocess.run(
             [sys.executable, "-m", "graphmint.pipeline", *args],
             cwd=cwd or tmp_path,
