@@ -210,9 +210,14 @@ FORMATS.register(
         filename="model.tflite",
         runners=(
             RunnerSpec("tflite", f"{_V}.tflite:TFLiteRunner"),
-            # LiteRT's CompiledModel (validators.litert_compiled) is not among them: on a two-input
-            # model it returns batch-1 outputs after a resize, or aborts (LiteRT#5774), and
-            # `graphmint validate` does not yet excuse a cross-check the way a run does
+            # LiteRT's CompiledModel: where it cannot run a shape (LiteRT#5774: after a resize, a
+            # two-input model's outputs keep their old shape), a warning
+            RunnerSpec(
+                "litert-compiled",
+                f"{_V}.litert_compiled:CompiledModelRunner",
+                Role.CROSS_CHECK,
+                deployable=True,
+            ),
         ),
         executes_code=None,
         packages={

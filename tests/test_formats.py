@@ -66,8 +66,10 @@ def test_every_runner_is_reachable() -> None:
         "onnxruntime-cuda",
         "openvino-onnx",
     )
-    assert {"onnxruntime-noopt", "onnx-reference", "openvino-onnx"} == validators.CROSS_CHECK_RUNTIMES
-    assert validators.runtimes_for("tflite") == ("tflite",)
+    assert {"onnxruntime-noopt", "onnx-reference", "openvino-onnx", "litert-compiled"} == (
+        validators.CROSS_CHECK_RUNTIMES
+    )
+    assert validators.runtimes_for("tflite") == ("tflite", "litert-compiled")
 
 
 def _format(name: str, *runners: RunnerSpec, **changes: Any) -> Format:

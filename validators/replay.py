@@ -22,6 +22,7 @@ from graphmint.validators.check import (
     combine_checks,
     cross_check_warnings,
     diagnosis_of,
+    excused_cross_checks,
 )
 from graphmint.validators.golden import GoldenSet, read_golden_sets
 from graphmint.validators.onnx_upgrade import ORT_MIN_OPSET, UPGRADE_OPSET, default_opset, upgrade_onnx
@@ -57,6 +58,7 @@ def replay(
     checks = check_runtimes(artifact, cases, tolerance, timeout_s)
     status, stage, reason = combine_checks(checks)
     warnings = cross_check_warnings(checks) if status == Status.PASSED else []
+    excused = sorted(excused_cross_checks(checks, strict=False)) if status == Status.PASSED else []
     diagnosis = diagnosis_of(checks) if status != Status.PASSED else Diagnosis.NONE
     first = next(iter(cases[0].expected.items())) if cases and cases[0].expected else None
     judge = tolerance(first[0], str(first[1].dtype)) if first else None
@@ -72,6 +74,7 @@ def replay(
         atol=tol.atol if tol else None,
         rtol=tol.rtol if tol else None,
         warnings=warnings,
+        excused=excused,
     )
 
 
