@@ -262,15 +262,17 @@ def test_bench_measures_third_party_models(
     for name in ("Bert", "BertBackbone"):
         shutil.copytree(out / name, tmp_path / "art" / name)
     rule = StabilityRule(window_requests=3, window_s=0.02, min_windows=3, max_windows=5, warmup_s=0.05)
-    # Bert trusted: the transformers model rebuilt from its code, TorchScript, .pt2 and ONNX measured;
-    # the keras-hub backbone as an untrusted folder: its data formats only (TFLite, ONNX)
+    # Bert trusted: the transformers model rebuilt from its code, TorchScript, .pt2 and ONNX measured
+    # (ONNX on ONNX Runtime and on OpenVINO); the keras-hub backbone as an untrusted folder: its data
+    # formats only (TFLite, ONNX on both)
     [bert] = run_bench(
         tmp_path / "art", ["Bert"], BenchOptions(batches=(2,), rule=rule, trust=True), echo=print
     )
     [keras] = run_bench(tmp_path / "art", ["BertBackbone"], BenchOptions(batches=(2,), rule=rule), echo=print)
     measured = {s.name for s in bert.subjects if s.timings and not s.error}
-    assert measured == {"eager", "torchscript-trace", "torch-export", "onnx", "onnx-optimized"}, bert.subjects
+    expected = {"eager", "torchscript-trace", "torch-export", "onnx", "onnx@openvino-onnx", "onnx-optimized"}
+    assert measured == expected, bert.subjects
     assert bert.recommended is not None and bert.recommended["speedup"] > 0
     measured = {s.name for s in keras.subjects if s.timings and not s.error}
-    assert measured == {"tflite", "onnx", "onnx-optimized"}, keras.subjects
+    assert measured == {"tflite", "onnx", "onnx@openvino-onnx", "onnx-optimized"}, keras.subjects
     assert keras.recommended is not None and keras.recommended["route"] in measured
