@@ -60,7 +60,7 @@ TARGET_MODELS: dict[str, tuple[str, ...]] = {
     "executorch": (),
     "litert-torch": (),
     "openvino": (),
-    "keras-torch": ("KerasSimpleNet", "KerasCustom"),
+    "keras-torch": ("KerasSimpleNet",),
 }
 
 

@@ -187,6 +187,7 @@ def test_keras_routes_are_measured_in_their_own_children(
         "tflite",
         "onnx",
         "onnx@openvino-onnx",
+        "tflite@litert-compiled",
         "keras-torch",
         OPTIMIZED,
     }

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -30,16 +29,37 @@ PASSING = ("SimpleNet", "TransformerBlock")
 SPECS = {s.name: replace(s, routes=(ROUTE,)) for s in zoo_specs("torch", targets=True) if s.name in MODELS}
 
 
-@pytest.fixture(scope="module")
-def executorch_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, ModelResult], float]:
-    """The three zoo models through the executorch route alone, published once (and the seconds it took)."""
+#: the models `make test` leaves to `make test-long` (ExecuTorch's lowering of a transformer: ~40 s)
+LONG = ("TransformerBlock",)
+Run = tuple[Path, dict[str, ModelResult]]
+
+
+def _publish(models: tuple[str, ...], out: Path) -> Run:
     from graphmint.pipeline.run.executors import available_cores, run_models
     from graphmint.pipeline.run.stages import RunOptions
 
-    out = tmp_path_factory.mktemp("executorch")
-    start = time.perf_counter()
-    results = run_models(list(SPECS.values()), RunOptions(out=out, jobs=available_cores()))
-    return out, {r.name: r for r in results}, time.perf_counter() - start
+    results = run_models([SPECS[m] for m in models], RunOptions(out=out, jobs=available_cores()))
+    return out, {r.name: r for r in results}
+
+
+@pytest.fixture(scope="module")
+def executorch_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """The zoo models but the LONG ones through the executorch route alone, published once."""
+    return _publish(tuple(m for m in MODELS if m not in LONG), tmp_path_factory.mktemp("executorch"))
+
+
+@pytest.fixture(scope="module")
+def executorch_long_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    return _publish(LONG, tmp_path_factory.mktemp("executorch-long"))
+
+
+def _run(request: pytest.FixtureRequest, model: str) -> Run:
+    run: Run = request.getfixturevalue("executorch_long_run" if model in LONG else "executorch_run")
+    return run
+
+
+def _models(models: tuple[str, ...]) -> list[Any]:
+    return [pytest.param(m, marks=pytest.mark.long) if m in LONG else m for m in models]
 
 
 def _entry(out: Path, model: str) -> dict[str, Any]:
@@ -59,28 +79,22 @@ def test_the_route_is_registered_opt_in_and_loads_no_code() -> None:
     assert all(ROUTE in (s.routes or ()) for s in zoo_specs("torch", targets=True) if s.name in MODELS)
 
 
-@pytest.mark.parametrize("model", MODELS)
-def test_zoo_model_as_declared(
-    executorch_run: tuple[Path, dict[str, ModelResult], float], model: str
-) -> None:
-    _, results, _ = executorch_run
+@pytest.mark.parametrize("model", _models(MODELS))
+def test_zoo_model_as_declared(request: pytest.FixtureRequest, model: str) -> None:
+    _, results = _run(request, model)
     result = next(r for r in results[model].routes if r.route == ROUTE)
     assert_as_declared(SPECS[model], result)
 
 
-def test_a_narrowed_bound_fails_the_export_naming_it(
-    executorch_run: tuple[Path, dict[str, ModelResult], float],
-) -> None:
-    _, results, _ = executorch_run
+def test_a_narrowed_bound_fails_the_export_naming_it(executorch_run: Run) -> None:
+    _, results = executorch_run
     result = next(r for r in results["SmallCNN"].routes if r.route == ROUTE)
     assert "narrowed dim batch to ..15 (declared ..16)" in result.reason, result.reason
 
 
-@pytest.mark.parametrize("model", PASSING)
-def test_zoo_model_passes_on_the_grid(
-    executorch_run: tuple[Path, dict[str, ModelResult], float], model: str
-) -> None:
-    out, results, _ = executorch_run
+@pytest.mark.parametrize("model", _models(PASSING))
+def test_zoo_model_passes_on_the_grid(request: pytest.FixtureRequest, model: str) -> None:
+    out, results = _run(request, model)
     result = next(r for r in results[model].routes if r.route == ROUTE)
     assert result.status == "passed", result.reason
     entry = _entry(out, model)
@@ -96,11 +110,11 @@ def test_zoo_model_passes_on_the_grid(
     assert entry["bundled_program"] == "model.bpte"
 
 
-@pytest.mark.parametrize("model", PASSING)
+@pytest.mark.parametrize("model", _models(PASSING))
 def test_the_file_holds_the_declared_bounds_and_the_grid_stays_inside(
-    executorch_run: tuple[Path, dict[str, ModelResult], float], model: str
+    request: pytest.FixtureRequest, model: str
 ) -> None:
-    out, _, _ = executorch_run
+    out, _ = _run(request, model)
     spec: ModelSpec = SPECS[model]
     entry = _entry(out, model)
     assert entry["dim_bounds"] == {name: r.max for name, r in spec.dims.items()}
@@ -108,11 +122,9 @@ def test_the_file_holds_the_declared_bounds_and_the_grid_stays_inside(
         assert all(point["sizes"][d] <= bound for d, bound in entry["dim_bounds"].items()), point
 
 
-@pytest.mark.parametrize("model", PASSING)
-def test_a_dim_past_its_bound_is_refused(
-    executorch_run: tuple[Path, dict[str, ModelResult], float], model: str
-) -> None:
-    out, _, _ = executorch_run
+@pytest.mark.parametrize("model", _models(PASSING))
+def test_a_dim_past_its_bound_is_refused(request: pytest.FixtureRequest, model: str) -> None:
+    out, _ = _run(request, model)
     entry = _entry(out, model)
     probes = entry["bound_probes"]
     assert {p["dim"] for p in probes} == set(SPECS[model].dims)
@@ -122,11 +134,9 @@ def test_a_dim_past_its_bound_is_refused(
         assert "resize" in probe["error"], probe  # the runtime's own reason, not just an error code
 
 
-@pytest.mark.parametrize("model", PASSING)
-def test_the_bundled_cases_are_verified_by_executorch(
-    executorch_run: tuple[Path, dict[str, ModelResult], float], model: str
-) -> None:
-    out, _, _ = executorch_run
+@pytest.mark.parametrize("model", _models(PASSING))
+def test_the_bundled_cases_are_verified_by_executorch(request: pytest.FixtureRequest, model: str) -> None:
+    out, _ = _run(request, model)
     entry = _entry(out, model)
     bundled = entry["bundled_check"]
     assert bundled["file"] == "model.bpte"
@@ -135,15 +145,13 @@ def test_the_bundled_cases_are_verified_by_executorch(
     assert (bundled["rtol"], bundled["atol"]) == (1e-4, 1e-5)  # graphmint's float32 default
 
 
-def test_executorch_runtime_raises_past_the_bound_and_runs_at_it(
-    executorch_run: tuple[Path, dict[str, ModelResult], float],
-) -> None:
+def test_executorch_runtime_raises_past_the_bound_and_runs_at_it(executorch_run: Run) -> None:
     """The published file, loaded here with executorch.runtime directly: batch at its bound runs,
     one past it raises."""
     import torch
     from executorch.runtime import Runtime
 
-    out, _, _ = executorch_run
+    out, _ = executorch_run
     bound = _entry(out, "SimpleNet")["dim_bounds"]["batch"]
     method = Runtime.get().load_program(out / "SimpleNet" / ROUTE / "model.pte").load_method("forward")
     (at_bound,) = method.execute([torch.ones(bound, 10)])
