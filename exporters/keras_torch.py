@@ -156,9 +156,10 @@ def _rebuild(job: dict[str, Any]) -> None:
 
         def forward(self, *args: Any) -> tuple[Any, ...]:
             flat = flatten_outputs(call_model(self.model, names, args), torch.is_tensor, lambda t: t)
-            if list(flat) != outputs:
+            if set(flat) != set(outputs):
                 raise ValueError(f"under the torch backend the model returns {list(flat)}, eagerly {outputs}")
-            return tuple(flat.values())
+            # by name: a dict output's keys may come in another order under another backend
+            return tuple(flat[name] for name in outputs)
 
     with np.load(job["example"]) as example:
         args = tuple(to_torch({n: example[n] for n in names}))
