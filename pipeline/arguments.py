@@ -8,6 +8,7 @@ from pathlib import Path
 
 from graphmint.pipeline import values
 from graphmint.pipeline.errors import UsageError
+from graphmint.pipeline.model_flags import add_model_flags
 
 __all__ = ["build_parser", "csv_names"]
 
@@ -138,67 +139,6 @@ def csv_names(given: Sequence[str]) -> tuple[str, ...]:
     return tuple(name for value in given for name in values.comma_separated(value))
 
 
-def _add_model_flags(parser: argparse.ArgumentParser) -> None:
-    """The model and how it is checked: what `export` and `explain` take."""
-    parser.add_argument("ref", help="module:callable returning the eager model")
-    parser.add_argument(
-        "--input",
-        action="append",
-        default=[],
-        metavar="SPEC",
-        help="an input, name:dtype[d0,d1,...] (repeat for several; optional for Keras "
-        "models with known input shapes)",
-    )
-    parser.add_argument(
-        "--dim",
-        action="append",
-        default=[],
-        metavar="N=A..B",
-        help="range of a dynamic dim, inclusive; N=A..B@E also picks the traced size",
-    )
-    parser.add_argument(
-        "--range",
-        action="append",
-        default=[],
-        metavar="N=A..B",
-        help="value range of an integer input, inclusive",
-    )
-    parser.add_argument(
-        "--routes", type=values.names, help="comma-separated routes (default: the framework's)"
-    )
-    parser.add_argument("--name", help="folder name under --out (default: the callable's name)")
-    parser.add_argument(
-        "--generator",
-        metavar="MODULE:CALLABLE",
-        help="makes inputs that need structure: fn(shapes, rng) -> dict",
-    )
-    parser.add_argument("--seed", type=values.seed, default=0, help="seed for weights and inputs (default 0)")
-    parser.add_argument(
-        "--data",
-        type=Path,
-        metavar="DIR",
-        help="your own samples, checked beside the seeded grid: .npz files (an array per input) "
-        "or test_data_set_N folders",
-    )
-    parser.add_argument(
-        "--atol",
-        type=values.tolerance,
-        help="absolute tolerance for every output (judges with --rule tolerance)",
-    )
-    parser.add_argument(
-        "--rtol",
-        type=values.tolerance,
-        help="relative tolerance for every output (judges with --rule tolerance)",
-    )
-    parser.add_argument(
-        "--rule",
-        choices=("noise", "scaled", "tolerance"),
-        help="what gates a float output: its error against a float64 copy of the model within a multiple "
-        "of eager float32's own (noise), atol/rtol at the output's scale (scaled), or atol/rtol per "
-        "element (tolerance); default: tolerance with --atol/--rtol, else noise",
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="graphmint", description="Export eager models to static graphs and prove they match."
@@ -206,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     export = sub.add_parser("export", help="export and check one model given as module:callable")
-    _add_model_flags(export)
+    add_model_flags(export)
     export.add_argument(
         "--out", type=Path, default=Path("artifacts"), help="output folder (default artifacts/)"
     )
@@ -221,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="export a model as `export` does, compare every layer of every route with eager; "
         "publish nothing",
     )
-    _add_model_flags(explain)
+    add_model_flags(explain)
     explain.add_argument(
         "--out",
         type=Path,

@@ -94,14 +94,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace, explain: bool = False) -> int:
     from graphmint.pipeline.run.executors import run_models
+    from graphmint.pipeline.spec.sources import default_name, parse_arg
     from graphmint.pipeline.spec.specs import make_model_spec
     from graphmint.validators.tolerance import Rule, TolerancePolicy
 
     given = {k: v for k, v in (("atol", args.atol), ("rtol", args.rtol)) if v is not None}
     tolerances = TolerancePolicy(model=given, rule=Rule(args.rule) if args.rule else None)
-    name = args.name if args.name is not None else args.ref.partition(":")[2].split(".")[-1] or "model"
     spec = make_model_spec(
-        name=name,
+        name=args.name if args.name is not None else default_name(args.ref),
         ref=args.ref,
         inputs=args.input,
         dims=args.dim,
@@ -110,6 +110,10 @@ def cmd_export(args: argparse.Namespace, explain: bool = False) -> int:
         generator=args.generator,
         tolerances=tolerances,
         data=str(args.data) if args.data is not None else None,
+        args=dict(parse_arg(a) for a in args.arg),
+        weights=args.weights,
+        custom_objects=args.custom_objects,
+        trust=args.trust,
     )
     options = _run_options(args, explain)
     return _run_quietly(args, lambda progress: run_models([spec], options, progress))

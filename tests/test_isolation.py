@@ -107,7 +107,7 @@ def test_the_frameworks_a_model_module_names_are_read_without_running_it(
     the framework is read off the module's source, which does not run (it would exit here)."""
     import sys
 
-    from graphmint.pipeline.run.isolation import frameworks_named_in
+    from graphmint.pipeline.spec.sources.factory import frameworks_named_in
 
     (tmp_path / "keras_user.py").write_text("import sys\nfrom keras import layers\nsys.exit(3)\n")
     (tmp_path / "plain.py").write_text("import json\n")

@@ -7,7 +7,7 @@
   orchestration). Nothing imports a layer above its own.
 - Inside pipeline/ too, its subpackages and modules are layers (PIPELINE_LAYERS, lowest first):
   errors, interrupts ← spec ← publish ← run ← validate ← reports ← bench, serving, train ← values
-  ← arguments ← cli ← the package's __init__ and __main__. A module may import its own subpackage and
+  ← model_flags ← arguments ← cli ← the package's __init__ and __main__. A module may import its own subpackage and
   the layers below; never a peer of its layer, nor a layer above, not even inside a function.
 """
 
@@ -37,6 +37,7 @@ PIPELINE_LAYERS: tuple[tuple[str, ...], ...] = (
     ("reports",),  # formatters over the results
     ("bench", "serving", "train"),
     ("values",),  # the command line's value types
+    ("model_flags",),  # export's and explain's flags: the model, its source, how it is checked
     ("arguments",),  # the command line's parser
     ("cli",),
     ("__init__", "__main__"),  # the public surface (graphmint.pipeline), `python -m`

@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -100,6 +101,13 @@ class Framework(ABC):
     def weights(self, model: Any) -> dict[str, np.ndarray]:
         """The model's weights and buffers by name, in a stable order ({} where it cannot tell)."""
         return {}
+
+    def load_weights(self, model: Any, path: Path, trust: bool) -> None:
+        """Load a weights file strictly into `model` (models.frameworks.weights); WeightsError, one
+        line, where it does not fit, or where loading it would run code and `trust` is not given."""
+        from graphmint.models.frameworks.weights import WeightsError
+
+        raise WeightsError(f"cannot be loaded into a {self.name} model")
 
     def float64_copy(self, model: Any) -> Any:
         """A copy of the model that computes in float64 with the same weights (the reference eager

@@ -9,6 +9,7 @@ import random
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -216,6 +217,11 @@ class TensorFlowFramework(Framework):
             name = getattr(variable, "path", None) or getattr(variable, "name", None) or f"weight_{index}"
             named[name if name not in named else f"{name}_{index}"] = np.asarray(variable)
         return named
+
+    def load_weights(self, model: Any, path: Path, trust: bool) -> None:
+        from graphmint.models.frameworks.weights import load_keras_weights
+
+        load_keras_weights(model, path, trust)
 
     def float64_copy(self, model: Any) -> Any:
         """The Keras model rebuilt from its config with float64 dtype policies, given its weights.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -114,6 +115,11 @@ class TorchFramework(Framework):
 
     def weights(self, model: Any) -> dict[str, np.ndarray]:
         return {name: t.detach().cpu().numpy() for name, t in model.state_dict(keep_vars=False).items()}
+
+    def load_weights(self, model: Any, path: Path, trust: bool) -> None:
+        from graphmint.models.frameworks.weights import load_torch_weights
+
+        load_torch_weights(model, path, trust)
 
     def float64_copy(self, model: Any) -> Any:
         import copy

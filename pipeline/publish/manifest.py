@@ -34,6 +34,7 @@ __all__ = [
     "ModelManifest",
     "ModelSource",
     "Recommended",
+    "WeightsFile",
     "inside",
     "installed_versions",
     "json_default",
@@ -109,11 +110,27 @@ class GoldenEntry(_Entry):
     files: list[FileRecord] = []
 
 
+class WeightsFile(_Entry):
+    """A file the model's weights were loaded from, and its sha256 when it was."""
+
+    path: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
 class ModelSource(_Entry):
-    """What rebuilds the eager model: its `module:callable` and seed."""
+    """What rebuilds the eager model: its reference (a `module:callable`, or the path of a model
+    folder or file) and seed; the kind of reference, the model's class, the callable's arguments,
+    the weights files it was loaded from and the module registering its custom Keras classes."""
+
+    omitted_when_none: ClassVar[tuple[str, ...]] = ("custom_objects",)
 
     ref: str
     seed: int = Field(ge=0)
+    kind: str = "callable"
+    model_class: str = ""
+    args: dict[str, Any] = {}
+    weights: list[WeightsFile] = []
+    custom_objects: str | None = None
 
 
 class Recommended(_Entry):

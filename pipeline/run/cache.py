@@ -39,6 +39,7 @@ from graphmint.pipeline.publish.staging import Staging, differing_files
 from graphmint.pipeline.publish.trust import sign_manifest
 from graphmint.pipeline.run.progress import Progress
 from graphmint.pipeline.run.results import ModelResult
+from graphmint.pipeline.spec.sources import ModelRef, files_digest, source_of
 
 __all__ = [
     "CACHE_ENV",
@@ -159,13 +160,23 @@ def _callable_slice(path: Path, name: str) -> str:
 
 
 def _source_digest(ref: str) -> str:
-    """The model's own source (its callable's slice of its module) and its project modules' source."""
+    """The model's own source (its callable's slice of its module, or the whole module of `module:`)
+    and its project modules' source."""
     module, _, name = ref.partition(":")
     own, imported = _project_files(module)
     digest = hashlib.sha256(_digest(imported).encode())
     if own is not None:
-        digest.update(str(own).encode() + b"\0" + _callable_slice(own, name).encode())
+        code = _callable_slice(own, name) if name else own.read_text(errors="replace")
+        digest.update(str(own).encode() + b"\0" + code.encode())
     return digest.hexdigest()
+
+
+def _model_digest(ref: ModelRef) -> str:
+    """The user's code the model is built by, and the bytes of its folder or file and weights."""
+    source = source_of(ref)
+    files = source.files(ref) + ([Path(ref.weights)] if ref.weights and Path(ref.weights).is_file() else [])
+    parts = [_source_digest(code) for code in source.code(ref)] + [files_digest(files)]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
 def model_key(spec: Any, options: Mapping[str, Any]) -> str:
@@ -178,7 +189,7 @@ def model_key(spec: Any, options: Mapping[str, Any]) -> str:
         "graphmint_source": _graphmint_source(),
         "versions": installed_versions(),
         "python": sys.version.split()[0],
-        "source": _source_digest(spec.ref),
+        "source": _model_digest(spec.model_ref),
         "data": _digest(data_files),
         "spec": repr(spec),
         "options": dict(options),

@@ -41,7 +41,7 @@ from graphmint.pipeline.run.isolation import preload
 from graphmint.pipeline.run.progress import Progress, SilentProgress
 from graphmint.pipeline.run.results import ModelResult, RouteResult
 from graphmint.pipeline.run.stages import Cell, Prepared, RunOptions, finish_model, prepare_model, run_model
-from graphmint.pipeline.spec.loader import resolve_callable
+from graphmint.pipeline.spec.loader import warm
 from graphmint.pipeline.spec.specs import ModelSpec
 from graphmint.validators.children import default_pool
 from graphmint.validators.results import Stage, Status
@@ -81,8 +81,8 @@ def _cell_task(cell: Cell, options: RunOptions, cwd: str) -> tuple[RouteResult, 
     if os.path.isdir(cwd):  # where the driver found the model's module (on its own machine)
         os.chdir(cwd)
         sys.path.insert(0, cwd)
-    preload([cell.spec.ref])
-    resolve_callable(cell.spec.ref)
+    preload([cell.spec.model_ref])
+    warm(cell.spec.model_ref)
     with tempfile.TemporaryDirectory(prefix="graphmint-cell-") as folder:
         result = cell.run(Path(folder), options)
         archive = io.BytesIO()
@@ -190,9 +190,9 @@ def run_models(
     cached = {spec.name: lookup(spec, options) for spec in specs}  # each model's hit or miss, once
     to_run = [spec for spec in specs if cached[spec.name].hit is None]
     if to_run:
-        preload(spec.ref for spec in to_run)
+        preload(spec.model_ref for spec in to_run)
         for spec in to_run:
-            resolve_callable(spec.ref)
+            warm(spec.model_ref)
         preload()  # where the modules named no framework: now that they are imported
     if options.jobs <= 1 and options.executor == "local":
         return [run_model(spec, options, progress, cached[spec.name]) for spec in specs]

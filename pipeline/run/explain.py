@@ -168,7 +168,7 @@ def _compare(
     ctx = replace(ctx, dynamic_axes={})  # one point is compared: the probe is exported at its shapes
     try:
         exported = export_isolated(
-            route, job.index, ctx, spec.ref, spec.seed, job.export_timeout_s, probe=True
+            route, job.index, ctx, spec.model_ref, spec.seed, job.export_timeout_s, probe=True
         )
         if exported.artifact is None:
             why = exported.reason

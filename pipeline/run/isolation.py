@@ -16,18 +16,15 @@ are gone.
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
 import os
-import re
 import signal
 from collections.abc import Iterable
 from dataclasses import fields, replace
-from pathlib import Path
 from typing import Any
 
 from graphmint.exporters.base import ExportContext, ExportResult, Route, first_line
 from graphmint.pipeline.spec.inputs import shape_grid
+from graphmint.pipeline.spec.sources import ModelRef, frameworks_of
 from graphmint.validators._lifeline import sweep_stale_temp
 from graphmint.validators.children import ChildError, default_pool, ended
 from graphmint.validators.isolated import Live, RunnerHost
@@ -35,49 +32,20 @@ from graphmint.validators.isolated import Live, RunnerHost
 __all__ = ["close_live", "eager_isolated", "export_isolated", "preload", "sweep_stale_temp"]
 
 
-#: top-level modules whose import in a model's module means its framework: torch or tensorflow
-_FRAMEWORK_OF = {
-    "torch": "torch",
-    "transformers": "torch",
-    "tensorflow": "tensorflow",
-    "keras": "tensorflow",
-    "keras_hub": "tensorflow",
-    "tf_keras": "tensorflow",
-}
-_IMPORTS = re.compile(r"^\s*(?:import|from)\s+(\w+)", re.MULTILINE)
-
-
-def frameworks_named_in(refs: Iterable[str]) -> set[str]:
-    """The frameworks that the modules of `module:callable` references import by name, read from their
-    source without running it (its parent packages are imported, as loading the model would anyway).
-    A module that cannot be found, or is not a plain source file, tells nothing."""
-    found: set[str] = set()
-    for ref in refs:
-        try:
-            spec = importlib.util.find_spec(ref.partition(":")[0])
-        except (Exception, SystemExit):  # a parent package that fails: loading the model will say so
-            continue
-        if spec is None or not (spec.origin or "").endswith(".py"):
-            continue
-        with contextlib.suppress(OSError, UnicodeDecodeError):
-            source = Path(spec.origin).read_text()  # type: ignore[arg-type]
-            found.update(fw for top in _IMPORTS.findall(source) if (fw := _FRAMEWORK_OF.get(top)))
-    return found
-
-
-def preload(refs: Iterable[str] | None = None) -> None:
+def preload(refs: Iterable[str | ModelRef] | None = None) -> None:
     """Start the forkserver, preloading every framework this process has imported so far.
 
-    With `refs`, only where the modules of those references name their frameworks, which it then
-    preloads too: it imports them while this process imports the modules. Where they name none, it is
-    left to start later (call `preload()` once the modules are imported)."""
-    frameworks = set() if refs is None else frameworks_named_in(refs)
+    With `refs`, only where those references name their frameworks (a model's module by its imports,
+    a model folder or file by its kind), which it then preloads too: it imports them while this
+    process imports the modules. Where they name none, it is left to start later (call `preload()`
+    once the modules are imported)."""
+    frameworks = set() if refs is None else frameworks_of(refs)
     if refs is None or frameworks:
         default_pool().start(frameworks)
 
 
 def _export_job(
-    ref: str,
+    ref: str | ModelRef,
     seed: int,
     framework: str,
     route: str,
@@ -131,7 +99,7 @@ def export_isolated(
     route: Route,
     index: int,
     ctx: ExportContext,
-    ref: str,
+    ref: str | ModelRef,
     seed: int,
     timeout_s: float | None = None,
     probe: bool = False,

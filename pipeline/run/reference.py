@@ -18,6 +18,7 @@ from graphmint.pipeline.interrupts import signalled, time_limit
 from graphmint.pipeline.spec.data import Sample, read_samples
 from graphmint.pipeline.spec.inputs import GridPoint, check_grid_budget, make_inputs, shape_grid
 from graphmint.pipeline.spec.loader import build_model
+from graphmint.pipeline.spec.sources import Inferred, source_of
 from graphmint.pipeline.spec.specs import ModelSpec
 from graphmint.validators.check import Case
 from graphmint.validators.compare import compare_output, rms, rmse
@@ -192,7 +193,7 @@ def check_builds_agree(
     not seed, and every route would fail on numbers for it. Exit 2."""
     if not digest or weights_digest(framework, model) == digest:
         return
-    _, again = build_model(spec.ref, spec.seed, timeout_s)  # a third build, under the factory's bound
+    _, again = build_model(spec.model_ref, spec.seed, timeout_s)  # a third build, under the factory's bound
     where = first_difference(framework.weights(model), framework.weights(again))
     raise ModelLoadError(
         f"two builds of {spec.ref!r} with seed {spec.seed} give other weights"
@@ -265,19 +266,21 @@ def with_inputs(spec: ModelSpec, framework: Framework, model: Any) -> ModelSpec:
     """The spec itself, or for one that declares no inputs, the spec with inputs the model declares."""
     if spec.inputs:
         return spec
-    inferred = framework.infer_inputs(model)
-    if not inferred:
+    inferred = source_of(spec.model_ref).infer(model)
+    if inferred is None and (declared := framework.infer_inputs(model)):
+        inferred = Inferred(declared)
+    if inferred is None:
         raise SpecError(
             f"model {spec.name!r} declares no inputs and its {framework.name} model does not say what it "
             "takes: add --input name:dtype[dims] for each input"
         )
-    return spec.with_inputs(inferred)
+    return spec.with_inputs(inferred.inputs, inferred.dims, inferred.ranges, inferred.generator)
 
 
 def eager_reference(spec: ModelSpec, timeout_s: float | None = None) -> EagerRun:
     """Build the model and run it on its grid, with the spec it ran (inputs read off the model where
     the spec declares none). What `eager_isolated` runs in a child."""
-    framework, model = build_model(spec.ref, spec.seed, timeout_s)
+    framework, model = build_model(spec.model_ref, spec.seed, timeout_s)
     digest = weights_digest(framework, model)  # before any forward (a forward may change buffers)
     run = eager_run(with_inputs(spec, framework, model), framework, model, timeout_s)
     run.weights_digest = digest

@@ -44,7 +44,8 @@ from graphmint.pipeline.run.reference import (
 from graphmint.pipeline.run.results import ModelResult, ModelSource, RouteResult
 from graphmint.pipeline.run.verdicts import explainable
 from graphmint.pipeline.spec.inputs import check_grid_budget
-from graphmint.pipeline.spec.loader import build_model, resolve_callable
+from graphmint.pipeline.spec.loader import build_model, warm
+from graphmint.pipeline.spec.sources import provenance, source_of
 from graphmint.pipeline.spec.specs import ModelSpec
 from graphmint.validators.check import Case, check_runtimes
 from graphmint.validators.content import reduced_tensors
@@ -162,7 +163,7 @@ def run_route(
     passed = False
     for index, (label, _) in enumerate(route.strategies):
         _fresh(workdir)
-        exported = export_isolated(route, index, ctx, spec.ref, spec.seed, export_timeout_s)
+        exported = export_isolated(route, index, ctx, spec.model_ref, spec.seed, export_timeout_s)
         result.log += _log_section(f"export: {label}", exported.log)
         if exported.state in _ENDS_CHAIN or exported.artifact is None:
             state = exported.state if exported.state in _ENDS_CHAIN else ExportState.FAILED
@@ -170,7 +171,7 @@ def run_route(
             if state in _ENDS_CHAIN:
                 break
             continue
-        artifact = replace(exported.artifact, imports=(spec.ref.partition(":")[0],))
+        artifact = replace(exported.artifact, imports=source_of(spec.model_ref).imports(spec.model_ref))
         try:
             result.checks = check_runtimes(artifact, cases, tolerance_for, timeout_s)
         finally:
@@ -292,11 +293,11 @@ def prepare_model(
         return publish_cached(spec.name, *cached.hit, options.out, progress, signing_key)
     eager = None
     if options.isolate_eager:  # a factory or forward that crashes takes a child down, not graphmint
-        preload([spec.ref])  # the forkserver imports the framework while the model's module does here
-        resolve_callable(spec.ref)  # its module and framework imported first: children start warm
+        preload([spec.model_ref])  # the forkserver imports the framework while the model's module does
+        warm(spec.model_ref)  # its module and framework imported first: children start warm
         eager = eager_isolated(spec, options.timeout_s)
         spec = eager.spec
-    framework, model = build_model(spec.ref, spec.seed, options.timeout_s)
+    framework, model = build_model(spec.model_ref, spec.seed, options.timeout_s)
     if eager is not None:  # every child rebuilds the model: this build must be the child's
         check_builds_agree(spec, framework, model, eager.weights_digest, options.timeout_s)
     spec = with_inputs(spec, framework, model)
@@ -316,7 +317,7 @@ def prepare_model(
         noise=eager.noise(),
         float64_reference=eager.float64_reason or "ok",
         vacuous=vacuous_outputs(eager, cases, lambda o, d: spec.tolerances.criterion("", o, d)),
-        model=ModelSource(ref=spec.ref, seed=spec.seed),
+        model=ModelSource(seed=spec.seed, **provenance(spec.model_ref, model)),
         routes=[],
     )
     base = export_context(spec, framework, model, cases)

@@ -97,7 +97,16 @@ class _Twin(_Table):
 
 class _Model(_Table):
     name: str
+    #: `module:callable`, or a model folder or file relative to the config file
     ref: str
+    #: the callable's keyword arguments
+    args: dict[str, Any] = {}
+    #: a weights file (relative to the config file) loaded strictly into the built model
+    weights: str | None = None
+    #: the module that registers a .keras file's custom classes
+    custom_objects: str | None = None
+    #: load what runs code when loaded (a pickle, a Lambda layer, a folder's own code)
+    trust: bool = False
     inputs: list[str] = []
     dims: list[str] = []
     ranges: list[str] = []
@@ -221,6 +230,13 @@ def _validated(path: Path) -> _Config:
         raise _config_error(path, exc, data) from None
 
 
+def _relative_ref(config: Path, ref: str) -> str:
+    """A model folder or file named relative to the config file, as a path from here; a
+    `module:callable` (or a path the config's folder does not hold) as it is."""
+    beside = config.parent / ref
+    return str(beside) if ":" not in ref and beside.exists() else ref
+
+
 def train_tables(path: Path = DEFAULT_CONFIG) -> dict[str, dict[str, Any]]:
     """Each model's [models.train] recipe, by model name (models without one are left out)."""
     return {m.name: m.train.model_dump() for m in _validated(path).models if m.train is not None}
@@ -272,7 +288,7 @@ def load_config(path: Path = DEFAULT_CONFIG) -> list[ModelSpec]:
             specs.append(
                 make_model_spec(
                     name=entry.name,
-                    ref=entry.ref,
+                    ref=_relative_ref(path, entry.ref),
                     inputs=entry.inputs,
                     dims=entry.dims,
                     ranges=entry.ranges,
@@ -282,6 +298,10 @@ def load_config(path: Path = DEFAULT_CONFIG) -> list[ModelSpec]:
                     known_failures=entry.known_failures,
                     generator=entry.generator,
                     data=None if entry.data is None else str(path.parent / entry.data),
+                    args=entry.args,
+                    weights=None if entry.weights is None else str(path.parent / entry.weights),
+                    custom_objects=entry.custom_objects,
+                    trust=entry.trust,
                 )
             )
         except UsageError as exc:

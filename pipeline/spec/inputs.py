@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from graphmint.pipeline.spec.specs import InputSpec, ModelSpec
 
-__all__ = ["GRID_BUDGET_BYTES", "GridPoint", "check_grid_budget", "make_inputs", "shape_grid"]
+__all__ = ["GRID_BUDGET_BYTES", "GridPoint", "check_grid_budget", "make_inputs", "padded_masks", "shape_grid"]
+
+#: the inputs `padded_masks` makes: transformers' attention masks and keras-hub's padding masks
+_MASK_NAMES = ("attention_mask", "padding_mask")
 
 #: the most bytes of inputs a model's whole shape grid may take: every point's inputs and the eager
 #: outputs on them are held in memory and written as golden data
@@ -106,8 +111,14 @@ def _from_generator(
     from graphmint.pipeline.spec.loader import resolve_callable
 
     assert spec.generator is not None
+    generator = resolve_callable(spec.generator)
+    dtypes = {i.name: i.dtype for i in spec.inputs}
     try:
-        produced = resolve_callable(spec.generator)(dict(shapes), rng)
+        takes_dtypes = len(inspect.signature(generator).parameters) >= 3
+    except (TypeError, ValueError):
+        takes_dtypes = False
+    try:
+        produced = generator(dict(shapes), rng, dtypes) if takes_dtypes else generator(dict(shapes), rng)
     except Exception as exc:
         raise SpecError(f"input generator {spec.generator!r} raised {type(exc).__name__}: {exc}") from None
     if not isinstance(produced, dict):
@@ -129,3 +140,19 @@ def _from_generator(
             )
         arrays[name] = array
     return arrays
+
+
+def padded_masks(
+    shapes: Mapping[str, tuple[int, ...]], rng: np.random.Generator, dtypes: Mapping[str, str]
+) -> dict[str, np.ndarray]:
+    """Right-padded masks of [batch, seq] inputs named like attention or padding masks: each row keeps
+    1..seq leading positions, as a batch of padded sequences does. The input generator graphmint
+    gives the models whose inputs it reads off their config (pipeline.spec.sources)."""
+    out: dict[str, np.ndarray] = {}
+    for name, shape in shapes.items():
+        if not name.endswith(_MASK_NAMES) or len(shape) != 2:
+            continue
+        batch, seq = shape
+        lengths = rng.integers(1, seq, size=batch, endpoint=True)
+        out[name] = (np.arange(seq)[None, :] < lengths[:, None]).astype(dtypes[name])
+    return out

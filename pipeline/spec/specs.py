@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from graphmint.models.frameworks import DTYPES
 from graphmint.pipeline.errors import SpecError
+from graphmint.pipeline.spec.sources import ModelRef
 from graphmint.validators.tolerance import TolerancePolicy
 
 __all__ = [
@@ -165,6 +167,18 @@ class ModelSpec:
     deferred: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
     #: a folder of the user's own samples (.npz, test_data_set_N), checked beside the grid
     data: str | None = None
+    #: the callable's keyword arguments (--arg, `args`), a weights file loaded into the built model
+    #: (--weights), the module registering a .keras file's classes (--custom-objects), and whether
+    #: what runs code when loaded may be loaded (--trust): see pipeline.spec.sources
+    args: Mapping[str, Any] = field(default_factory=dict)
+    weights: str | None = None
+    custom_objects: str | None = None
+    trust: bool = False
+
+    @property
+    def model_ref(self) -> ModelRef:
+        """What builds the model, as every process that builds it is handed it."""
+        return ModelRef(self.ref, dict(self.args), self.weights, self.custom_objects, self.trust)
 
     def example_shape(self, spec: InputSpec) -> tuple[int, ...]:
         return self.shape_at(spec, {})
@@ -176,12 +190,27 @@ class ModelSpec:
         vr = self.ranges.get(name)
         return (vr.low, vr.high) if vr else DEFAULT_INT_RANGE
 
-    def with_inputs(self, inputs: Iterable[str | InputSpec]) -> ModelSpec:
+    def with_inputs(
+        self,
+        inputs: Iterable[str | InputSpec],
+        dims: Iterable[str] = (),
+        ranges: Iterable[str] = (),
+        generator: str | None = None,
+    ) -> ModelSpec:
         """This spec with `inputs` (read off the built model where it declared none), its deferred
-        --dim / --range texts checked against them: the spec is not parsed again."""
+        --dim / --range texts checked against them: the spec is not parsed again. `dims`, `ranges`
+        and `generator` are what the model itself says of them; the user's own come after and win."""
         parsed = _parse_inputs(self.name, inputs)
-        dims, ranges = _bind(parsed, *self.deferred)
-        return replace(self, inputs=parsed, dims=dims, ranges=ranges, deferred=((), ()))
+        user_dims, user_ranges = self.deferred
+        bound_dims, bound_ranges = _bind(parsed, (*dims, *user_dims), (*ranges, *user_ranges))
+        return replace(
+            self,
+            inputs=parsed,
+            dims=bound_dims,
+            ranges=bound_ranges,
+            deferred=((), ()),
+            generator=self.generator or generator,
+        )
 
 
 def _pick_examples(
@@ -239,6 +268,10 @@ def make_model_spec(
     known_failures: Mapping[str, str] | None = None,
     generator: str | None = None,
     data: str | None = None,
+    args: Mapping[str, Any] | None = None,
+    weights: str | None = None,
+    custom_objects: str | None = None,
+    trust: bool = False,
 ) -> ModelSpec:
     """Parse and cross-check the pieces of a model spec (CLI flags or a config entry).
 
@@ -258,6 +291,10 @@ def make_model_spec(
         generator=generator,
         deferred=(tuple(dims), tuple(ranges)),
         data=data,
+        args=dict(args or {}),
+        weights=weights,
+        custom_objects=custom_objects,
+        trust=trust,
     )
     given = tuple(inputs)
     if not given:

@@ -66,7 +66,7 @@ def _traced(
     spec: ModelSpec, framework: str, form: str, stream: Any, recipe: Recipe, timeout_s: float | None
 ) -> Trace:
     names = [i.name for i in spec.inputs]
-    args = (spec.ref, spec.seed, framework, form, stream, recipe, names)
+    args = (spec.model_ref, spec.seed, framework, form, stream, recipe, names)
     try:
         trace: Trace = default_pool().call(trace_form, *args, name=f"train {form}", timeout_s=timeout_s)
     except ChildError as exc:
@@ -96,7 +96,9 @@ def train_check(
         raise SpecError(
             f"model {spec.name!r}: train-check needs its inputs declared (--input, or inputs = [...])"
         )
-    built, _ = build_model(spec.ref, spec.seed, timeout_s)  # a model that does not build: one line, exit 2
+    built, _ = build_model(
+        spec.model_ref, spec.seed, timeout_s
+    )  # a model that does not build: one line, exit 2
     known = FORMS[built.name]
     wanted = [f for f in known[2:] if forms is None or f in forms]
     unknown = [f for f in [*(forms or ()), *recipe.known_failures] if f not in known[2:]]

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from graphmint.pipeline.spec.sources import ModelRef
 from graphmint.pipeline.train.recipe import Batch, Recipe
 
 __all__ = ["FORMS", "REFERENCE", "Trace", "trace_form"]
@@ -167,7 +168,7 @@ def _keras_trace(
 
 
 def trace_form(
-    ref: str,
+    ref: str | ModelRef,
     seed: int,
     framework: str,
     form: str,
