@@ -69,7 +69,10 @@ bench-pipeline: $(STAMP)
 # (the default routes, and the opt-in deployment targets: ExecuTorch, LiteRT, OpenVINO, Keras on torch)
 CORPUS_OUT ?= corpus-artifacts
 CORPUS_ROUTES ?= default,edge,openvino,keras-torch
+# the corpus models given by path (folders and files the libraries' own save functions write) are
+# written first, into corpus-models/, from the corpus factories' seeded weights
 corpus: $(STAMP)
+	$(PY) -m graphmint.models.corpus_files corpus-models
 	$(VENV)/bin/graphmint run corpus.toml --routes $(CORPUS_ROUTES) --out $(CORPUS_OUT)
 
 test: $(STAMP)
@@ -93,7 +96,7 @@ format: $(STAMP)
 
 clean:
 	find $(OUT) -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
-	rm -rf .pytest_cache .ruff_cache .mypy_cache build *.egg-info $(CORPUS_OUT)
+	rm -rf .pytest_cache .ruff_cache .mypy_cache build *.egg-info $(CORPUS_OUT) corpus-models
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
 
 distclean: clean

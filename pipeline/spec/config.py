@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from graphmint.exporters.base import Precision
 from graphmint.pipeline.errors import ConfigError, UsageError
+from graphmint.pipeline.spec.sources import is_callable_ref
 from graphmint.pipeline.spec.specs import MAX_SEED, ModelSpec, make_model_spec
 from graphmint.validators.budget import DEFAULT_BUDGETS, BudgetPolicy
 from graphmint.validators.tolerance import DEFAULT_TOLERANCES, Rule, Tolerance, TolerancePolicy
@@ -231,10 +232,9 @@ def _validated(path: Path) -> _Config:
 
 
 def _relative_ref(config: Path, ref: str) -> str:
-    """A model folder or file named relative to the config file, as a path from here; a
-    `module:callable` (or a path the config's folder does not hold) as it is."""
-    beside = config.parent / ref
-    return str(beside) if ":" not in ref and beside.exists() else ref
+    """A model folder or file, named relative to the config file, as a path from here; a
+    `module:callable` as it is."""
+    return ref if is_callable_ref(ref) and not (config.parent / ref).exists() else str(config.parent / ref)
 
 
 def train_tables(path: Path = DEFAULT_CONFIG) -> dict[str, dict[str, Any]]:

@@ -28,6 +28,7 @@ __all__ = [
     "file_sha256",
     "files_digest",
     "frameworks_of",
+    "is_callable_ref",
     "parse_arg",
     "provenance",
     "source_of",
@@ -174,6 +175,12 @@ def frameworks_of(refs: Iterable[str | ModelRef]) -> set[str]:
         except ModelLoadError:
             continue
     return found
+
+
+def is_callable_ref(ref: str) -> bool:
+    """Whether `ref` has the form `module:callable` (a path of that form is asked first, where one
+    exists)."""
+    return bool(_CALLABLE.match(ref))
 
 
 def default_name(ref: str) -> str:
