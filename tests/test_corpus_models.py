@@ -16,9 +16,9 @@ import pytest
 
 from graphmint.models import corpus_files
 from graphmint.models.frameworks import Framework, flatten_outputs
+from graphmint.pipeline.run.reference import with_inputs
 from graphmint.pipeline.spec.config import load_config
 from graphmint.pipeline.spec.inputs import make_inputs, shape_grid
-from graphmint.pipeline.run.reference import with_inputs
 from graphmint.pipeline.spec.loader import build_model
 from graphmint.pipeline.spec.specs import ModelSpec
 from tests.conftest import ROOT

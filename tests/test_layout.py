@@ -7,8 +7,9 @@
   orchestration). Nothing imports a layer above its own.
 - Inside pipeline/ too, its subpackages and modules are layers (PIPELINE_LAYERS, lowest first):
   errors, interrupts ← spec ← publish ← run ← validate ← reports ← bench, serving, train ← values
-  ← model_flags ← arguments ← cli ← the package's __init__ and __main__. A module may import its own subpackage and
-  the layers below; never a peer of its layer, nor a layer above, not even inside a function.
+  ← model_flags ← arguments ← cli ← the package's __init__ and __main__. A module may import its own
+  subpackage and the layers below; never a peer of its layer, nor a layer above, not even inside a
+  function.
 """
 
 from __future__ import annotations
