@@ -241,7 +241,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=values.port, default=8000, help="port on 127.0.0.1 (default 8000)")
     _add_verify_flags(serve, trust=False)
 
-    keygen = sub.add_parser("keygen", help="make an Ed25519 key pair to sign and verify manifests with")
+    keygen = sub.add_parser(
+        "keygen", help="make an ECDSA P-256 key pair to sign published folders into Sigstore bundles with"
+    )
+    keygen.add_argument(
+        "--ed25519",
+        action="store_true",
+        help="an Ed25519 pair instead, for graphmint's earlier detached manifest signatures",
+    )
     keygen.add_argument("private", type=Path, metavar="PRIVATE_PEM", help="where the private key goes (0600)")
     keygen.add_argument("public", type=Path, metavar="PUBLIC_PEM", help="where the public key goes")
 

@@ -205,7 +205,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_keygen(args: argparse.Namespace) -> int:
     from graphmint.pipeline.publish.trust import generate_key_pair
 
-    generate_key_pair(args.private, args.public)
+    generate_key_pair(args.private, args.public, ed25519=args.ed25519)
     print(
         f"private key: {args.private} (keep it secret)\npublic key: {args.public} (give it to who verifies)"
     )

@@ -89,7 +89,7 @@ def test_signed_publish_validate_package_and_serve(
     options = RunOptions(out=artifacts, routes=("torchscript-trace", "onnx"), signing_key=private)
     assert run_model(spec, options).published is not None
     folder = artifacts / "SimpleNet"
-    assert (folder / "manifest.json.sig").is_file()
+    assert (folder / "model.sig").is_file()  # a Sigstore bundle: keygen makes an ECDSA pair
 
     trusted = validate_path(folder, trust=TrustOptions(verify_key=public))
     assert all(r.status == "passed" for r in trusted.routes), [(r.route, r.reason) for r in trusted.routes]
@@ -100,7 +100,7 @@ def test_signed_publish_validate_package_and_serve(
     assert "does not verify" in stranger["torchscript-trace"].reason
 
     bundle = package_bundle(artifacts, signing_key=private)
-    assert (bundle / f"{BUNDLE_MANIFEST}.sig").is_file()
+    assert (bundle / "model.sig").is_file()
     assert main(["verify-bundle", str(bundle), "--verify-key", str(public)]) == 0
     assert "signature: signed by" in capsys.readouterr().out
 
@@ -112,7 +112,7 @@ def test_signed_publish_validate_package_and_serve(
     assert "differs from its MANIFEST.json" in capsys.readouterr().err
     # the files re-hashed into MANIFEST.json: its signature no longer verifies
     manifest = json.loads((bundle / BUNDLE_MANIFEST).read_text())
-    own = {BUNDLE_MANIFEST, f"{BUNDLE_MANIFEST}.sig"}
+    own = {BUNDLE_MANIFEST, "model.sig"}
     manifest["files"] = [f.dump() for f in hash_files(bundle, bundle) if f.path not in own]
     (bundle / BUNDLE_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     monkeypatch.setenv("GRAPHMINT_VERIFY_KEY", str(public))

@@ -32,7 +32,7 @@ from graphmint.pipeline.publish.manifest import (
     write_model_manifest,
 )
 from graphmint.pipeline.publish.staging import Staging, hash_files
-from graphmint.pipeline.publish.trust import SIGNATURE_SUFFIX, sign_manifest
+from graphmint.pipeline.publish.trust import sign_manifest, signature_files
 from graphmint.pipeline.run.cache import refresh as refresh_cached
 from graphmint.validators.results import RouteResult
 
@@ -112,7 +112,7 @@ def record(
     recommendation = _recommendation(best, ties, options)
     bench.recommended = recommendation.dump()
     folder = bench.folder
-    signed = (folder / f"manifest.json{SIGNATURE_SUFFIX}").is_file()
+    signed = any(p.is_file() for p in signature_files(folder / "manifest.json"))
     if signed and signing_key is None:
         bench.recorded = (
             "not recorded: the manifest is signed; pass --signing-key to re-sign it with the recommendation"
@@ -134,8 +134,9 @@ def record(
         path = write_model_manifest(staging.path, updated)
         if signing_key is not None:
             sign_manifest(path, signing_key)
-        elif (staging.path / f"manifest.json{SIGNATURE_SUFFIX}").exists():
-            os.unlink(staging.path / f"manifest.json{SIGNATURE_SUFFIX}")
+        else:
+            for stale in signature_files(path):
+                stale.unlink(missing_ok=True)
         staging.commit()
     refresh_cached(before, folder)  # a run that publishes from the cache keeps what was recorded
     bench.recorded = f"recorded in {folder / 'manifest.json'}"

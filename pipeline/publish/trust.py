@@ -19,7 +19,6 @@ key. A key's id is the sha256 of its 32 raw public bytes, in hex.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -30,10 +29,25 @@ from typing import TYPE_CHECKING, Any
 from graphmint.exporters import ROUTE_MODULES, get_route
 from graphmint.exporters.formats import FORMATS, Format
 from graphmint.pipeline.errors import UsageError
+from graphmint.pipeline.publish.keys import (
+    TrustError,
+    generate_key_pair,
+    key_id,
+    load_private_key,
+    load_public_key,
+    short,
+)
+from graphmint.pipeline.publish.sigstore_bundle import (
+    BUNDLE_NAME,
+    BundleError,
+    is_ec_key,
+    sign_folder,
+    verify_folder,
+)
 from graphmint.validators.base import UnsafeArtifactError
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 __all__ = [
     "ALGORITHM",
@@ -49,6 +63,7 @@ __all__ = [
     "generate_key_pair",
     "key_id",
     "sign_manifest",
+    "signature_files",
     "signature_path",
     "signing_key_path",
     "trust_decision",
@@ -62,105 +77,6 @@ SIGNATURE_SUFFIX = ".sig"
 SIGNING_KEY_ENV = "GRAPHMINT_SIGNING_KEY"
 #: the public key a folder's manifest must verify with before code-executing formats are loaded
 VERIFY_KEY_ENV = "GRAPHMINT_VERIFY_KEY"
-
-
-class TrustError(UsageError):
-    """A signature or key that does not check out: missing, unreadable, another key's, or not matching."""
-
-
-# --- keys -------------------------------------------------------------------------------------------
-
-
-def _public_bytes(key: Ed25519PublicKey) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
-    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-
-
-def key_id(key: Ed25519PublicKey) -> str:
-    """The sha256 of the key's raw public bytes, in hex: the id a signature file names its key by."""
-    return hashlib.sha256(_public_bytes(key)).hexdigest()
-
-
-def _short(kid: str) -> str:
-    return kid[:16]
-
-
-def _write_new(path: Path, data: bytes, mode: int) -> None:
-    """Write `data` to a file that must not exist yet (O_EXCL: never replaces one), with `mode`."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    except FileExistsError:
-        raise UsageError(f"{path} exists: graphmint never overwrites a key file; move it away") from None
-    except OSError as exc:
-        raise UsageError(f"cannot create {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-
-
-def generate_key_pair(private_path: Path, public_path: Path) -> None:
-    """Write a new Ed25519 key pair as PEM files: the private key with mode 0600, the public key 0644.
-
-    Raises UsageError where either file exists (neither is written then) or cannot be created.
-    """
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    if private_path.resolve() == public_path.resolve():
-        raise UsageError(f"the private and the public key must be two files, both are {private_path}")
-    for path in (private_path, public_path):
-        if path.exists() or path.is_symlink():
-            raise UsageError(f"{path} exists: graphmint never overwrites a key file; move it away")
-    private = Ed25519PrivateKey.generate()
-    private_pem = private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    public_pem = private.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    _write_new(private_path, private_pem, 0o600)
-    try:
-        _write_new(public_path, public_pem, 0o644)
-    except UsageError:
-        private_path.unlink()
-        raise
-
-
-def _read_key_file(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise TrustError(f"cannot read the {what} {path}: {exc.strerror}") from None
-
-
-def _load_private_key(path: Path) -> Ed25519PrivateKey:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    data = _read_key_file(path, "signing key")
-    try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError) as exc:
-        raise TrustError(
-            f"cannot read the signing key {path}: not an unencrypted PEM private key ({exc})"
-        ) from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise TrustError(f"the signing key {path} is not an Ed25519 key: generate one with graphmint")
-    return key
-
-
-def _load_public_key(path: Path) -> Ed25519PublicKey:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-    data = _read_key_file(path, "verify key")
-    try:
-        key = serialization.load_pem_public_key(data)
-    except (ValueError, TypeError) as exc:
-        raise TrustError(f"cannot read the verify key {path}: not a PEM public key ({exc})") from None
-    if not isinstance(key, Ed25519PublicKey):
-        raise TrustError(f"the verify key {path} is not an Ed25519 public key")
-    return key
 
 
 def _configured_key(
@@ -184,7 +100,7 @@ def signing_key_path(explicit: Path | None = None) -> Path | None:
 
     Raises UsageError where the one named is not a file, TrustError where it is not an Ed25519 key.
     """
-    return _configured_key(explicit, SIGNING_KEY_ENV, "signing key", _load_private_key)
+    return _configured_key(explicit, SIGNING_KEY_ENV, "signing key", load_private_key)
 
 
 def verify_key_path(explicit: Path | None = None) -> Path | None:
@@ -192,7 +108,7 @@ def verify_key_path(explicit: Path | None = None) -> Path | None:
 
     Raises UsageError where the one named is not a file, TrustError where it is not an Ed25519 key.
     """
-    return _configured_key(explicit, VERIFY_KEY_ENV, "verify key", _load_public_key)
+    return _configured_key(explicit, VERIFY_KEY_ENV, "verify key", load_public_key)
 
 
 # --- signatures -------------------------------------------------------------------------------------
@@ -227,18 +143,29 @@ class Signature:
         return cls(key_id=data["key_id"], signature=base64.b64decode(data["signature"], validate=True))
 
 
+def signature_files(manifest_path: Path) -> list[Path]:
+    """The signature files a manifest's folder may hold: the Sigstore bundle, the detached signature."""
+    return [manifest_path.parent / BUNDLE_NAME, signature_path(manifest_path)]
+
+
 def signature_path(manifest_path: Path) -> Path:
     """Where a manifest's detached signature lives: next to it, with `.sig` appended to its name."""
     return manifest_path.with_name(manifest_path.name + SIGNATURE_SUFFIX)
 
 
 def sign_manifest(manifest_path: Path, private_key_path: Path) -> Path:
-    """Sign the manifest file's exact bytes with the Ed25519 private key; return the `.sig` written.
+    """Sign what the manifest describes; return the signature file written. An ECDSA key signs the
+    manifest's whole folder into a Sigstore bundle (`model.sig`, publish.sigstore_bundle); an Ed25519
+    key the manifest file's exact bytes (`manifest.json.sig`, graphmint's earlier format).
 
-    An existing signature file is replaced (the manifest was written again). Raises TrustError for a
-    key that cannot be read.
+    An existing signature file of either kind is replaced (the folder was written again). Raises
+    TrustError for a key that cannot be read.
     """
-    key = _load_private_key(private_key_path)
+    key = load_private_key(private_key_path)
+    for stale in signature_files(manifest_path):
+        stale.unlink(missing_ok=True)
+    if is_ec_key(key):
+        return sign_folder(manifest_path.parent, private_key_path)
     data = manifest_path.read_bytes()
     signature = Signature(key_id=key_id(key.public_key()), signature=key.sign(data))
     path = signature_path(manifest_path)
@@ -263,8 +190,8 @@ def _verify(manifest_path: Path, key: Ed25519PublicKey, key_path: Path) -> None:
     expected = key_id(key)
     if signature.key_id != expected:
         raise TrustError(
-            f"{manifest_path} is signed by key {_short(signature.key_id)}, not by the verify key {key_path} "
-            f"(key {_short(expected)})"
+            f"{manifest_path} is signed by key {short(signature.key_id)}, not by the verify key {key_path} "
+            f"(key {short(expected)})"
         )
     try:
         key.verify(signature.signature, manifest_path.read_bytes())
@@ -275,12 +202,20 @@ def _verify(manifest_path: Path, key: Ed25519PublicKey, key_path: Path) -> None:
 
 
 def verify_manifest(manifest_path: Path, public_key_path: Path) -> None:
-    """Check the manifest's detached signature with the Ed25519 public key.
+    """Check the manifest's signature with the public key: an ECDSA key checks the folder's Sigstore
+    bundle (every file of the folder), an Ed25519 key the manifest's detached signature.
 
     Raises TrustError, with one line, for a missing or malformed signature file, a signature by another
-    key, a manifest that changed after signing, or a key that cannot be read.
+    key, a manifest (or, for a bundle, any file) that changed after signing, or a key that cannot be read.
     """
-    _verify(manifest_path, _load_public_key(public_key_path), public_key_path)
+    key = load_public_key(public_key_path)
+    if not is_ec_key(key):
+        _verify(manifest_path, key, public_key_path)
+        return
+    try:
+        verify_folder(manifest_path.parent, public_key_path)
+    except BundleError as exc:
+        raise TrustError(str(exc)) from None
 
 
 # --- formats that run code, and the decision to load them -------------------------------------------
@@ -368,9 +303,11 @@ def folder_trust(
     key_path = verify_key_path(verify_key)
     if key_path is None:
         return trust_decision(verify_key_configured=False, verified=False, trust=False)
-    key = _load_public_key(key_path)
+    key = load_public_key(key_path)
     try:
-        _verify(manifest_path, key, key_path)
+        verify_manifest(manifest_path, key_path)
     except TrustError as exc:
         return trust_decision(verify_key_configured=True, verified=False, trust=False, problem=str(exc))
-    return TrustDecision(True, f"the manifest is signed by key {_short(key_id(key))} ({key_path})")
+    if is_ec_key(key):
+        return TrustDecision(True, f"the folder's Sigstore bundle is signed by the key in {key_path}")
+    return TrustDecision(True, f"the manifest is signed by key {short(key_id(key))} ({key_path})")

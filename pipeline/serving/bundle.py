@@ -38,7 +38,7 @@ from graphmint.pipeline.publish.staging import Staging, check_target, hash_files
 from graphmint.pipeline.publish.trust import (
     TrustError,
     sign_manifest,
-    signature_path,
+    signature_files,
     signing_key_path,
     verify_key_path,
     verify_manifest,
@@ -235,7 +235,7 @@ def verify_bundle(path: Path, verify_key: Path | None = None) -> BundleCheck:
     if not manifest_path.is_file():
         raise UsageError(f"{path} has no {BUNDLE_MANIFEST}: pass the folder `graphmint package` wrote")
     manifest = read_bundle_manifest(path)
-    own = {BUNDLE_MANIFEST, signature_path(manifest_path).name}
+    own = {BUNDLE_MANIFEST, *(p.name for p in signature_files(manifest_path))}
     recorded = {f.path: f.sha256 for f in manifest.files}
     found = {f.path: f.sha256 for f in hash_files(path, path) if f.path not in own}
     check = BundleCheck(

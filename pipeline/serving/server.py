@@ -256,15 +256,15 @@ def check_bundle_for_serving(bundle: Path, verify_key: Path | None = None) -> Bu
         for relative in [model.golden, *(e.path for e in model.entries)]:
             inside(bundle, relative)
     check = verify_bundle(bundle, verify_key)
-    if not check.signature_ok:
-        raise UsageError(f"{bundle} is refused: {check.signature}")
-    if not check.ok:
-        kinds = {"changed": check.changed, "missing": check.missing, "added": check.added}
+    kinds = {"changed": check.changed, "missing": check.missing, "added": check.added}
+    if any(kinds.values()):  # first: it names the files (a bundle signature covers them all)
         differ = "; ".join(f"{kind}: {', '.join(paths[:3])}" for kind, paths in kinds.items() if paths)
         raise UsageError(
             f"{bundle} differs from its MANIFEST.json ({differ}): see `graphmint verify-bundle {bundle}`, "
             f"and {_AGAIN}"
         )
+    if not check.signature_ok:
+        raise UsageError(f"{bundle} is refused: {check.signature}")
     for _, entry, path in _onnx_entries(bundle, manifest):
         _check_onnx(entry.name, path, bundle)
     return manifest
