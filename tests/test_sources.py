@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
 from pathlib import Path
-from subprocess import CompletedProcess
 from typing import Any
 
 import numpy as np
@@ -16,8 +14,6 @@ import pytest
 from graphmint.pipeline.cli import main
 from graphmint.pipeline.publish.manifest import read_model_manifest
 from graphmint.pipeline.spec.sources import file_sha256
-
-Cli = Callable[..., CompletedProcess[str]]
 
 #: the comparison graphmint grew from, kept as written: classes that take their sizes
 NETS = """
@@ -132,10 +128,16 @@ def _keras_files(folder: Path) -> None:
     import keras
     import keras_hub
 
+    def functional(width: int = 16) -> keras.Model:
+        inputs = keras.Input((6,), name="features")
+        hidden = keras.layers.Dense(width, activation="relu")(inputs)
+        return keras.Model(inputs, keras.layers.Dense(2)(hidden))
+
     keras.utils.set_random_seed(0)
-    inputs = keras.Input((6,), name="features")
-    hidden = keras.layers.Dense(16, activation="relu")(inputs)
-    keras.Model(inputs, keras.layers.Dense(2)(hidden)).save(folder / "functional.keras")
+    functional().save(folder / "functional.keras")
+    keras.utils.set_random_seed(1)  # other weights for the same layers, as training would leave them
+    functional().save_weights(folder / "trained.weights.h5")
+    functional(24).save_weights(folder / "wider.weights.h5")
     import userlayers
 
     tower = userlayers.Tower()
@@ -218,6 +220,12 @@ routes = ["torch-export"]
 [[models]]
 name = "functional"
 ref = "functional.keras"
+routes = ["saved-model"]
+
+[[models]]
+name = "functional-trained"
+ref = "functional.keras"
+weights = "trained.weights.h5"
 routes = ["saved-model"]
 
 [[models]]
@@ -337,29 +345,37 @@ def test_a_class_takes_its_arguments_and_weights_load_into_it(published: Path, h
     assert golden["weights"][0]["path"].endswith("trained.safetensors")
 
 
-def test_the_comparison_simplenet_runs_by_arg_in_a_real_process(graphmint_cli: Cli, held: Path) -> None:
+def test_keras_weights_load_into_a_keras_file(published: Path, held: Path) -> None:
+    """A .weights.h5 saved from the same layers with other weights replaces the file's own: the
+    published golden outputs are those of the trained weights, not of the .keras file's."""
+    import keras
+
+    from graphmint.validators.golden import read_golden_sets
+
+    source = _manifest(published, "functional-trained").model
+    assert [w.path for w in source.weights] == [
+        "functional.keras",
+        str((held / "trained.weights.h5").resolve()),
+    ]
+    model = keras.saving.load_model(held / "functional.keras")
+    model.load_weights(held / "trained.weights.h5")
+    own = keras.saving.load_model(held / "functional.keras")
+    for golden in read_golden_sets(published / "functional-trained", ["features"], ["output"]):
+        features = golden.inputs["features"]
+        expected = np.asarray(model(features, training=False))
+        np.testing.assert_allclose(golden.outputs["output"], expected, rtol=1e-5, atol=1e-6)
+        assert not np.allclose(golden.outputs["output"], np.asarray(own(features, training=False)))
+
+
+def test_the_comparison_simplenet_runs_by_arg_with_its_trained_weights(
+    held: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The command a user of the comparison types: the class as written, its sizes by --arg, the
     weights they trained; the published outputs are those of the trained weights."""
-    proc = graphmint_cli(
-        "export",
-        "nets:SimpleNet",
-        "--arg",
-        "input_size=10",
-        "--arg",
-        "hidden_size=20",
-        "--arg",
-        "output_size=2",
-        "--weights",
-        "trained.pt",
-        "--input",
-        "x:float32[batch,10]",
-        "--routes",
-        "onnx",
-        "--out",
-        "out",
-        cwd=held,
-    )
-    assert proc.returncode == 0, proc.stderr
+    monkeypatch.chdir(held)
+    command = "export nets:SimpleNet --arg input_size=10 --arg hidden_size=20 --arg output_size=2"
+    command += " --weights trained.pt --input x:float32[batch,10] --routes torch-export --out out"
+    assert main(command.split()) == 0
     import torch
 
     from graphmint.validators.golden import read_golden_sets
@@ -463,6 +479,8 @@ BAD = [
         ],
         "--weights nowhere.safetensors",
     ),
+    (["functional.keras", "--weights", "wider.weights.h5"], "shapes differ:"),
+    (["functional.keras", "--weights", "trained.pt"], "is not a Keras weights file"),
     (["lambda.keras"], "pass --trust if you trust the file"),
     (["tower.keras"], "pass --custom-objects MODULE"),
     (["missing/folder"], "does not exist"),
