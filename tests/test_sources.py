@@ -120,8 +120,13 @@ def _hf_models(folder: Path) -> None:
             )
         ),
     }
+    from graphmint.models.corpus_torch import wav2vec2
+
+    models["wav2vec2-audio"] = wav2vec2()
     for name, model in models.items():
         model.save_pretrained(folder / name)
+    # an audio model's feature extractor says the sampling rate its waveforms come at
+    hf.Wav2Vec2FeatureExtractor(sampling_rate=8000).save_pretrained(folder / "wav2vec2-audio")
 
 
 def _keras_files(folder: Path) -> None:
@@ -218,6 +223,11 @@ ref = "bart-seq2seq"
 routes = ["torch-export"]
 
 [[models]]
+name = "wav2vec2"
+ref = "wav2vec2-audio"
+routes = ["torch-export"]
+
+[[models]]
 name = "functional"
 ref = "functional.keras"
 routes = ["saved-model"]
@@ -286,6 +296,7 @@ def _manifest(out: Path, name: str) -> Any:
             ["input_ids", "attention_mask", "token_type_ids"],
         ),
         ("vit", "transformers", "ViTForImageClassification", ["pixel_values"]),
+        ("wav2vec2", "transformers", "Wav2Vec2Model", ["input_values"]),
         (
             "bart",
             "transformers",
@@ -318,6 +329,8 @@ def test_transformers_inputs_are_read_off_the_model(published: Path) -> None:
     assert bert.dims["sequence"].max == 32  # the config's max_position_embeddings
     vit = _manifest(published, "vit")
     assert vit.inputs[0].shape == ["batch", 3, 32, 32]
+    audio = _manifest(published, "wav2vec2")  # 0.1 to 0.2 s at the feature extractor's 8 kHz
+    assert (audio.dims["samples"].min, audio.dims["samples"].max) == (800, 1600)
     bart = _manifest(published, "bart")
     assert bart.inputs[2].shape == ["batch", "decoder_sequence"]
     weights = bert.model.weights

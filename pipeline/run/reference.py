@@ -266,7 +266,7 @@ def with_inputs(spec: ModelSpec, framework: Framework, model: Any) -> ModelSpec:
     """The spec itself, or for one that declares no inputs, the spec with inputs the model declares."""
     if spec.inputs:
         return spec
-    inferred = source_of(spec.model_ref).infer(model)
+    inferred = source_of(spec.model_ref).infer(spec.model_ref, model)
     if inferred is None and (declared := framework.infer_inputs(model)):
         inferred = Inferred(declared)
     if inferred is None:

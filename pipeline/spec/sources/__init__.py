@@ -105,7 +105,7 @@ class Source(ABC):
         """The modules a process imports before it loads one of the model's artifacts."""
         return tuple(m for m in (ref.custom_objects,) if m)
 
-    def infer(self, model: Any) -> Inferred | None:
+    def infer(self, ref: ModelRef, model: Any) -> Inferred | None:
         """The inputs the built model declares, where this kind of source can tell: a transformers
         model's, however it was built (pipeline.spec.sources.transformers_folder)."""
         from graphmint.pipeline.spec.sources.transformers_folder import transformers_inputs

@@ -133,7 +133,7 @@ class KerasHubPreset(_KerasSource):
     def describe(self, ref: ModelRef, model: Any) -> dict[str, Any]:
         return {**super().describe(ref, model), "weights": weights_in(Path(ref.ref), (".weights.h5",))}
 
-    def infer(self, model: Any) -> Inferred | None:
+    def infer(self, ref: ModelRef, model: Any) -> Inferred | None:
         """The backbone's own input layers, with the ranges its config gives: token ids over the
         vocabulary, segment ids over the segments, right-padded masks, sequences within its limit."""
         from graphmint.models.frameworks import get_framework

@@ -71,12 +71,18 @@ def _vision(config: Any, inferred: Inferred) -> None:
     inferred.inputs.append(f"pixel_values:float32[batch,{channels},{height},{width}]")
 
 
-def _audio(main: str, config: Any, inferred: Inferred) -> None:
-    if main == "input_values":  # raw waveforms (wav2vec2, HuBERT): 0.1 to 0.2 s at 16 kHz
+def _audio(main: str, config: Any, extractor: dict[str, Any], inferred: Inferred) -> None:
+    """Waveforms of 0.1 to 0.2 s at the feature extractor's sampling rate (16 kHz where the folder
+    has none), or features of its (else the config's) size."""
+    if main == "input_values":  # raw waveforms (wav2vec2, HuBERT)
+        rate = extractor.get("sampling_rate")
+        rate = rate if isinstance(rate, int) and rate > 0 else 16000
         inferred.inputs.append("input_values:float32[batch,samples]")
-        inferred.dims.append("samples=1600..3200")
+        inferred.dims.append(f"samples={rate // 10}..{rate // 5}")
         return
-    mels = getattr(config, "num_mel_bins", None) or getattr(config, "input_feat_per_channel", 80)
+    size = extractor.get("feature_size")
+    mels = size if isinstance(size, int) else getattr(config, "num_mel_bins", None)
+    mels = mels or getattr(config, "input_feat_per_channel", 80)
     sources = getattr(config, "max_source_positions", None)
     if isinstance(sources, int) and getattr(config, "model_type", "") == "whisper":
         # Whisper's encoder takes exactly its positions' worth of frames, after a stride-2 conv
@@ -86,11 +92,12 @@ def _audio(main: str, config: Any, inferred: Inferred) -> None:
     inferred.dims.append(f"frames=8..{_positions(config, 'max_source_positions')}")
 
 
-def transformers_inputs(model: Any) -> Inferred | None:
+def transformers_inputs(model: Any, extractor: dict[str, Any] | None = None) -> Inferred | None:
     """The inputs a transformers model takes, from its main input, forward signature and config: text
     (token ids over the vocabulary, a right-padded attention mask, segment ids where the model has
     segment embeddings), vision (pixel values at the config's size), audio (waveforms or features),
-    and, for an encoder-decoder, the decoder's token ids. None where the model is none of these."""
+    and, for an encoder-decoder, the decoder's token ids. `extractor` is the feature extractor's
+    config (preprocessor_config.json), where there is one. None where the model is none of these."""
     config = getattr(model, "config", None)
     main = getattr(model, "main_input_name", None)
     if config is None or not isinstance(main, str):
@@ -105,7 +112,7 @@ def transformers_inputs(model: Any) -> Inferred | None:
     elif main == "pixel_values":
         _vision(config, inferred)
     elif main in ("input_values", "input_features"):
-        _audio(main, config, inferred)
+        _audio(main, config, extractor or {}, inferred)
     else:
         return None
     if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in params:
@@ -169,6 +176,13 @@ class TransformersFolder(Source):
 
     def frameworks(self, ref: ModelRef) -> set[str]:
         return {"torch"}
+
+    def infer(self, ref: ModelRef, model: Any) -> Inferred | None:
+        try:
+            extractor = json.loads((Path(ref.ref) / "preprocessor_config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            extractor = {}
+        return transformers_inputs(model, extractor if isinstance(extractor, dict) else {})
 
     def warm(self, ref: ModelRef) -> None:
         import transformers
