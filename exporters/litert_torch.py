@@ -3,9 +3,10 @@ TensorFlow), run on LiteRT's interpreter.
 
 litert-torch lowers each aten op through jax.jit, which needs concrete shapes, so a dim declared
 dynamic often cannot stay dynamic: the conversion raises (a dim that reached JAX as INT64_MIN,
-litert-torch#685; a shape JAX cannot trace, #870), or the file holds the dim fixed. Both are
-`unsupported` with the upstream reference; a file is never passed as dynamic when its input's
-`shape_signature` holds the dim at a size (or at a garbage value such as -9223372036854775808).
+litert-torch#685; a shape JAX cannot trace, or an arange whose end is a dynamic dim, #870), or the file
+holds the dim fixed. Both are `unsupported` with the upstream reference; a file is never passed as
+dynamic when its input's `shape_signature` holds the dim at a size (or at a garbage value such as
+-9223372036854775808).
 
 The module is converted with keyword inputs named as the model's inputs and dict outputs named as
 its outputs, so that the file's signature carries the names every other route's file carries.
@@ -25,7 +26,9 @@ from graphmint.exporters.tflite_file import input_shape_signatures
 #: what litert-torch raises where its JAX lowering meets a dim it cannot keep dynamic
 _LOST_DIM = re.compile(
     r"-9223372036854775808|Shapes must be 1D sequences of concrete values|"
-    r"get\(\): incompatible function arguments"
+    r"get\(\): incompatible function arguments|"
+    # its int64-to-int32 pass range-checks arange's bounds as ints; a dynamic dim made one a graph node
+    r"'<=' not supported between instances of 'int' and 'Node'"
 )
 
 

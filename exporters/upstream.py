@@ -26,6 +26,12 @@ KNOWN_UPSTREAM: tuple[tuple[str, str], ...] = (
         "-9223372036854775808: a plain Linear MLP with a dynamic batch does not convert)",
     ),
     (
+        r"'<=' not supported between instances of 'int' and 'Node'",
+        "google-ai-edge/litert-torch#870 (its int64-to-int32 pass, backend/export.py's "
+        "_convert_i64_to_i32, range-checks aten.arange's start and end as ints; a dynamic sequence dim "
+        "makes the end a graph node, as in BERT's position ids; PR #1024, closed, proposed skipping them)",
+    ),
+    (
         r"litert-torch cannot keep",
         "google-ai-edge/litert-torch#870 (litert-torch lowers each aten op through jax.jit, which needs "
         "concrete shapes: dynamic shapes are unsupported)",

@@ -154,3 +154,19 @@ class ConvReLU(nn.Module):
 
 def conv_relu() -> nn.Module:
     return ConvReLU()
+
+
+class LearnedPositions(nn.Module):
+    """Learned position embeddings added to each token's feature, as BERT adds them: the positions are
+    `arange` over the sequence, so a dynamic sequence makes arange's end a symbolic size."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.positions = nn.Embedding(64, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.positions(torch.arange(x.shape[1])).unsqueeze(0) + x.unsqueeze(-1)
+
+
+def learned_positions() -> nn.Module:
+    return LearnedPositions()

@@ -72,6 +72,24 @@ def test_a_model_whose_dims_litert_torch_keeps_passes_on_both_litert_runtimes(tm
     assert all(o.max_abs_error is not None for p in compiled.points for o in p.outputs)
 
 
+def test_positions_over_a_dynamic_sequence_are_unsupported_with_the_upstream_issue(tmp_path: Path) -> None:
+    """BERT's failure in litert-torch, in eight lines: learned positions are `arange` over the sequence,
+    and litert-torch's int64-to-int32 pass compares arange's end with ints, which a dynamic sequence has
+    made a graph node. The route names the pass's TypeError and its upstream issue."""
+    spec = make_model_spec(
+        name="LearnedPositions",
+        ref="tests.real_model_defs:learned_positions",
+        inputs=["x:float32[batch,sequence]"],
+        dims=["batch=1..4", "sequence=1..32"],
+    )
+    [result] = run_models([spec], RunOptions(out=tmp_path, routes=("litert-torch",), cache=False))
+    [route] = result.routes
+    assert route.status == Status.UNSUPPORTED, route.reason
+    assert "'<=' not supported between instances of 'int' and 'Node'" in route.reason, route.reason
+    assert route.details.upstream is not None and "litert-torch#870" in route.details.upstream
+    assert "_convert_i64_to_i32" in route.details.upstream
+
+
 def test_keras_onnx_export_of_a_gelu_model_is_unsupported_not_passed(tmp_path: Path) -> None:
     """keras.Model.export(format='onnx') reports success for exact GELU but leaves TensorFlow's Erfc in
     the graph, which ONNX has no operator for: the strategy says unsupported with tf2onnx's cause."""
