@@ -64,6 +64,8 @@ class ExportContext:
     calibration: tuple[Mapping[str, np.ndarray], ...] = ()
     #: per output, what a reduced-precision route must reach (its budget as data: snr_db, cosine, ...)
     budgets: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    #: write what the format's tracer needs beside the artifact (Format.tracer: ExecuTorch's ETRecord)
+    debug_record: bool = False
 
     def artifact(
         self,

@@ -5,7 +5,8 @@ The program torch.export captures with the spec's dynamic dims goes through
 calls, the rest stay portable kernels) and `to_executorch`, which plans every tensor's memory at the
 upper bound of its dims: the .pte refuses inputs past them. Beside it, `model.bpte` bundles the
 program with golden cases (the grid's inputs and the eager model's outputs on them), which the runner
-verifies with ExecuTorch's own bundled-program API. The manifest records each dim's bound in the
+verifies with ExecuTorch's own bundled-program API; asked for a debug record, it writes the ETRecord
+that ExecuTorch's Inspector pairs the runtime's events with. The manifest records each dim's bound in the
 file, what XNNPACK took and left, and the bundle. Where executorch is not installed the route is
 skipped with that reason.
 """
@@ -19,10 +20,12 @@ from typing import Any
 from graphmint.exporters._torch import TorchExporter, export_program, flat_module
 from graphmint.exporters.base import ExportContext, Made, Route
 
-__all__ = ["BUNDLE", "ROUTE", "dim_bounds", "lowered_ops", "narrowed"]
+__all__ = ["BUNDLE", "ETRECORD", "ROUTE", "dim_bounds", "lowered_ops", "narrowed"]
 
 #: the bundled program the route writes beside its .pte
 BUNDLE = "model.bpte"
+#: the ETRecord it writes beside it when the context asks for a debug record (ExportContext.debug_record)
+ETRECORD = "etrecord.bin"
 #: graph nodes that only move values around a delegate call
 _PLUMBING = frozenset({"getitem", "executorch_call_delegate"})
 
@@ -88,6 +91,17 @@ def _bundle(ctx: ExportContext, manager: Any, path: Path) -> None:
     path.write_bytes(serialize_from_bundled_program_to_flatbuffer(bundled))
 
 
+def _etrecord(ctx: ExportContext, manager: Any, path: Path) -> None:
+    """Write the ETRecord the Inspector reads (validators.executorch_trace): the edge program with its
+    debug handles, and the example as its representative input (what its ahead-of-time ops run on)."""
+    from graphmint.models.frameworks.torch_fw import to_torch
+
+    record = manager.get_etrecord()
+    example = tuple(to_torch({n: ctx.example_inputs[n] for n in ctx.input_names}))
+    record.update_representative_inputs([example])
+    record.save(str(path))
+
+
 class ExecuTorchXnnpack(TorchExporter):
     tool = "executorch.exir.to_edge_transform_and_lower(XnnpackPartitioner)"
     format = "executorch"
@@ -98,7 +112,9 @@ class ExecuTorchXnnpack(TorchExporter):
         from executorch.exir import to_edge_transform_and_lower
 
         assert path is not None
-        edge = to_edge_transform_and_lower(export_program(ctx), partitioner=[XnnpackPartitioner()])
+        edge = to_edge_transform_and_lower(
+            export_program(ctx), partitioner=[XnnpackPartitioner()], generate_etrecord=ctx.debug_record
+        )
         lowered = edge.exported_program()
         bounds = dim_bounds(ctx, lowered)
         short = narrowed(ctx, bounds)
@@ -111,6 +127,8 @@ class ExecuTorchXnnpack(TorchExporter):
         manager = edge.to_executorch()
         path.write_bytes(manager.buffer)
         _bundle(ctx, manager, path.with_name(BUNDLE))
+        if ctx.debug_record:
+            _etrecord(ctx, manager, path.with_name(ETRECORD))
         return Made(
             details={
                 "dim_bounds": bounds,

@@ -175,6 +175,7 @@ FORMATS.register(
         # and every torch child would pay its 11 s import for a route few runs take
         preload={"torch": ("torch", "torch.export")},
         edge=True,
+        tracer=f"{_V}.executorch_trace:trace_program",
     )
 )
 FORMATS.register(

@@ -79,6 +79,9 @@ class Format:
     serving: tuple[Serving, ...] = ()
     #: a format for phones and embedded devices: its float32 routes form the `edge` route group
     edge: bool = False
+    #: "module:function" that traces an artifact of it, written with a debug record, at one grid point
+    #: with its runtime's own debugger: (path, feeds, point) -> validators.details.RuntimeTrace
+    tracer: str | None = None
 
     @property
     def runner(self) -> str:
@@ -128,6 +131,8 @@ class Format:
                 raise FormatError(
                     f"runner {spec.name!r} of {self.name!r}: {spec.ref!r} is not 'module:class'"
                 )
+        if self.tracer is not None and not all(self.tracer.partition(":")[::2]):
+            raise FormatError(f"format {self.name!r}: tracer {self.tracer!r} is not 'module:function'")
         if self.serving and self.filename is None:
             raise FormatError(f"format {self.name!r} has no file, so Triton cannot serve it")
         if not self.packages:

@@ -170,3 +170,26 @@ class LearnedPositions(nn.Module):
 
 def learned_positions() -> nn.Module:
     return LearnedPositions()
+
+
+class TanhGeluMlp(nn.Module):
+    """An MLP with GELU's tanh approximation, as GPT-2-style models and Gemma ("gelu_pytorch_tanh")
+    write it: `approximate="tanh"` is an attribute of the graph's gelu op that a backend must honour."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(16, 32)
+        self.act = nn.GELU(approximate="tanh")
+        self.fc2 = nn.Linear(32, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+def tanh_gelu_mlp() -> nn.Module:
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = TanhGeluMlp()
+        for p in model.parameters():  # weights large enough that the GELU sees |x| of a few units
+            p.data.mul_(3.0)
+    return model

@@ -158,3 +158,53 @@ def test_executorch_runtime_raises_past_the_bound_and_runs_at_it(executorch_run:
     assert tuple(at_bound.shape) == (bound, 2)
     with pytest.raises(RuntimeError, match="set_inputs"):
         method.execute([torch.ones(bound + 1, 10)])
+
+
+def test_an_event_is_judged_against_its_ahead_of_time_ops_at_the_float32_tolerance() -> None:
+    """The Inspector's pairs as they come (tensors, or lists of them for a delegate with several
+    outputs): rounding passes, a difference past rtol 1e-4 / atol 1e-5 fails, and so do a changed
+    shape and a NaN where the graph has a number."""
+    import numpy as np
+    import torch
+
+    from graphmint.validators.executorch_trace import judge_event
+    from graphmint.validators.tolerance import DEFAULT_TOLERANCES
+
+    tol = DEFAULT_TOLERANCES["float32"]
+    aot = torch.linspace(-3, 3, 64).reshape(8, 8)
+    rounded = aot + torch.from_numpy(np.spacing(aot.numpy()))
+    ops, call = ["linear", "gelu"], ["DELEGATE_CALL"]
+    held = judge_event(ops, call, [aot, aot[:2]], [rounded, rounded[:2]], tol)
+    assert held.passed and held.outputs == 2 and 0 < (held.max_abs_error or 0) < 1e-6
+    moved = rounded.clone()
+    moved[3, 4] += 1e-3
+    parted = judge_event(ops, call, aot, moved, tol)
+    assert not parted.passed and parted.max_abs_error == pytest.approx(1e-3, rel=1e-3)
+    assert not judge_event(ops, call, aot, aot.reshape(4, 16), tol).passed
+    nan = aot.clone()
+    nan[0, 0] = float("nan")
+    assert "finite on one side only" in judge_event(ops, call, aot, nan, tol).message
+
+
+@pytest.mark.long  # five ExecuTorch children: the route, the per-layer probe, the trace's export and run
+def test_the_inspector_finds_the_delegate_that_drops_gelu_s_tanh_approximation(tmp_path: Path) -> None:
+    """An MLP with GELU(approximate="tanh"): the exported program holds the tanh GELU, but XNNPACK's
+    delegate computes the exact one (executorch 1.5.1; pytorch/executorch#22851). The grid fails, the per-layer comparison names the GELU, and
+    ExecuTorch's Inspector shows that the runtime parts from its own program there: the delegate call
+    holding the gelu computes other numbers than its ops ahead of time."""
+    from graphmint.pipeline.cli import main
+
+    args = ["tests.real_model_defs:tanh_gelu_mlp", "--input", "x:float32[batch,16]", "--dim", "batch=1..4"]
+    assert main(["export", *args, "--routes", ROUTE, "--out", str(tmp_path)]) == 1
+    [model] = json.loads((tmp_path / "report.json").read_text())["models"]
+    [route] = model["routes"]
+    assert route["status"] == "failed", route["reason"]
+    divergence = route["divergence"]
+    assert (divergence["first"], divergence["last_matching"]) == ("act", "fc1")
+    trace = divergence["runtime_trace"]
+    assert trace["tool"].startswith("executorch.devtools.Inspector.calculate_numeric_gap")
+    parted = [e for e in trace["events"] if not e["passed"]]
+    assert parted and "gelu" in parted[0]["aot_ops"] and parted[0]["runtime_ops"] == ["DELEGATE_CALL"]
+    assert parted[0]["max_abs_error"] > 10 * trace["atol"]
+    assert "the first the runtime computes differently from its ahead-of-time ops" in route["reason"]
+    assert "- Inside the runtime: " in (tmp_path / "report.md").read_text()

@@ -15,12 +15,14 @@ __all__ = [
     "BudgetReached",
     "BundledCheck",
     "DivergenceRecord",
+    "EventGap",
     "FileEntry",
     "LayerError",
     "OpsetUpgrade",
     "ReducedPrecision",
     "RouteDetails",
     "RuntimeFacts",
+    "RuntimeTrace",
 ]
 
 
@@ -142,6 +144,60 @@ class LayerError(Record):
     passed: bool
 
 
+class EventGap(Record):
+    """One event of a runtime's own trace (an ExecuTorch delegate call or a portable op) against the same
+    ops run ahead of time: whether its outputs agree at the tolerance, and the largest difference."""
+
+    #: the ahead-of-time graph's ops the event computes, and the runtime's name for it
+    aot_ops: list[str]
+    runtime_ops: list[str]
+    outputs: int
+    max_abs_error: float | None = None
+    passed: bool
+    message: str = ""
+    omitted_when_none: ClassVar[tuple[str, ...]] = ("max_abs_error",)
+
+
+class RuntimeTrace(Record):
+    """A runtime's events at one grid point, each judged against its ahead-of-time ops (the runtime's
+    own debugger, validators.executorch_trace): where, inside the artifact, the runtime parts from
+    the graph it was given."""
+
+    tool: str
+    point: str
+    rtol: float
+    atol: float
+    events: list[EventGap] = []
+
+    @property
+    def first(self) -> EventGap | None:
+        return next((e for e in self.events if not e.passed), None)
+
+    def line(self) -> str:
+        """What the trace says, in one sentence."""
+        kinds = ", ".join(sorted({op for e in self.events for op in e.runtime_ops})) or "none"
+        if not self.events:
+            return f"the runtime's trace at {self.point} pairs no event with its ahead-of-time ops"
+        first = self.first
+        if first is None:
+            worst = max((e.max_abs_error or 0.0) for e in self.events)
+            return (
+                f"at the runtime's own granularity ({self.tool}, {len(self.events)} events: {kinds}) "
+                f"every event at {self.point} computes what its ahead-of-time ops compute (largest "
+                f"difference {worst:.3g}): where the layers part from eager, the difference is in the "
+                "exported graph, not the runtime"
+            )
+        at = self.events.index(first) + 1
+        error = f"max abs error {first.max_abs_error:.3g}" if first.max_abs_error is not None else ""
+        why = "; ".join(w for w in (error, first.message) if w)
+        return (
+            f"at the runtime's own granularity ({self.tool}), event {at} of {len(self.events)} at "
+            f"{self.point} is the first the runtime computes differently from its ahead-of-time ops: "
+            f"{'/'.join(first.runtime_ops)} holding {', '.join(first.aot_ops)} ({why}; tolerance rtol "
+            f"{self.rtol:g}, atol {self.atol:g})"
+        )
+
+
 class DivergenceRecord(Record):
     """Each layer's error at one grid point (pipeline.run.explain): the first that diverges, the last
     that matched, and whether the per-layer probe reproduced the route's failure at all."""
@@ -151,6 +207,9 @@ class DivergenceRecord(Record):
     first: str | None = None
     last_matching: str | None = None
     layers: list[LayerError] = []
+    #: the runtime's own trace at the same point, where its format has a tracer
+    runtime_trace: RuntimeTrace | None = None
+    omitted_when_none: ClassVar[tuple[str, ...]] = ("runtime_trace",)
 
 
 class RouteDetails(Record):

@@ -123,6 +123,9 @@ def markdown_report(results: Sequence[ModelResult]) -> str:
                     + (f"; `{held}` is the last that matched" if held else "")
                     + f" (per-layer errors: plots/{layer_plot_name(m.name, r.route)})"
                 )
+            trace = divergence.runtime_trace if divergence else None
+            if trace is not None:
+                lines.append(f"- Inside the runtime: {_escape(trace.line())}")
             lines += [f"- Try next: {next_step(r)}", ""]
     for status, title in ((Status.UNSUPPORTED, "Unsupported here"), (Status.SKIPPED, "Skipped")):
         listed = [(m, r) for m in results for r in m.routes if r.status == status]

@@ -10,6 +10,7 @@ named beside it. Layers after the first see its error, so they are reported but 
 
 from __future__ import annotations
 
+import importlib
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,11 +19,14 @@ from typing import Any
 import numpy as np
 
 from graphmint.exporters.base import ExportContext, Route, first_line
+from graphmint.exporters.formats import FORMATS
 from graphmint.models.frameworks import Framework, get_framework
 from graphmint.pipeline.run.isolation import close_live, export_isolated
 from graphmint.pipeline.spec.specs import ModelSpec
 from graphmint.validators.check import Case, run_once
+from graphmint.validators.children import default_pool
 from graphmint.validators.compare import compare_output
+from graphmint.validators.details import RuntimeTrace
 
 __all__ = ["Divergence", "ExplainContext", "LayerError", "explain"]
 
@@ -56,6 +60,9 @@ class Divergence:
     #: route's did; False where the route failed but the probe's outputs agree: the per-layer
     #: comparison then cannot say where the route's failure starts
     reproduced: bool = True
+    #: the runtime's own trace at the same point (Format.tracer), or why there is none ('' for a format
+    #: with no tracer)
+    runtime_trace: RuntimeTrace | str = ""
 
     @property
     def first(self) -> LayerError | None:
@@ -68,6 +75,11 @@ class Divergence:
         return next((layer for layer in reversed(before) if layer.passed), None)
 
     def line(self) -> str:
+        trace = self.runtime_trace
+        said = trace.line() if isinstance(trace, RuntimeTrace) else trace
+        return f"{self._layers_line()}; {said}" if said else self._layers_line()
+
+    def _layers_line(self) -> str:
         first, last = self.first, self.last_matching
         if not self.reproduced:
             return (
@@ -91,12 +103,14 @@ class Divergence:
 
     def to_json(self) -> dict[str, Any]:
         first, last = self.first, self.last_matching
+        trace = self.runtime_trace
         return {
             "point": self.point,
             "reproduced": self.reproduced,
             "first": first.name if first else None,
             "last_matching": last.name if last else None,
             "layers": [layer.to_json() for layer in self.layers],
+            **({"runtime_trace": trace.dump()} if isinstance(trace, RuntimeTrace) else {}),
         }
 
 
@@ -143,9 +157,46 @@ def explain(job: ExplainContext, failed: bool = True) -> Divergence | str:
         found = _compare(job, probe, layers, wide)
         if isinstance(found, Divergence) and not failed:
             found.reproduced = True  # nothing to reproduce: every route is compared (graphmint explain)
-        return found
     finally:
         getattr(probe, "release", lambda: None)()  # later routes get the model without the probe's hooks
+    tracer = FORMATS[job.route.format].tracer
+    if isinstance(found, Divergence) and tracer is not None:
+        found.runtime_trace = _trace(job, tracer)
+    return found
+
+
+def _trace(job: ExplainContext, tracer: str) -> RuntimeTrace | str:
+    """The runtime's own trace at the job's point: the model exported again at its shapes with a debug
+    record, then traced by the format's tracer in a child; each step under its bound."""
+    module, _, name = tracer.partition(":")
+    workdir = job.root / ".explain" / f"{job.route.name}.trace"
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    ctx = replace(
+        job.base,
+        workdir=workdir,
+        route=job.route.name,
+        dynamic_axes={},
+        example_inputs=job.case.feeds,
+        calibration=(job.case.feeds,),
+        debug_record=True,
+    )
+    try:
+        exported = export_isolated(
+            job.route, job.index, ctx, job.spec.model_ref, job.spec.seed, job.export_timeout_s
+        )
+        if exported.artifact is None or exported.artifact.path is None:
+            return f"no runtime trace: the model did not export with a debug record: {exported.reason}"
+        fn = getattr(importlib.import_module(module), name)
+        path, feeds = str(exported.artifact.path), dict(job.case.feeds)
+        found: RuntimeTrace = default_pool().call(
+            fn, path, feeds, job.case.label, name=f"{job.route.name} tracer", timeout_s=job.timeout_s
+        )
+        return found
+    except Exception as exc:  # a ChildError (it raised, died or overran its bound) included
+        return f"no runtime trace: {first_line(exc)}"
+    finally:
+        shutil.rmtree(workdir.parent, ignore_errors=True)
 
 
 def _compare(
