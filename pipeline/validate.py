@@ -8,7 +8,6 @@ can run code are loaded only when trusted), and any folder holding a `model.onnx
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 from graphmint.exporters.base import Artifact, first_line
 from graphmint.pipeline.errors import UsageError
 from graphmint.pipeline.publish.manifest import FileRecord, ModelManifest, inside, read_model_manifest
+from graphmint.pipeline.publish.staging import file_sha256
 from graphmint.pipeline.publish.trust import folder_trust
 from graphmint.validators import RUNNERS
 from graphmint.validators.budget import Budget
@@ -64,14 +64,6 @@ def _override(policy: TolerancePolicy, atol: float | None, rtol: float | None) -
     return TolerancePolicy(model={**policy.model, **extra}, defaults=policy.defaults) if extra else policy
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def published_tolerance(
     known: Mapping[str, Tolerance],
     atol: float | None,
@@ -98,7 +90,7 @@ def _changed(folder: Path, files: Sequence[FileRecord]) -> list[str]:
     changed = []
     for record in files:
         path = inside(folder, record.path)
-        if not path.is_file() or _sha256(path) != record.sha256:
+        if not path.is_file() or file_sha256(path) != record.sha256:
             changed.append(record.path)
     return changed
 

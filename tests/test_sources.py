@@ -85,7 +85,8 @@ class Tower(keras.Model):
 
 
 def _hf_models(folder: Path) -> None:
-    """A text classifier, a vision classifier and an encoder-decoder, from random configs."""
+    """A text classifier, a vision classifier, an encoder-decoder and an audio model, from random configs
+    (the vision and audio ones as the corpus builds them)."""
     import torch
     import transformers as hf
 
@@ -94,17 +95,6 @@ def _hf_models(folder: Path) -> None:
     models = {
         "bert-classifier": hf.BertForSequenceClassification(
             hf.BertConfig(**text, intermediate_size=64, max_position_embeddings=32, num_labels=3)
-        ),
-        "vit-classifier": hf.ViTForImageClassification(
-            hf.ViTConfig(
-                image_size=32,
-                patch_size=8,
-                hidden_size=32,
-                num_hidden_layers=2,
-                num_attention_heads=4,
-                intermediate_size=64,
-                num_labels=5,
-            )
         ),
         "bart-seq2seq": hf.BartForConditionalGeneration(
             hf.BartConfig(
@@ -120,8 +110,9 @@ def _hf_models(folder: Path) -> None:
             )
         ),
     }
-    from graphmint.models.corpus_torch import wav2vec2
+    from graphmint.models.corpus_torch import vit, wav2vec2
 
+    models["vit-classifier"] = vit()
     models["wav2vec2-audio"] = wav2vec2()
     for name, model in models.items():
         model.save_pretrained(folder / name)
@@ -386,9 +377,8 @@ def test_the_comparison_simplenet_runs_by_arg_with_its_trained_weights(
     """The command a user of the comparison types: the class as written, its sizes by --arg, the
     weights they trained; the published outputs are those of the trained weights."""
     monkeypatch.chdir(held)
-    command = "export nets:SimpleNet --arg input_size=10 --arg hidden_size=20 --arg output_size=2"
-    command += " --weights trained.pt --input x:float32[batch,10] --routes torch-export --out out"
-    assert main(command.split()) == 0
+    command = ["export", *SIMPLENET, "--weights", "trained.pt", *X10, "--routes", "torch-export"]
+    assert main([*command, "--out", "out"]) == 0
     import torch
 
     from graphmint.validators.golden import read_golden_sets
@@ -406,90 +396,34 @@ def test_the_comparison_simplenet_runs_by_arg_with_its_trained_weights(
         np.testing.assert_allclose(golden.outputs["output"], expected.numpy(), rtol=1e-5, atol=1e-6)
 
 
+#: the comparison's SimpleNet by --arg, and its input
+SIMPLENET = ["nets:SimpleNet", "--arg", "input_size=10", "--arg", "hidden_size=20", "--arg", "output_size=2"]
+X10 = ["--input", "x:float32[batch,10]"]
+
 BAD = [
     (
-        ["nets:SimpleNet", "--input", "x:float32[batch,10]"],
+        ["nets:SimpleNet", *X10],
         "needs the argument(s) input_size, hidden_size, output_size",
     ),
     (
-        [
-            "nets:SimpleNet",
-            "--arg",
-            "input_size=10",
-            "--arg",
-            "hidden_size=20",
-            "--arg",
-            "output_size=2",
-            "--arg",
-            "depth=3",
-            "--input",
-            "x:float32[batch,10]",
-        ],
+        [*SIMPLENET, "--arg", "depth=3", *X10],
         "takes no argument 'depth'",
     ),
-    (["nets:SimpleNet", "--arg", "10", "--input", "x:float32[batch,10]"], "--arg '10' is not name=value"),
+    (["nets:SimpleNet", "--arg", "10", *X10], "--arg '10' is not name=value"),
     (
-        [
-            "nets:SimpleNet",
-            "--arg",
-            "input_size=10",
-            "--arg",
-            "hidden_size=20",
-            "--arg",
-            "output_size=2",
-            "--weights",
-            "wider.safetensors",
-            "--input",
-            "x:float32[batch,10]",
-        ],
+        [*SIMPLENET, "--weights", "wider.safetensors", *X10],
         "shapes differ: fc1.weight [30, 10] for [20, 10]",
     ),
     (
-        [
-            "nets:SimpleNet",
-            "--arg",
-            "input_size=10",
-            "--arg",
-            "hidden_size=20",
-            "--arg",
-            "output_size=2",
-            "--weights",
-            "partial.safetensors",
-            "--input",
-            "x:float32[batch,10]",
-        ],
+        [*SIMPLENET, "--weights", "partial.safetensors", *X10],
         "missing fc2.bias",
     ),
     (
-        [
-            "nets:SimpleNet",
-            "--arg",
-            "input_size=10",
-            "--arg",
-            "hidden_size=20",
-            "--arg",
-            "output_size=2",
-            "--weights",
-            "module.pt",
-            "--input",
-            "x:float32[batch,10]",
-        ],
+        [*SIMPLENET, "--weights", "module.pt", *X10],
         "unpickling it runs code",
     ),
     (
-        [
-            "nets:SimpleNet",
-            "--arg",
-            "input_size=10",
-            "--arg",
-            "hidden_size=20",
-            "--arg",
-            "output_size=2",
-            "--weights",
-            "nowhere.safetensors",
-            "--input",
-            "x:float32[batch,10]",
-        ],
+        [*SIMPLENET, "--weights", "nowhere.safetensors", *X10],
         "--weights nowhere.safetensors",
     ),
     (["functional.keras", "--weights", "wider.weights.h5"], "shapes differ:"),

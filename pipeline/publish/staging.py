@@ -38,6 +38,7 @@ __all__ = [
     "Staging",
     "check_target",
     "differing_files",
+    "file_sha256",
     "hash_files",
     "sweep_stale",
     "write_text_atomic",
@@ -201,20 +202,25 @@ def hash_files(root: Path, sub: Path) -> list[FileEntry]:
         paths.extend(Path(folder, name) for name in files if name != OWNER_FILE)
     entries = []
     for path in sorted(paths):
-        digest = hashlib.sha256()
-        with path.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
         relative = path.relative_to(root).as_posix()
         entries.append(
             FileEntry(
                 path=relative,
-                sha256=digest.hexdigest(),
+                sha256=file_sha256(path),
                 bytes=path.stat().st_size,
                 unreproducible=unreproducible(relative),
             )
         )
     return entries
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, read a MiB at a time."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 class Staging:

@@ -27,8 +27,9 @@ def build_model(ref: str | ModelRef, seed: int, timeout_s: float | None = None) 
     """Build the model with every imported framework's RNG seeded, load its weights file where it has
     one; return (framework, model).
 
-    The build runs under `timeout_s` (in the main thread); whatever it raises, `sys.exit()` and
-    `KeyboardInterrupt` included (unless a real interrupt came), is a ModelLoadError.
+    The build, then the weights' loading, each run under `timeout_s` (in the main thread); whatever
+    either raises, `sys.exit()` and `KeyboardInterrupt` included (unless a real interrupt came), is a
+    ModelLoadError.
     """
     model_ref = ModelRef.of(ref)
     source = source_of(model_ref)
@@ -45,8 +46,9 @@ def build_model(ref: str | ModelRef, seed: int, timeout_s: float | None = None) 
             f"{model_ref.ref!r} returned a {type(model).__module__}.{type(model).__qualname__}, not a model: "
             "it must return a torch.nn.Module, a keras.Model or a tf.Module"
         )
-    if model_ref.weights is not None:
-        _load_weights(framework, model, model_ref)
+    if model_ref.weights is not None:  # under the same bound as the build: a weights file may load slowly
+        label = f"loading --weights {model_ref.weights}"
+        _call(lambda: _load_weights(framework, model, model_ref), label, [], seed, timeout_s)
     return framework, framework.prepare(model)
 
 

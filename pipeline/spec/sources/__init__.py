@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from graphmint.pipeline.errors import ModelLoadError
+from graphmint.pipeline.publish.staging import file_sha256
 
 __all__ = [
     "SOURCES",
@@ -29,6 +30,7 @@ __all__ = [
     "files_digest",
     "frameworks_of",
     "is_callable_ref",
+    "json_object",
     "parse_arg",
     "provenance",
     "source_of",
@@ -210,12 +212,13 @@ def parse_arg(text: str) -> tuple[str, Any]:
         return name, value
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def json_object(path: Path) -> dict[str, Any] | None:
+    """The JSON object a file holds (a folder's config.json), or None where it is missing or no object."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def weights_in(folder: Path, suffixes: tuple[str, ...]) -> list[dict[str, str]]:

@@ -3,14 +3,20 @@ registers the user's classes first) and a keras-hub preset folder (`save_to_pres
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from graphmint.pipeline.errors import ModelLoadError
-from graphmint.pipeline.spec.sources import Inferred, ModelRef, Source, file_sha256, weights_in
+from graphmint.pipeline.spec.sources import (
+    Inferred,
+    ModelRef,
+    Source,
+    file_sha256,
+    json_object,
+    weights_in,
+)
 from graphmint.pipeline.spec.sources.factory import import_module
 from graphmint.pipeline.spec.sources.transformers_folder import BATCH, MASKS, MAX_SEQUENCE
 
@@ -50,6 +56,17 @@ class _KerasSource(Source):
     def code(self, ref: ModelRef) -> tuple[str, ...]:
         return tuple(f"{m}:" for m in (ref.custom_objects,) if m)
 
+    @staticmethod
+    def _load(ref: ModelRef, load: Callable[[], Any]) -> Any:
+        """`load()` after the custom-objects module is imported; its failure as one line."""
+        _custom_objects(ref)
+        try:
+            return load()
+        except ModelLoadError:
+            raise
+        except Exception as exc:
+            raise _load_failure(ref, exc) from None
+
 
 class KerasFile(_KerasSource):
     kind = "keras"
@@ -61,13 +78,9 @@ class KerasFile(_KerasSource):
         def build() -> Any:
             import keras
 
-            _custom_objects(ref)
-            try:
-                return keras.saving.load_model(ref.ref, compile=False, safe_mode=not ref.trust)
-            except ModelLoadError:
-                raise
-            except Exception as exc:
-                raise _load_failure(ref, exc) from None
+            return self._load(
+                ref, lambda: keras.saving.load_model(ref.ref, compile=False, safe_mode=not ref.trust)
+            )
 
         return build
 
@@ -84,14 +97,6 @@ class KerasFile(_KerasSource):
         return {**super().describe(ref, model), "weights": [{"path": path.name, "sha256": file_sha256(path)}]}
 
 
-def _preset(path: Path) -> dict[str, Any] | None:
-    try:
-        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return config if isinstance(config, dict) else None
-
-
 class KerasHubPreset(_KerasSource):
     kind = "keras-hub"
 
@@ -99,7 +104,7 @@ class KerasHubPreset(_KerasSource):
         path = Path(ref)
         if not (path / "metadata.json").is_file():
             return False
-        config = _preset(path) or {}
+        config = json_object(path / "config.json") or {}
         return str(config.get("registered_name") or "").startswith("keras_hub>") or str(
             config.get("module") or ""
         ).startswith("keras_hub.")
@@ -108,17 +113,14 @@ class KerasHubPreset(_KerasSource):
         def build() -> Any:
             import keras_hub
 
-            _custom_objects(ref)
-            task = (Path(ref.ref) / "task.json").is_file()
-            try:
+            def load() -> Any:
                 with _safe_mode(not ref.trust):
-                    if task:  # a task's preprocessor needs tokenizer libraries: graphmint feeds tensors
+                    # a task's preprocessor needs tokenizer libraries: graphmint feeds tensors
+                    if (Path(ref.ref) / "task.json").is_file():
                         return keras_hub.models.Task.from_preset(ref.ref, preprocessor=None)
                     return keras_hub.models.Backbone.from_preset(ref.ref)
-            except ModelLoadError:
-                raise
-            except Exception as exc:
-                raise _load_failure(ref, exc) from None
+
+            return self._load(ref, load)
 
         return build
 

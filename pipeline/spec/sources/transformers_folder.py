@@ -7,14 +7,13 @@ limits, `is_encoder_decoder`), not from a table per architecture."""
 from __future__ import annotations
 
 import inspect
-import json
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from graphmint.pipeline.errors import ModelLoadError
-from graphmint.pipeline.spec.sources import Inferred, ModelRef, Source, weights_in
+from graphmint.pipeline.spec.sources import Inferred, ModelRef, Source, json_object, weights_in
 
 __all__ = ["MASKS", "TransformersFolder", "transformers_inputs"]
 
@@ -29,11 +28,7 @@ _SAFE_WEIGHTS = "*.safetensors"
 
 
 def _config(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    return json_object(path / "config.json")
 
 
 def _positions(config: Any, *names: str) -> int:
@@ -178,11 +173,7 @@ class TransformersFolder(Source):
         return {"torch"}
 
     def infer(self, ref: ModelRef, model: Any) -> Inferred | None:
-        try:
-            extractor = json.loads((Path(ref.ref) / "preprocessor_config.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            extractor = {}
-        return transformers_inputs(model, extractor if isinstance(extractor, dict) else {})
+        return transformers_inputs(model, json_object(Path(ref.ref) / "preprocessor_config.json") or {})
 
     def warm(self, ref: ModelRef) -> None:
         import transformers
