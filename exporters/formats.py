@@ -259,6 +259,20 @@ FORMATS.register(
         executes_code=None,
         packages=_OPENVINO,
         preload=_OPENVINO_PRELOAD,
+        # Triton's openvino backend reads 1/model.xml and 1/model.bin; its parameters cannot ask the CPU
+        # plugin for f32, so it computes in the plugin's default
+        serving=(
+            Serving(
+                "openvino",
+                "",
+                None,
+                ("openvino",),
+                backend="openvino",
+                precision="the CPU plugin's default INFERENCE_PRECISION_HINT, which Triton's openvino "
+                "backend cannot set: bf16 on a CPU with AMX-BF16 or avx512_bf16 (the openvino-bf16 "
+                "route's numbers), f32 elsewhere (the openvino route's)",
+            ),
+        ),
     )
 )
 # the same IR, compiled with a bf16 inference precision hint. A format of its own because every runner

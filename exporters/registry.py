@@ -51,13 +51,18 @@ class RunnerSpec:
 
 @dataclass(frozen=True)
 class Serving:
-    """A Triton entry a format fills: `<model>_<entry>/1/<filename>` with `platform`."""
+    """A Triton entry a format fills: `<model>_<entry>/1/<filename>`, run by Triton's `platform`, or by
+    the `backend` it names (OpenVINO's). With no filename the artifact is a folder whose files go into
+    `1/` themselves (an IR's model.xml and model.bin)."""
 
     entry: str
     platform: str
-    filename: str
+    filename: str | None
     #: the routes whose artifact can fill it, in order of preference
     routes: tuple[str, ...]
+    backend: str | None = None
+    #: what the server computes in where its config cannot say (the bundle's entry carries it)
+    precision: str | None = None
 
 
 @dataclass(frozen=True)

@@ -165,3 +165,41 @@ def test_bf16_where_the_cpu_computes_in_it_meets_its_budget(ov_run: Run) -> None
         assert entry.details.inference_precision == "bf16" and entry.budgets
         assert all(b.passed and b.budget.snr_db == 30.0 for b in entry.budgets.values())
         assert "INFERENCE_PRECISION_HINT=bf16" in entry.checks[0].runtime
+
+
+def test_the_serving_bundle_holds_each_ir_for_triton_s_openvino_backend(ov_run: Run, tmp_path: Path) -> None:
+    """Triton's openvino backend reads `1/model.xml` and `1/model.bin`: each model's entry holds the IR its
+    openvino route verified, its config names the backend, the entry says what precision that backend
+    computes in, and the bundled IR answers every golden input within the route's tolerance."""
+    import json
+
+    import openvino as ov
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2 as pb
+
+    from graphmint.pipeline.serving.bundle import BUNDLE_MANIFEST, package_bundle
+    from graphmint.validators.golden import read_golden_sets
+
+    out, _ = ov_run
+    bundle = package_bundle(out, tmp_path / "serving")
+    manifest = json.loads((bundle / BUNDLE_MANIFEST).read_text())
+    served = {m["name"]: (m, e) for m in manifest["models"] for e in m["entries"] if e.get("backend")}
+    assert set(served) == {*TORCH_MODELS, *KERAS_MODELS}
+    core = ov.Core()
+    for name, (model, entry) in served.items():
+        folder = bundle / entry["path"]
+        assert entry["route"] == "openvino" and "bf16" in entry["precision"], entry
+        assert sorted(p.name for p in (folder / "1").iterdir()) == ["model.bin", "model.xml"]
+        config = text_format.Parse((folder / "config.pbtxt").read_text(), pb.ModelConfig())
+        assert (config.name, config.backend, config.platform) == (f"{name}_openvino", "openvino", "")
+        assert [t.name for t in config.input] == [t["name"] for t in model["inputs"]]
+        assert [t.name for t in config.output] == [t["name"] for t in model["outputs"]]
+        compiled = core.compile_model(folder / "1" / "model.xml", "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        inputs, outputs = [t["name"] for t in model["inputs"]], [t["name"] for t in model["outputs"]]
+        sets = read_golden_sets(bundle / model["golden"], inputs, outputs)
+        assert sets, name
+        for golden in sets:
+            answer = compiled(golden.inputs)
+            for output, expected in golden.outputs.items():
+                got = answer[compiled.output(output)]
+                np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5, err_msg=f"{name} {output}")

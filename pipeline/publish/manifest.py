@@ -188,11 +188,15 @@ class BundleEntry(_Entry):
     route: str
     path: RelPath
     platform: str | None = None
+    #: a Triton entry run by a backend it names instead of a platform (OpenVINO's)
+    backend: str | None = None
+    #: what the server computes in where its config cannot say so
+    precision: str | None = None
     #: TensorFlow Serving's entry: the signature it serves
     signature: str | None = None
     #: the model's recommended artifact (graphmint bench) fills this entry
     recommended: bool = False
-    omitted_when_none: ClassVar[tuple[str, ...]] = ("signature",)
+    omitted_when_none: ClassVar[tuple[str, ...]] = ("signature", "backend", "precision")
 
 
 class BundleModel(_Entry):

@@ -6,6 +6,7 @@ writes, atomically, `<out>/`:
     triton/<model>_onnx/config.pbtxt, 1/model.onnx              (every model whose onnx route passed)
     triton/<model>_torchscript/config.pbtxt, 1/model.pt         (a passing TorchScript route)
     triton/<model>_savedmodel/config.pbtxt, 1/model.savedmodel/ (a passing saved-model route)
+    triton/<model>_openvino/config.pbtxt, 1/model.xml, 1/model.bin (a passing openvino route)
     tfserving/<model>/1/                                        (the SavedModel, where there is one)
     golden/<model>/test_data_set_N/                             (inputs and eager outputs to check with)
     MANIFEST.json                                               (every file's sha256, signatures, results)
@@ -49,9 +50,8 @@ from graphmint.validators.results import Status
 __all__ = ["BUNDLE_MANIFEST", "BundleCheck", "package_bundle", "verify_bundle"]
 
 BUNDLE_MANIFEST = "MANIFEST.json"
-#: Triton entries, each format's (exporters.formats): (suffix, platform, the routes that can fill it in
-#: order of preference, file name)
-_TRITON_ENTRIES = tuple((s.entry, s.platform, s.routes, s.filename) for f in FORMATS for s in f.serving)
+#: Triton entries, each format's (exporters.formats)
+_TRITON_ENTRIES = tuple(s for f in FORMATS for s in f.serving)
 
 
 def _copy(source: Path, target: Path) -> None:
@@ -85,9 +85,10 @@ def _entries(folder: Path, manifest: ModelManifest, root: Path) -> list[dict[str
     outputs = [t.model_dump() for t in manifest.outputs]
     dims = {d: r.model_dump() for d, r in manifest.dims.items()}
     entries = []
-    for suffix, platform, candidates, filename in _TRITON_ENTRIES:
+    for serving in _TRITON_ENTRIES:
+        suffix, platform = serving.entry, serving.platform
         # the recommended artifact (graphmint bench) fills its entry where it can
-        routes = sorted(candidates, key=lambda r: r != recommended)
+        routes = sorted(serving.routes, key=lambda r: r != recommended)
         route = next((passed[r] for r in routes if r in passed), None)
         if route is None or route.artifact is None:
             continue
@@ -99,19 +100,22 @@ def _entries(folder: Path, manifest: ModelManifest, root: Path) -> list[dict[str
                 f"(or check it with `graphmint validate {folder}`)"
             )
         entry = root / "triton" / f"{name}_{suffix}"
-        _copy(source, entry / "1" / filename)
+        _copy(source, entry / "1" / serving.filename if serving.filename else entry / "1")
         tensor_names = None
         if platform == "pytorch_libtorch":  # Triton's PyTorch backend binds tensors by NAME__INDEX
             tensor_names = [f"{t['name']}__{i}" for i, t in enumerate(inputs)]
             tensor_names += [f"{t['name']}__{i}" for i, t in enumerate(outputs)]
         (entry / "config.pbtxt").write_text(
-            model_config_text(f"{name}_{suffix}", platform, inputs, outputs, dims, tensor_names)
+            model_config_text(
+                f"{name}_{suffix}", platform, inputs, outputs, dims, tensor_names, serving.backend
+            )
         )
         entries.append(
             {
                 "server": "triton",
                 "name": f"{name}_{suffix}",
-                "platform": platform,
+                **({"backend": serving.backend} if serving.backend else {"platform": platform}),
+                **({"precision": serving.precision} if serving.precision else {}),
                 "route": route.route,
                 "path": entry.relative_to(root).as_posix(),
                 "recommended": route.route == recommended,

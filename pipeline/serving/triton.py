@@ -35,8 +35,10 @@ def model_config_text(
     outputs: Sequence[Mapping[str, Any]],
     dims: Mapping[str, Mapping[str, int]],
     tensor_names: Sequence[str] | None = None,
+    backend: str | None = None,
 ) -> str:
-    """config.pbtxt for one model: names, Triton types, dims (-1 for dynamic), max_batch_size.
+    """config.pbtxt for one model: names, Triton types, dims (-1 for dynamic), max_batch_size; run by
+    `platform`, or by `backend` where one is named.
 
     A dynamic dim leading every tensor becomes Triton's batch dim: max_batch_size is its maximum and it
     is left out of the dims. `tensor_names` renames inputs then outputs (PyTorch's `NAME__INDEX`).
@@ -44,7 +46,11 @@ def model_config_text(
     from google.protobuf import text_format
     from tritonclient.grpc import model_config_pb2 as pb
 
-    config = pb.ModelConfig(name=name, platform=platform)
+    config = (
+        pb.ModelConfig(name=name, backend=backend)
+        if backend
+        else pb.ModelConfig(name=name, platform=platform)
+    )
     batch = batch_dim([*inputs, *outputs])
     config.max_batch_size = dims[batch]["max"] if batch else 0
     names = list(tensor_names) if tensor_names else [t["name"] for t in [*inputs, *outputs]]
