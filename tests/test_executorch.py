@@ -189,9 +189,10 @@ def test_an_event_is_judged_against_its_ahead_of_time_ops_at_the_float32_toleran
 @pytest.mark.long  # five ExecuTorch children: the route, the per-layer probe, the trace's export and run
 def test_the_inspector_finds_the_delegate_that_drops_gelu_s_tanh_approximation(tmp_path: Path) -> None:
     """An MLP with GELU(approximate="tanh"): the exported program holds the tanh GELU, but XNNPACK's
-    delegate computes the exact one (executorch 1.5.1; pytorch/executorch#22851). The grid fails, the per-layer comparison names the GELU, and
-    ExecuTorch's Inspector shows that the runtime parts from its own program there: the delegate call
-    holding the gelu computes other numbers than its ops ahead of time."""
+    delegate computes the exact one (executorch 1.5.1; pytorch/executorch#22851). The grid fails, the
+    per-layer comparison names the GELU, and ExecuTorch's Inspector shows that the runtime parts from
+    its own program there: the delegate call holding the gelu computes other numbers than its ops
+    ahead of time."""
     from graphmint.pipeline.cli import main
 
     args = ["tests.real_model_defs:tanh_gelu_mlp", "--input", "x:float32[batch,16]", "--dim", "batch=1..4"]
