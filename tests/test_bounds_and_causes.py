@@ -159,11 +159,13 @@ def test_a_tflite_file_that_needs_select_tf_ops_is_judged_by_its_content(
     user_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A masked bidirectional GRU converts only with Select TF ops: the file's Flex ops decide, the
-    same way through `export` (a default route) and through `run` (a named route): unsupported,
-    naming the ops and the upstream cause, never where an interpreter happened to fail."""
+    same way through `export` (reached through the `edge` group, judged as a default route is) and
+    through `run` (a named route): unsupported, naming the ops and the upstream cause, never where an
+    interpreter happened to fail."""
     monkeypatch.chdir(user_dir)
     model = ["--input", "tokens:int32[batch,seq]", "--dim", "batch=1..2", "--dim", "seq=2..6@4"]
-    code = main(["export", "kmodels:masked_gru", *model, "--range", "tokens=0..49", "--out", "out"])
+    model += ["--range", "tokens=0..49", "--routes", "edge"]  # for a Keras model: tflite
+    code = main(["export", "kmodels:masked_gru", *model, "--out", "out"])
     capsys.readouterr()
     assert code == 0
     [exported] = json.loads((user_dir / "out" / "report.json").read_text())["models"]

@@ -138,6 +138,7 @@ def test_the_seed_snippets_run_as_written_then_export_and_train_check(tmp_path: 
     assert (reports / "plots" / "keras_model.train.png").stat().st_size > 0
 
 
+@pytest.mark.long  # the seed snippets' test runs train-check end to end in `make test`
 def test_a_zoo_model_trains_alike_eagerly_and_compiled(tmp_path: Path) -> None:
     """SimpleNet's recipe from graphmint.toml: the seed's Adam, lr 0.01, cross-entropy over 2 classes."""
     reports = tmp_path / "reports"
