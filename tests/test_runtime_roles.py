@@ -89,3 +89,23 @@ def test_a_cross_check_that_disagrees_names_the_node_and_module_it_parts_at(tmp_
     assert warning.startswith("onnx-reference (cross-check) failed where onnxruntime passed")
     assert "first diverges at node" in warning and "(AveragePool; module head.pool, AvgPool2d)" in warning
     assert "the last that agreed: node" in warning and "(Relu" in warning
+
+
+def test_a_cross_check_failed_over_the_grid_alone_keeps_its_reason() -> None:
+    """A reduced route's budget is judged over the whole grid: a cross-check can miss it with every
+    point holding (OpenVINO on KerasTransformer's int8 ONNX file). There is no point to localize at,
+    so its reason stays as it is; this once ended the whole run with a StopIteration."""
+    from graphmint.exporters.base import Artifact
+    from graphmint.validators.check import Case, localize_cross_checks
+    from graphmint.validators.results import ArtifactCheck, PointCheck, Stage, Status
+
+    point = PointCheck(label="example", sizes={"batch": 1}, status=Status.PASSED)
+    reason = "output 'output' over the grid: max abs error 0.252 x max|eager| is over 0.15 (budget)"
+    deploy = ArtifactCheck(runner="onnxruntime", runtime="ort", status=Status.PASSED, stage=Stage.NONE)
+    cross = ArtifactCheck(runner="openvino-onnx", runtime="ov", status=Status.FAILED, stage=Stage.COMPARE)
+    checks = [deploy.model_copy(update={"points": [point]}), cross.model_copy(update={"points": [point]})]
+    checks[1].reason = reason
+    artifact = Artifact("onnx-int8-static", "", "onnxruntime", None, ("x",), ("output",))
+    case = Case("example", {"batch": 1}, None, {"x": np.zeros((1, 4), np.float32)}, {})
+    localize_cross_checks(artifact, checks, [case], timeout_s=10)
+    assert checks[1].reason == reason and checks[1].status == Status.FAILED

@@ -33,6 +33,7 @@ __all__ = [
     "cross_check_warnings",
     "diagnosis_of",
     "excused_cross_checks",
+    "localize_cross_checks",
     "run_once",
 ]
 
@@ -257,16 +258,29 @@ def check_runtimes(
         check_artifact(replace(artifact, runner=name), cases, tolerance_for, timeout_s)
         for name in runtimes_for(artifact.runner)
     ]
-    if checks and checks[0].status == Status.PASSED:
-        for check in checks[1:]:
-            if check.runner not in CROSS_CHECK_RUNTIMES or check.status != Status.FAILED:
-                continue
-            index = next(i for i, p in enumerate(check.points) if p.status != Status.PASSED)
-            where = first_divergence(
-                replace(artifact, runner=check.runner), check.runner, cases[index].feeds, timeout_s
-            )
-            if where:
-                check.reason += (
-                    f"; at {cases[index].label} it {where}" if where.startswith("first") else f"; {where}"
-                )
+    localize_cross_checks(artifact, checks, cases, timeout_s)
     return checks
+
+
+def localize_cross_checks(
+    artifact: Artifact, checks: Sequence[ArtifactCheck], cases: Sequence[Case], timeout_s: float | None
+) -> None:
+    """Where the deployment runtime (checks[0]) passed and a cross-check failed at a grid point, add to
+    the cross-check's reason the node where the two part ways at its first failing point. A cross-check
+    that failed over the whole grid alone (a reduced route's budget), every point holding, has no
+    point to look at and keeps its reason."""
+    if not checks or checks[0].status != Status.PASSED:
+        return
+    for check in checks[1:]:
+        if check.runner not in CROSS_CHECK_RUNTIMES or check.status != Status.FAILED:
+            continue
+        index = next((i for i, p in enumerate(check.points) if p.status != Status.PASSED), None)
+        if index is None:
+            continue
+        where = first_divergence(
+            replace(artifact, runner=check.runner), check.runner, cases[index].feeds, timeout_s
+        )
+        if where:
+            check.reason += (
+                f"; at {cases[index].label} it {where}" if where.startswith("first") else f"; {where}"
+            )

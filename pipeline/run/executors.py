@@ -23,9 +23,11 @@ from __future__ import annotations
 import io
 import logging
 import os
+import shutil
 import sys
 import tarfile
 import tempfile
+import traceback
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack
@@ -33,7 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from graphmint.exporters import get_route
+from graphmint.exporters.base import first_line
 from graphmint.exporters.formats import FORMATS
+from graphmint.pipeline import interrupts
 from graphmint.pipeline.errors import UsageError
 from graphmint.pipeline.publish.staging import Staging
 from graphmint.pipeline.run.cache import lookup
@@ -56,7 +60,19 @@ def available_cores() -> int:
 
 def _run_cell(cell: Cell, root: Path, options: RunOptions, progress: Progress) -> RouteResult:
     progress.route_started(cell.spec.name, cell.route)
-    result = cell.run(root, options)
+    try:
+        result = cell.run(root, options)
+    except Exception as exc:  # graphmint's own fault: this route is an error, the model and the run go on
+        if interrupts.signalled():
+            raise
+        shutil.rmtree(root / cell.route, ignore_errors=True)  # nothing half-written is published
+        result = RouteResult(
+            route=cell.route,
+            status=Status.ERROR,
+            reason=f"graphmint raised {type(exc).__name__} while checking this route: {first_line(exc)} "
+            "(a bug in graphmint, not in the model: the traceback is in the route's log)",
+            log=traceback.format_exc(),
+        )
     progress.route_finished(cell.spec.name, result)
     return result
 
