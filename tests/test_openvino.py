@@ -203,4 +203,3 @@ def test_the_serving_bundle_holds_each_ir_for_triton_s_openvino_backend(ov_run: 
             for output, expected in golden.outputs.items():
                 got = answer[compiled.output(output)]
                 np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5, err_msg=f"{name} {output}")
-
