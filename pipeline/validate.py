@@ -15,11 +15,11 @@ from pathlib import Path
 from graphmint.exporters.base import Artifact, first_line
 from graphmint.pipeline.errors import UsageError
 from graphmint.pipeline.publish.manifest import FileRecord, ModelManifest, inside, read_model_manifest
-from graphmint.pipeline.publish.staging import file_sha256
 from graphmint.pipeline.publish.trust import folder_trust
 from graphmint.validators import RUNNERS
 from graphmint.validators.budget import Budget
 from graphmint.validators.check import Case
+from graphmint.validators.details import file_sha256
 from graphmint.validators.golden import read_golden_sets
 from graphmint.validators.replay import NoGoldenData, golden_cases, replay, replay_onnx_folder
 from graphmint.validators.results import RouteResult, Status

@@ -3,6 +3,8 @@ format's exporter says about its artifact (`RouteDetails`, held beside the route
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import ConfigDict, Field
@@ -23,6 +25,7 @@ __all__ = [
     "RouteDetails",
     "RuntimeFacts",
     "RuntimeTrace",
+    "file_sha256",
 ]
 
 
@@ -297,3 +300,12 @@ class FileEntry(Record):
     #: why two builds of the same inputs cannot give this file's bytes again (None: they do)
     unreproducible: str | None = None
     omitted_when_none: ClassVar[tuple[str, ...]] = ("unreproducible",)
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes (a FileEntry's), read a MiB at a time."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

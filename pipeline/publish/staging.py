@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import hashlib
 import json
 import os
 import secrets
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from graphmint.exporters.upstream import unreproducible
 from graphmint.pipeline.errors import UsageError
+from graphmint.validators.details import file_sha256
 from graphmint.validators.results import FileEntry
 
 if TYPE_CHECKING:
@@ -38,7 +38,6 @@ __all__ = [
     "Staging",
     "check_target",
     "differing_files",
-    "file_sha256",
     "hash_files",
     "sweep_stale",
     "write_text_atomic",
@@ -212,15 +211,6 @@ def hash_files(root: Path, sub: Path) -> list[FileEntry]:
             )
         )
     return entries
-
-
-def file_sha256(path: Path) -> str:
-    """The sha256 of a file's bytes, read a MiB at a time."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class Staging:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from graphmint.pipeline.errors import ModelLoadError
-from graphmint.pipeline.publish.staging import file_sha256
+from graphmint.validators.details import file_sha256
 
 __all__ = [
     "SOURCES",
