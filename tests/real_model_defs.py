@@ -132,13 +132,18 @@ class DeepDivergent(nn.Module):
         return self.head(self.blocks(torch.relu(self.stem(x))))
 
 
-def deep_divergent() -> nn.Module:
+def _scaled(build: type[nn.Module]) -> nn.Module:
+    """`build()` from seed 0, its weights tripled: large enough that a GELU sees |x| of a few units."""
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        model = DeepDivergent()
-        for p in model.parameters():  # weights large enough that the GELUs see |x| of a few units
+        model = build()
+        for p in model.parameters():
             p.data.mul_(3.0)
     return model
+
+
+def deep_divergent() -> nn.Module:
+    return _scaled(DeepDivergent)
 
 
 class ConvReLU(nn.Module):
@@ -187,9 +192,4 @@ class TanhGeluMlp(nn.Module):
 
 
 def tanh_gelu_mlp() -> nn.Module:
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = TanhGeluMlp()
-        for p in model.parameters():  # weights large enough that the GELU sees |x| of a few units
-            p.data.mul_(3.0)
-    return model
+    return _scaled(TanhGeluMlp)
